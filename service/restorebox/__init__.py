@@ -1,0 +1,3 @@
+"""restorebox: disposable PostgreSQL sandboxes restored from real pg_dump backups."""
+
+__version__ = "0.1.0"

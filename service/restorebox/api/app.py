@@ -1,0 +1,96 @@
+"""The application factory: wires settings, state, engine, catalog and routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from .. import __version__
+from ..backups import Catalog
+from ..instance import instance_id
+from ..reaper import Reaper
+from ..runtime import Runtime
+from ..sandboxes import SandboxManager
+from ..settings import Settings
+from ..store import Store
+from ..tokens import load_or_create
+from . import errors
+from .deps import Services
+from .routes import backups, health, sandboxes
+
+log = logging.getLogger("restorebox.api")
+
+
+def create_app(
+    settings: Settings | None = None, runtime: Runtime | None = None, *, background: bool = True
+) -> FastAPI:
+    """Build the app. ``background=False`` skips the reaper and start-up reconciliation
+    (unit tests drive those by hand)."""
+    settings = settings or Settings()
+    if runtime is None:
+        from ..runtime.docker import DockerRuntime
+
+        runtime = DockerRuntime()
+    store = Store(settings.database_file)
+    catalog = Catalog(settings.backups_dir, max_bytes=settings.max_backup_bytes)
+    manager = SandboxManager(settings, store, runtime, catalog, instance_id(settings))
+    services = Services(settings, manager, catalog, load_or_create(settings))
+    reaper = Reaper(manager, settings.reap_interval_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if background:
+            try:
+                manager.reconcile(at_start=True)
+            except Exception:
+                log.exception("start-up reconciliation failed; the reaper will retry")
+            reaper.start()
+        log.info(
+            "restorebox started",
+            extra={
+                "host": settings.host,
+                "port": settings.port,
+                "backups_dir": str(settings.backups_dir),
+                "state_dir": str(settings.state_dir),
+            },
+        )
+        try:
+            yield
+        finally:
+            if background:
+                reaper.stop()
+            manager.shutdown()
+            store.close()
+
+    app = FastAPI(
+        title="restorebox",
+        version=__version__,
+        lifespan=lifespan,
+        description="Disposable PostgreSQL sandboxes restored from pg_dump backups.",
+    )
+    app.state.services = services
+    errors.install(app)
+
+    @app.middleware("http")
+    async def limit_body(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        length = request.headers.get("content-length")
+        if length and (not length.isdigit() or int(length) > settings.max_request_bytes):
+            return JSONResponse(
+                errors.error_body(
+                    "request_too_large",
+                    f"request bodies are limited to {settings.max_request_bytes} bytes",
+                ),
+                413,
+            )
+        return await call_next(request)
+
+    app.include_router(health.router)
+    app.include_router(backups.router)
+    app.include_router(sandboxes.router)
+    return app

@@ -1,0 +1,146 @@
+"""Public request and response shapes. Internal fields (passwords aside from the URL,
+engine ids) never leak because every route declares its response model."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..backups.model import Backup
+from ..models import (
+    Assertion,
+    ErrorInfo,
+    ProbeResult,
+    Progress,
+    RestoreReport,
+    Sandbox,
+    Status,
+)
+
+PROBE_NAMES_NONE = "none"
+
+
+class CreateSandbox(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_seconds: int | None = Field(None, ge=10, le=10 * 365 * 24 * 3600)
+    wait: bool = False
+    postgres: str | int | None = Field(None, description='PostgreSQL major, e.g. "15" or "17"')
+    backup: str | list[str] | None = Field(
+        None, description="a backup name, or names restored in order into one database"
+    )
+    database: str | None = Field(None, min_length=1, max_length=63)
+    on_error: Literal["stop", "continue"] = "stop"
+    probes: list[str] | Literal["none"] | None = None
+    assertions: list[Assertion] = Field(default_factory=list, max_length=50)
+    keep_on_failure: bool = False
+
+    @field_validator("postgres")
+    @classmethod
+    def _major(cls, value: str | int | None) -> str | int | None:
+        if isinstance(value, str) and not value.isdigit():
+            raise ValueError('must be a PostgreSQL major version such as "15" or "17"')
+        if isinstance(value, bool):
+            raise ValueError("must be a PostgreSQL major version")
+        return value
+
+    def backups(self) -> list[str]:
+        if self.backup is None:
+            return []
+        return [self.backup] if isinstance(self.backup, str) else list(self.backup)
+
+
+class UpdateSandbox(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_seconds: int | None = Field(
+        None, ge=10, le=10 * 365 * 24 * 3600, description="new lifetime, counted from now"
+    )
+    protected: bool | None = None
+
+
+class SandboxOut(BaseModel):
+    id: str
+    status: Status
+    connection_url: str | None
+    postgres_version: str
+    database: str
+    backups: list[str]
+    created_at: datetime
+    expires_at: datetime
+    ready_at: datetime | None
+    protected: bool
+    error: ErrorInfo | None
+    progress: Progress | None
+    restore: RestoreReport | None
+    verdict: Literal["pass", "warn", "fail"] | None
+    probes: list[ProbeResult] | None
+
+    @classmethod
+    def of(cls, sandbox: Sandbox) -> SandboxOut:
+        return cls(
+            id=sandbox.id,
+            status=sandbox.status,
+            connection_url=sandbox.connection_url,
+            postgres_version=str(sandbox.postgres_version),
+            database=sandbox.database,
+            backups=sandbox.backups,
+            created_at=sandbox.created_at,
+            expires_at=sandbox.expires_at,
+            ready_at=sandbox.ready_at,
+            protected=sandbox.protected,
+            error=sandbox.error,
+            progress=sandbox.progress,
+            restore=sandbox.restore,
+            verdict=sandbox.verdict,
+            probes=sandbox.probes,
+        )
+
+
+class SandboxList(BaseModel):
+    sandboxes: list[SandboxOut]
+
+
+class ReportOut(BaseModel):
+    id: str
+    status: Status
+    verdict: Literal["pass", "warn", "fail"] | None
+    backups: list[str]
+    restore: RestoreReport | None
+    probes: list[ProbeResult] | None
+    error: ErrorInfo | None
+
+
+class BackupOut(BaseModel):
+    name: str
+    format: str
+    compression: str
+    content: str
+    size_bytes: int
+    sha256: str
+    source_server_version: str | None
+    pg_dump_version: str | None
+    roles: list[str]
+    warnings: list[str]
+
+    @classmethod
+    def of(cls, backup: Backup) -> BackupOut:
+        return cls.model_validate(backup.model_dump())
+
+
+class UnreadableBackup(BaseModel):
+    name: str
+    error: ErrorInfo
+
+
+class BackupList(BaseModel):
+    backups: list[BackupOut]
+    unreadable: list[UnreadableBackup]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    engine: Literal["ok", "unavailable"]
+    version: str

@@ -1,0 +1,147 @@
+"""Read the header and table of contents of a pg_dump archive (custom, tar, directory).
+
+The layout follows pg_backup_archiver.c (ReadHead / ReadToc): integers are a sign
+byte plus ``intSize`` little-endian bytes; strings are an integer length (-1 for
+NULL) and the bytes."""
+
+from __future__ import annotations
+
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from ..errors import UnsupportedBackup
+
+FORMATS = {1: "custom", 3: "tar", 5: "directory"}
+COMPRESSION_ALGORITHMS = {0: "none", 1: "gzip", 2: "lz4", 3: "zstd"}
+
+
+@dataclass
+class TocEntry:
+    dump_id: int
+    had_dumper: bool
+    tag: str
+    desc: str
+    namespace: str | None
+    owner: str | None
+    defn: str | None
+
+
+@dataclass
+class ArchiveToc:
+    version: tuple[int, int, int]
+    format: str
+    compression: str
+    dbname: str | None
+    server_version: str | None
+    pg_dump_version: str | None
+    entries: list[TocEntry] = field(default_factory=list)
+
+
+class _Reader:
+    def __init__(self, stream: IO[bytes], name: str) -> None:
+        self.stream = stream
+        self.name = name
+        self.int_size = 4
+        self.off_size = 8
+
+    def bytes(self, n: int) -> bytes:
+        data = self.stream.read(n)
+        if len(data) != n:
+            raise UnsupportedBackup(f"{self.name}: the archive's table of contents is truncated")
+        return data
+
+    def byte(self) -> int:
+        return self.bytes(1)[0]
+
+    def int(self) -> int:
+        sign = self.byte()
+        value = int.from_bytes(self.bytes(self.int_size), "little")
+        return -value if sign else value
+
+    def str(self) -> str | None:
+        length = self.int()
+        if length < 0:
+            return None
+        if length > 256 * 1024 * 1024:
+            raise UnsupportedBackup(f"{self.name}: implausible string length in the archive")
+        return self.bytes(length).decode("utf-8", "replace")
+
+    def offset(self) -> None:
+        self.bytes(1 + self.off_size)
+
+
+def read_toc(stream: IO[bytes], name: str) -> ArchiveToc:
+    r = _Reader(stream, name)
+    if r.bytes(5) != b"PGDMP":
+        raise UnsupportedBackup(f"{name}: not a pg_dump archive (no PGDMP header)")
+    vmaj, vmin = r.byte(), r.byte()
+    vrev = r.byte() if (vmaj > 1 or vmin > 2) else 0
+    version = (vmaj, vmin, vrev)
+    if version < (1, 10, 0):
+        raise UnsupportedBackup(f"{name}: archive version {vmaj}.{vmin} is too old (before 9.0)")
+    if version > (1, 16, 0):
+        raise UnsupportedBackup(
+            f"{name}: archive version {vmaj}.{vmin}.{vrev} is newer than restorebox understands"
+        )
+    r.int_size, r.off_size = r.byte(), r.byte()
+    if r.int_size not in (4, 8) or r.off_size not in (4, 8):
+        raise UnsupportedBackup(f"{name}: corrupt archive header")
+    fmt = FORMATS.get(r.byte(), "unknown")
+    if version >= (1, 15, 0):
+        compression = COMPRESSION_ALGORITHMS.get(r.byte(), "unknown")
+    else:
+        compression = "gzip" if r.int() != 0 else "none"
+    for _ in range(7):  # creation time: sec, min, hour, mday, mon, year, isdst
+        r.int()
+    dbname = r.str()
+    server_version, dump_version = r.str(), r.str()
+    toc = ArchiveToc(version, fmt, compression, dbname, server_version, dump_version)
+    count = r.int()
+    if count < 0 or count > 10_000_000:
+        raise UnsupportedBackup(f"{name}: corrupt table of contents ({count} entries)")
+    for _ in range(count):
+        dump_id = r.int()
+        had_dumper = bool(r.int())
+        r.str()  # table oid
+        r.str()  # oid
+        tag, desc = r.str() or "", r.str() or ""
+        r.int()  # section
+        defn = r.str()
+        r.str()  # drop statement
+        r.str()  # copy statement
+        namespace = r.str()
+        r.str()  # tablespace
+        if version >= (1, 14, 0):
+            r.str()  # table access method
+        if version >= (1, 16, 0):
+            r.int()  # relkind
+        owner = r.str()
+        r.str()  # "false": WITH OIDS
+        while r.str() is not None:  # dependencies
+            pass
+        if fmt == "custom":
+            r.offset()  # data state flag + data position
+        else:
+            r.str()  # file name
+        toc.entries.append(TocEntry(dump_id, had_dumper, tag, desc, namespace, owner, defn))
+    return toc
+
+
+def read_archive_toc(path: Path, fmt: str) -> ArchiveToc:
+    """The TOC of a custom file, a tar file, or a directory backup."""
+    if fmt == "directory":
+        with (path / "toc.dat").open("rb") as handle:
+            return read_toc(handle, path.name)
+    if fmt == "tar":
+        try:
+            with tarfile.open(path, mode="r:") as tar:
+                member = tar.extractfile("toc.dat")
+                if member is None:
+                    raise UnsupportedBackup(f"{path.name}: tar file without toc.dat")
+                return read_toc(member, path.name)
+        except (tarfile.TarError, KeyError) as exc:
+            raise UnsupportedBackup(f"{path.name}: not a pg_dump tar archive: {exc}") from exc
+    with path.open("rb") as handle:
+        return read_toc(handle, path.name)

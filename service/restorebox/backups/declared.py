@@ -1,0 +1,173 @@
+"""What a dump declares: objects, roles it names, and tables it carries data for.
+
+pg_dump writes one statement head per line in a predictable shape, so a line scan
+finds them in plain files; archives name them in their TOC."""
+
+from __future__ import annotations
+
+import re
+
+from .archive import ArchiveToc
+from .model import DeclaredObject
+
+IDENT = r'(?:"(?:[^"]|"")+"|[^\s.(,;"]+)'
+QNAME = rf"{IDENT}(?:\.{IDENT})?"
+
+_OBJECT_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("TABLE", re.compile(rf"^CREATE (?:UNLOGGED |FOREIGN )?TABLE (?:IF NOT EXISTS )?({QNAME})")),
+    ("MATERIALIZED VIEW", re.compile(rf"^CREATE MATERIALIZED VIEW ({QNAME})")),
+    ("VIEW", re.compile(rf"^CREATE (?:OR REPLACE )?(?:RECURSIVE )?VIEW ({QNAME})")),
+    ("FUNCTION", re.compile(rf"^CREATE (?:OR REPLACE )?FUNCTION ({QNAME})\(")),
+    ("PROCEDURE", re.compile(rf"^CREATE (?:OR REPLACE )?PROCEDURE ({QNAME})\(")),
+    ("INDEX", re.compile(rf"^CREATE (?:UNIQUE )?INDEX ({IDENT}) ON (?:ONLY )?({QNAME})")),
+    ("TRIGGER", re.compile(rf"^CREATE (?:OR REPLACE )?(?:CONSTRAINT )?TRIGGER ({IDENT}) ")),
+    ("POLICY", re.compile(rf"^CREATE POLICY ({IDENT}) ON ({QNAME})")),
+    ("EXTENSION", re.compile(rf"^CREATE EXTENSION (?:IF NOT EXISTS )?({IDENT})")),
+    ("SEQUENCE", re.compile(rf"^CREATE SEQUENCE (?:IF NOT EXISTS )?({QNAME})")),
+    ("SCHEMA", re.compile(rf"^CREATE SCHEMA (?:IF NOT EXISTS )?({IDENT})")),
+]
+_ADD_CONSTRAINT = re.compile(
+    rf"^\s*ADD CONSTRAINT ({IDENT}) (FOREIGN KEY|PRIMARY KEY|UNIQUE|CHECK|EXCLUDE)"
+)
+_ALTER_TABLE = re.compile(rf"^ALTER (?:FOREIGN )?TABLE (?:ONLY )?({QNAME})")
+_ROW_SECURITY = re.compile(rf"^ALTER TABLE (?:ONLY )?({QNAME}) ENABLE ROW LEVEL SECURITY")
+_TRIGGER_ON = re.compile(rf"\bON ({QNAME})")
+
+_OWNER = re.compile(rf"\bOWNER TO ({IDENT});")
+_GRANT_TO = re.compile(rf"^GRANT .+? TO ((?:{IDENT})(?:\s*,\s*{IDENT})*)")
+_REVOKE_FROM = re.compile(rf"^REVOKE .+? FROM ((?:{IDENT})(?:\s*,\s*{IDENT})*)")
+_POLICY_TO = re.compile(rf"^CREATE POLICY .+? TO ((?:{IDENT})(?:\s*,\s*{IDENT})*)")
+_SESSION_AUTH = re.compile(r"^SET SESSION AUTHORIZATION '((?:[^']|'')+)'")
+_SET_ROLE = re.compile(rf"^SET ROLE ({IDENT})")
+_DEFAULT_PRIVS = re.compile(rf"^ALTER DEFAULT PRIVILEGES FOR ROLE ({IDENT})")
+_NOT_ROLES = {"public", "current_user", "session_user", "current_role", "pg_database_owner"}
+
+
+def unquote(ident: str) -> str:
+    if ident.startswith('"') and ident.endswith('"'):
+        return ident[1:-1].replace('""', '"')
+    return ident.lower()
+
+
+def split_qname(qname: str, default_schema: str = "public") -> tuple[str, str]:
+    parts = re.findall(IDENT, qname)
+    if len(parts) >= 2:
+        return unquote(parts[0]), unquote(parts[1])
+    return default_schema, unquote(parts[0])
+
+
+def roles_in(line: str) -> list[str]:
+    """Role names a statement line refers to (owners, grantees, policy roles)."""
+    found: list[str] = []
+    for pattern in (_OWNER, _GRANT_TO, _REVOKE_FROM, _POLICY_TO, _SET_ROLE, _DEFAULT_PRIVS):
+        match = pattern.search(line)
+        if match:
+            found.extend(re.findall(IDENT, match.group(1)))
+    match = _SESSION_AUTH.search(line)
+    if match:
+        found.append('"' + match.group(1).replace("''", "'").replace('"', '""') + '"')
+    names = [unquote(r) for r in found]
+    return [n for n in names if n.lower() not in _NOT_ROLES and not n.startswith("pg_")]
+
+
+class PlainDeclarations:
+    """Accumulates objects, roles and constraint heads while lines stream by."""
+
+    def __init__(self) -> None:
+        self.objects: list[DeclaredObject] = []
+        self.roles: set[str] = set()
+        self._current_table: str | None = None
+
+    def feed(self, line: str) -> None:
+        if not line or line[0] in "-\n":
+            return
+        if line[0] == " " and self._current_table:
+            match = _ADD_CONSTRAINT.match(line)
+            if match:
+                schema, table = split_qname(self._current_table)
+                kind = "FK CONSTRAINT" if match.group(2) == "FOREIGN KEY" else "CONSTRAINT"
+                self.objects.append(
+                    DeclaredObject(
+                        kind=kind, namespace=schema, name=unquote(match.group(1)), table=table
+                    )
+                )
+            return
+        self._current_table = None
+        self.roles.update(roles_in(line))
+        if line.startswith("ALTER "):
+            match = _ROW_SECURITY.match(line)
+            if match:
+                schema, table = split_qname(match.group(1))
+                self.objects.append(
+                    DeclaredObject(kind="ROW SECURITY", namespace=schema, name=table, table=table)
+                )
+                return
+            match = _ALTER_TABLE.match(line)
+            if match:
+                self._current_table = match.group(1)
+            return
+        if not line.startswith("CREATE "):
+            return
+        for kind, pattern in _OBJECT_PATTERNS:
+            match = pattern.match(line)
+            if not match:
+                continue
+            if kind in ("INDEX", "POLICY"):
+                schema, table = split_qname(match.group(2))
+                name = unquote(match.group(1))
+                self.objects.append(
+                    DeclaredObject(kind=kind, namespace=schema, name=name, table=table)
+                )
+            elif kind == "TRIGGER":
+                on = _TRIGGER_ON.search(line)
+                schema, table = split_qname(on.group(1)) if on else ("public", "")
+                name = unquote(match.group(1))
+                self.objects.append(
+                    DeclaredObject(kind=kind, namespace=schema, name=name, table=table or None)
+                )
+            elif kind in ("EXTENSION", "SCHEMA"):
+                name = unquote(match.group(1))
+                self.objects.append(DeclaredObject(kind=kind, namespace=name, name=name))
+            else:
+                schema, name = split_qname(match.group(1))
+                self.objects.append(DeclaredObject(kind=kind, namespace=schema, name=name))
+            return
+
+
+def archive_declarations(toc: ArchiveToc) -> tuple[list[DeclaredObject], set[str], list[str]]:
+    """Objects, roles and data tables of an archive, from its TOC."""
+    objects: list[DeclaredObject] = []
+    roles: set[str] = set()
+    data_tables: list[str] = []
+    for entry in toc.entries:
+        if entry.owner and entry.owner.lower() not in _NOT_ROLES:
+            roles.add(entry.owner)
+        for line in (entry.defn or "").splitlines():
+            roles.update(roles_in(line))
+        schema = entry.namespace or "public"
+        if entry.desc == "TABLE DATA":
+            data_tables.append(f"{schema}.{entry.tag}")
+            continue
+        if entry.desc in ("INDEX", "TRIGGER", "POLICY", "CONSTRAINT", "FK CONSTRAINT"):
+            table, _, name = entry.tag.partition(" ")
+            if entry.desc == "INDEX":
+                match = re.search(rf" ON (?:ONLY )?({QNAME})", entry.defn or "")
+                table = split_qname(match.group(1))[1] if match else ""
+                name = entry.tag
+            objects.append(
+                DeclaredObject(kind=entry.desc, namespace=schema, name=name or table, table=table)
+            )
+        elif entry.desc == "ROW SECURITY":
+            objects.append(
+                DeclaredObject(kind=entry.desc, namespace=schema, name=entry.tag, table=entry.tag)
+            )
+        elif entry.desc in ("FUNCTION", "PROCEDURE"):
+            objects.append(
+                DeclaredObject(kind=entry.desc, namespace=schema, name=entry.tag.split("(")[0])
+            )
+        elif entry.desc in ("EXTENSION", "SCHEMA"):
+            objects.append(DeclaredObject(kind=entry.desc, namespace=entry.tag, name=entry.tag))
+        elif entry.desc in ("TABLE", "VIEW", "MATERIALIZED VIEW", "SEQUENCE", "FOREIGN TABLE"):
+            kind = "TABLE" if entry.desc == "FOREIGN TABLE" else entry.desc
+            objects.append(DeclaredObject(kind=kind, namespace=schema, name=entry.tag))
+    return objects, roles, data_tables

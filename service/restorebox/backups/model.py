@@ -1,0 +1,55 @@
+"""What restorebox knows about one backup after reading it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Format = Literal["plain", "custom", "directory", "tar"]
+Compression = Literal["none", "gzip", "zstd", "lz4"]
+Content = Literal["schema", "data", "complete", "unknown"]
+
+
+class DeclaredObject(BaseModel):
+    """An object the backup creates, named the way pg_dump's TOC names kinds."""
+
+    kind: str  # TABLE, VIEW, MATERIALIZED VIEW, FUNCTION, INDEX, TRIGGER, POLICY, ...
+    namespace: str
+    name: str
+    table: str | None = None
+
+
+class Backup(BaseModel):
+    name: str
+    format: Format
+    compression: Compression
+    content: Content
+    size_bytes: int
+    sha256: str
+    source_server_version: str | None = None
+    pg_dump_version: str | None = None
+    cluster_dump: bool = False
+    warnings: list[str] = Field(default_factory=list)
+    roles: list[str] = Field(default_factory=list)
+    objects: list[DeclaredObject] = Field(default_factory=list, exclude=True)
+    data_tables: list[str] = Field(default_factory=list, exclude=True)
+    path: Path = Field(exclude=True)
+
+    @property
+    def required_major(self) -> int | None:
+        """The oldest PostgreSQL major that can load this backup with tools new enough."""
+        majors = [
+            m for m in (major_of(self.source_server_version), major_of(self.pg_dump_version)) if m
+        ]
+        return max(majors) if majors else None
+
+
+def major_of(version: str | None) -> int | None:
+    """'15.4' -> 15, '15beta2' -> 15, '9.6.24' -> 9 (anything below 10 needs no more than 10)."""
+    if not version:
+        return None
+    match = re.match(r"\s*(\d+)", version)
+    return int(match.group(1)) if match else None

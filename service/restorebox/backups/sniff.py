@@ -1,0 +1,113 @@
+"""Recognise a backup's format and compression from its bytes, never from its name."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import IO, cast
+
+import lz4.frame
+import zstandard
+
+from ..errors import UnsupportedBackup
+from .model import Compression, Format
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+LZ4_MAGIC = b"\x04\x22\x4d\x18"
+ARCHIVE_MAGIC = b"PGDMP"
+SQL_STARTS = (
+    b"--",
+    b"SET ",
+    b"SELECT ",
+    b"CREATE ",
+    b"BEGIN",
+    b"\\",
+    b"DROP ",
+    b"INSERT ",
+    b"COPY ",
+    b"ALTER ",
+    b"COMMENT ",
+    b"/*",
+    b"START ",
+)
+
+
+def compression_of(head: bytes) -> Compression:
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    if head.startswith(LZ4_MAGIC):
+        return "lz4"
+    return "none"
+
+
+def open_decompressed(path: Path, compression: Compression) -> IO[bytes]:
+    raw = path.open("rb")
+    if compression == "gzip":
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw))
+    if compression == "zstd":
+        return cast(IO[bytes], zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
+    if compression == "lz4":
+        return cast(IO[bytes], lz4.frame.LZ4FrameFile(raw))
+    return raw
+
+
+def looks_like_sql(head: bytes) -> bool:
+    """Text that a plain pg_dump (or a hand-written SQL script) could begin with."""
+    if b"\0" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the end of the sample is fine.
+        if exc.start < len(head) - 4:
+            return False
+        text = head[: exc.start].decode("utf-8")
+    stripped = text.lstrip("\ufeff \t\r\n").encode()
+    return stripped.startswith(SQL_STARTS)
+
+
+def sniff(path: Path) -> tuple[Format, Compression]:
+    """The pg_dump format of ``path`` and the compression wrapped around it (plain files)."""
+    if path.is_dir():
+        if (path / "toc.dat").is_file():
+            return "directory", "none"
+        raise UnsupportedBackup(f"{path.name}: a folder without toc.dat is not a pg_dump backup")
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    if not head:
+        raise UnsupportedBackup(f"{path.name}: the file is empty")
+    if head.startswith(ARCHIVE_MAGIC):
+        return "custom", "none"
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return "tar", "none"
+    compression = compression_of(head)
+    if compression != "none":
+        try:
+            with open_decompressed(path, compression) as stream:
+                inner = stream.read(4096)
+        except (OSError, EOFError, zstandard.ZstdError, RuntimeError) as exc:
+            raise UnsupportedBackup(f"{path.name}: corrupt {compression} data: {exc}") from exc
+        if inner.startswith(ARCHIVE_MAGIC):
+            raise UnsupportedBackup(
+                f"{path.name}: a {compression}-compressed custom archive; pg_restore reads only"
+                " uncompressed archive files (use pg_dump -Z instead)"
+            )
+        if looks_like_sql(inner):
+            return "plain", compression
+        raise UnsupportedBackup(f"{path.name}: {compression} data that is not a SQL dump")
+    if looks_like_sql(head):
+        return "plain", "none"
+    raise UnsupportedBackup(
+        f"{path.name}: not a pg_dump backup (neither SQL text nor a PGDMP archive)"
+    )
+
+
+def sample(path: Path, compression: Compression, size: int = 65536) -> bytes:
+    with open_decompressed(path, compression) as stream:
+        return stream.read(size)
+
+
+__all__ = ["open_decompressed", "sample", "sniff"]

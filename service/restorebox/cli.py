@@ -1,0 +1,245 @@
+"""The `restorebox` command: run the service, or talk to it over its API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+import httpx
+
+from .settings import Settings
+from .tokens import read_for_client
+
+
+class ApiError(Exception):
+    pass
+
+
+class Client:
+    def __init__(self, base_url: str, token: str | None, timeout: float = 3600) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiError(f"cannot reach restorebox at {self.http.base_url}: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+                raise ApiError(f"{body.get('code')}: {body.get('message')}")
+            except ValueError:
+                raise ApiError(f"HTTP {response.status_code}: {response.text[:500]}") from None
+        return response.json() if response.content else None
+
+
+def _client(settings: Settings, args: argparse.Namespace) -> Client:
+    url = (
+        args.url or os.environ.get("RESTOREBOX_URL") or (f"http://{settings.host}:{settings.port}")
+    )
+    return Client(url, read_for_client(settings))
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
+    lines = ["  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=False))]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)) for r in rows]
+    return "\n".join(lines)
+
+
+def _show(sandbox: dict[str, Any]) -> str:
+    out = [
+        f"id:        {sandbox['id']}",
+        f"status:    {sandbox['status']}",
+        f"postgres:  {sandbox['postgres_version']}",
+        f"database:  {sandbox['database']}",
+        f"backups:   {', '.join(sandbox['backups']) or '-'}",
+        f"expires:   {sandbox['expires_at']}",
+        f"verdict:   {sandbox.get('verdict') or '-'}",
+    ]
+    if sandbox.get("connection_url"):
+        out.append(f"url:       {sandbox['connection_url']}")
+    if sandbox.get("error"):
+        out.append(f"error:     {sandbox['error']['code']}: {sandbox['error']['message']}")
+    if sandbox.get("progress"):
+        p = sandbox["progress"]
+        out.append(f"progress:  {p['phase']} {p['bytes_done']}/{p['bytes_total']} bytes")
+    restore = sandbox.get("restore")
+    if restore:
+        out.append("")
+        out.append(
+            _table(
+                [
+                    [
+                        s["backup"],
+                        s["format"],
+                        s["content"],
+                        s["tool"],
+                        str(s["bytes"]),
+                        f"{s['duration_seconds']:.2f}s",
+                        "yes" if s["triggers_disabled"] else "no",
+                    ]
+                    for s in restore["steps"]
+                ],
+                ["backup", "format", "content", "tool", "bytes", "time", "triggers off"],
+            )
+        )
+        if restore.get("roles_created"):
+            out.append(f"roles created: {', '.join(restore['roles_created'])}")
+        for e in restore.get("errors", [])[:20]:
+            where = f":{e['line']}" if e.get("line") else ""
+            out.append(f"  error {e['backup']}{where}: {e['message']}")
+    if sandbox.get("probes"):
+        out.append("")
+        out.append(
+            _table(
+                [
+                    [p["name"], p["status"], f"{p['duration_seconds']:.2f}s", p["detail"][:100]]
+                    for p in sandbox["probes"]
+                ],
+                ["probe", "result", "time", "detail"],
+            )
+        )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="restorebox", description=__doc__)
+    parser.add_argument("--url", help="API base URL (default http://HOST:PORT from settings)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the service in the foreground")
+    create = sub.add_parser("create", help="create a sandbox")
+    create.add_argument(
+        "--backup",
+        "-b",
+        action="append",
+        default=[],
+        help="backup name; repeat to restore several in order",
+    )
+    create.add_argument("--postgres", help="PostgreSQL major")
+    create.add_argument("--ttl", type=int, help="lifetime in seconds")
+    create.add_argument("--database")
+    create.add_argument("--on-error", choices=["stop", "continue"], default="stop")
+    create.add_argument("--wait", action="store_true", help="wait until ready; print the URL")
+    sub.add_parser("ls", help="list sandboxes")
+    show = sub.add_parser("show", help="show a sandbox and its report")
+    show.add_argument("id")
+    rm = sub.add_parser("rm", help="delete a sandbox")
+    rm.add_argument("id")
+    extend = sub.add_parser("extend", help="give a sandbox a new TTL, counted from now")
+    extend.add_argument("id")
+    extend.add_argument("ttl", type=int)
+    sub.add_parser("backups", help="list backups")
+    args = parser.parse_args(argv)
+    settings = Settings()
+
+    if args.command == "serve":
+        return serve(settings)
+    client = _client(settings, args)
+    try:
+        if args.command == "create":
+            body: dict[str, Any] = {"wait": args.wait, "on_error": args.on_error}
+            if args.backup:
+                body["backup"] = args.backup
+            for key, value in (
+                ("postgres", args.postgres),
+                ("ttl_seconds", args.ttl),
+                ("database", args.database),
+            ):
+                if value is not None:
+                    body[key] = value
+            sandbox = client.call("POST", "/v1/sandboxes", json=body)
+            if args.wait:
+                if sandbox["status"] != "ready":
+                    print(_show(sandbox), file=sys.stderr)
+                    return 1
+                print(sandbox["connection_url"])
+            else:
+                print(sandbox["id"])
+        elif args.command == "ls":
+            items = client.call("GET", "/v1/sandboxes")["sandboxes"]
+            print(
+                _table(
+                    [
+                        [
+                            s["id"],
+                            s["status"],
+                            s["postgres_version"],
+                            ",".join(s["backups"]) or "-",
+                            s["expires_at"][:19],
+                            s.get("verdict") or "-",
+                        ]
+                        for s in items
+                    ],
+                    ["id", "status", "pg", "backups", "expires", "verdict"],
+                )
+            )
+        elif args.command == "show":
+            print(_show(client.call("GET", f"/v1/sandboxes/{args.id}")))
+        elif args.command == "rm":
+            client.call("DELETE", f"/v1/sandboxes/{args.id}")
+            print(f"removed {args.id}")
+        elif args.command == "extend":
+            s = client.call("PATCH", f"/v1/sandboxes/{args.id}", json={"ttl_seconds": args.ttl})
+            print(f"{s['id']} now expires at {s['expires_at']}")
+        elif args.command == "backups":
+            data = client.call("GET", "/v1/backups")
+            print(
+                _table(
+                    [
+                        [
+                            b["name"],
+                            b["format"],
+                            b["compression"],
+                            b["content"],
+                            str(b["size_bytes"]),
+                            b.get("pg_dump_version") or "-",
+                        ]
+                        for b in data["backups"]
+                    ],
+                    ["name", "format", "compression", "content", "bytes", "pg_dump"],
+                )
+            )
+            for bad in data["unreadable"]:
+                print(f"unreadable: {bad['name']}: {bad['error']['message']}", file=sys.stderr)
+    except ApiError as exc:
+        print(f"restorebox: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def serve(settings: Settings) -> int:
+    import uvicorn
+
+    from . import logs
+    from .api import create_app
+
+    logs.configure(os.environ.get("RESTOREBOX_LOG_LEVEL", "INFO"))
+    app = create_app(settings)
+    print(
+        json.dumps(
+            {
+                "msg": "restorebox listening",
+                "url": f"http://{settings.host}:{settings.port}",
+                "token_file": str(settings.token_file),
+            }
+        ),
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

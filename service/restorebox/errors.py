@@ -1,0 +1,119 @@
+"""Domain errors. Each carries a stable machine-readable ``code``; the API maps
+classes to HTTP statuses in one table (``api/errors.py``), so nothing here knows HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RestoreboxError(Exception):
+    """Base class: something the caller or operator should be told about plainly."""
+
+    code = "error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidRequest(RestoreboxError):
+    """Raised when a request is well-formed JSON but asks for something impossible."""
+
+    code = "invalid_request"
+
+
+class SandboxNotFound(RestoreboxError):
+    """Raised when no sandbox has the given id."""
+
+    code = "sandbox_not_found"
+
+
+class SandboxConflict(RestoreboxError):
+    """Raised when a sandbox is in a state that forbids the operation (e.g. already deleted)."""
+
+    code = "sandbox_conflict"
+
+
+class TooManySandboxes(RestoreboxError):
+    """Raised when creating one more sandbox would pass ``max_sandboxes``."""
+
+    code = "too_many_sandboxes"
+
+
+class BackupNotFound(RestoreboxError):
+    """Raised when a backup name does not exist in the backups folder."""
+
+    code = "backup_not_found"
+
+
+class InvalidBackupName(RestoreboxError):
+    """Raised when a backup name would escape the backups folder."""
+
+    code = "invalid_backup_name"
+
+
+class UnsupportedBackup(RestoreboxError):
+    """Raised when a file is not a pg_dump backup restorebox can read (empty, random bytes)."""
+
+    code = "unsupported_backup"
+
+
+class BackupTooLarge(RestoreboxError):
+    """Raised when a backup is larger than ``max_backup_bytes``."""
+
+    code = "backup_too_large"
+
+
+class NoSuitablePostgres(RestoreboxError):
+    """Raised when no configured PostgreSQL major is new enough for a backup."""
+
+    code = "no_suitable_postgres"
+
+
+class EngineUnavailable(RestoreboxError):
+    """Raised when the container engine does not answer."""
+
+    code = "engine_unavailable"
+
+
+class StateUnavailable(RestoreboxError):
+    """Raised when the state directory cannot be read or written (permissions, disk full)."""
+
+    code = "state_unavailable"
+
+
+class SandboxFailed(RestoreboxError):
+    """Raised inside provisioning; recorded on the sandbox as its ``error``."""
+
+    code = "sandbox_failed"
+
+
+class SandboxStartTimeout(SandboxFailed):
+    """Raised when PostgreSQL in a new container does not accept a login in time."""
+
+    code = "start_timeout"
+
+
+class ContainerVanished(SandboxFailed):
+    """Raised when a sandbox's container disappears or dies underneath it."""
+
+    code = "container_vanished"
+
+
+class RestoreFailed(SandboxFailed):
+    """Raised when a restore step fails and ``on_error`` is ``stop``."""
+
+    code = "restore_failed"
+
+
+class RestoreTimeout(SandboxFailed):
+    """Raised when a restore runs past ``restore_timeout_seconds``."""
+
+    code = "restore_timeout"
+
+
+class Cancelled(SandboxFailed):
+    """Raised when provisioning is stopped by a delete or by service shutdown."""
+
+    code = "cancelled"

@@ -1,0 +1,124 @@
+"""The sandbox record: what restorebox knows about one sandbox, as stored in state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Status(StrEnum):
+    CREATING = "creating"
+    RESTORING = "restoring"
+    PROBING = "probing"
+    READY = "ready"
+    FAILED = "failed"
+    DELETING = "deleting"
+    DELETED = "deleted"
+    EXPIRED = "expired"
+
+    @property
+    def in_progress(self) -> bool:
+        return self in (Status.CREATING, Status.RESTORING, Status.PROBING)
+
+    @property
+    def final(self) -> bool:
+        return self in (Status.DELETED, Status.EXPIRED)
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class Progress(BaseModel):
+    phase: str
+    step: int = 0
+    steps: int = 0
+    file: str | None = None
+    bytes_done: int = 0
+    bytes_total: int = 0
+
+
+class RestoreStep(BaseModel):
+    backup: str
+    format: str
+    content: str
+    tool: str
+    bytes: int
+    duration_seconds: float = 0.0
+    triggers_disabled: bool = False
+    exit_code: int | None = None
+
+
+class RestoreError(BaseModel):
+    backup: str
+    message: str
+    line: int | None = None
+    statement: str | None = None
+    toc_entry: str | None = None
+
+
+class RestoreReport(BaseModel):
+    steps: list[RestoreStep] = Field(default_factory=list)
+    errors: list[RestoreError] = Field(default_factory=list)
+    roles_created: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    duration_seconds: float = 0.0
+
+
+ProbeStatus = Literal["pass", "warn", "fail", "error", "skipped"]
+
+
+class ProbeResult(BaseModel):
+    name: str
+    description: str
+    status: ProbeStatus
+    detail: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    duration_seconds: float = 0.0
+
+
+class Assertion(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    sql: str = Field(min_length=1, max_length=10_000)
+
+
+class Sandbox(BaseModel):
+    id: str
+    status: Status
+    postgres_version: int
+    image: str
+    created_at: datetime
+    expires_at: datetime
+    protected: bool = False
+    user: str = "restorebox"
+    password: str = ""
+    database: str = "sandbox"
+    host: str = "127.0.0.1"
+    port: int | None = None
+    container_id: str | None = None
+    backups: list[str] = Field(default_factory=list)
+    on_error: Literal["stop", "continue"] = "stop"
+    probes_requested: list[str] | None = None  # None: every default probe
+    assertions: list[Assertion] = Field(default_factory=list)
+    keep_on_failure: bool = False
+    error: ErrorInfo | None = None
+    progress: Progress | None = None
+    restore: RestoreReport | None = None
+    probes: list[ProbeResult] | None = None
+    verdict: Literal["pass", "warn", "fail"] | None = None
+    ready_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def connection_url(self) -> str | None:
+        if self.status != Status.READY or self.port is None:
+            return None
+        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"

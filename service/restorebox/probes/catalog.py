@@ -1,0 +1,5 @@
+"""The registry of probes, by name."""
+
+from __future__ import annotations
+
+PROBES: dict[str, object] = {}

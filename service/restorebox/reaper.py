@@ -1,0 +1,40 @@
+"""Background housekeeping: expire sandboxes past their TTL, reconcile with the engine."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from .sandboxes import SandboxManager
+
+log = logging.getLogger("restorebox.reaper")
+
+RECONCILE_EVERY = 15  # reaper ticks
+
+
+class Reaper:
+    def __init__(self, manager: SandboxManager, interval_seconds: float) -> None:
+        self.manager = manager
+        self.interval = interval_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="reaper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        tick = 0
+        while not self._stop.wait(self.interval):
+            tick += 1
+            try:
+                expired = self.manager.expire_due()
+                if expired:
+                    log.info("expired sandboxes", extra={"sandboxes": expired})
+                if tick % RECONCILE_EVERY == 0:
+                    self.manager.reconcile()
+            except Exception:
+                log.exception("reaper tick failed; retrying next tick")

@@ -1,0 +1,70 @@
+"""Decide how a list of backups is restored: which PostgreSQL major, which steps, which roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..backups.model import Backup
+from ..errors import InvalidRequest, NoSuitablePostgres
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    major: int
+    backups: tuple[Backup, ...]
+    roles: tuple[str, ...]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(b.size_bytes for b in self.backups)
+
+
+def choose_major(backups: list[Backup], configured: list[int], requested: int | None) -> int:
+    """The oldest configured major at least as new as every backup's server and pg_dump.
+
+    Restoring into the oldest sufficient major keeps the sandbox closest to production;
+    an explicit request is honoured when it is new enough."""
+    needed = max((b.required_major or 0 for b in backups), default=0)
+    if requested is not None:
+        if requested not in configured:
+            raise InvalidRequest(
+                f"PostgreSQL {requested} is not configured; available: "
+                + ", ".join(map(str, configured)),
+                postgres=requested,
+            )
+        if requested < needed:
+            culprit = max(backups, key=lambda b: b.required_major or 0)
+            raise NoSuitablePostgres(
+                f"backup {culprit.name!r} was written by pg_dump {culprit.pg_dump_version} from "
+                f"server {culprit.source_server_version}; it needs PostgreSQL {needed} or newer, "
+                f"not {requested}",
+                needed=needed,
+            )
+        return requested
+    for major in sorted(configured):
+        if major >= needed:
+            return major
+    culprit = max(backups, key=lambda b: b.required_major or 0)
+    raise NoSuitablePostgres(
+        f"backup {culprit.name!r} needs PostgreSQL {needed} or newer (server "
+        f"{culprit.source_server_version}, pg_dump {culprit.pg_dump_version}); the newest "
+        f"configured image is {max(configured)}",
+        needed=needed,
+    )
+
+
+def make_plan(
+    backups: list[Backup], configured: list[int], requested: int | None, default: int
+) -> RestorePlan:
+    if not backups:
+        major = requested if requested is not None else default
+        if major not in configured:
+            raise InvalidRequest(
+                f"PostgreSQL {major} is not configured; available: "
+                + ", ".join(map(str, configured)),
+                postgres=major,
+            )
+        return RestorePlan(major, (), ())
+    major = choose_major(backups, configured, requested)
+    roles = sorted({role for b in backups for role in b.roles})
+    return RestorePlan(major, tuple(backups), tuple(roles))

@@ -1,0 +1,313 @@
+"""Run a restore plan inside a sandbox container and report what happened.
+
+Backups are streamed into the container (no bind mounts) and loaded there with the
+container's own psql / pg_restore, which are as new as the server. The dump is
+untrusted: whatever it makes psql do happens inside the unprivileged sandbox."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+from psycopg import sql
+
+from ..backups.model import Backup
+from ..errors import Cancelled, RestoreFailed, RestoreTimeout
+from ..models import Progress, RestoreError, RestoreReport, RestoreStep, Sandbox
+from ..pg import connect
+from ..runtime import ExecResult, Runtime, UploadFile
+from .errors_parse import parse_pg_restore, parse_psql
+from .plan import RestorePlan
+
+log = logging.getLogger("restorebox.restore")
+
+TARGET_DIR = "/tmp"  # noqa: S108 -- inside the container: present and world-writable in every postgres image
+UPLOAD_ROOT = "restorebox"
+# Durability is pointless while loading a throwaway copy; it is restored afterwards.
+FAST_SETTINGS = {
+    "fsync": "off",
+    "full_page_writes": "off",
+    "synchronous_commit": "off",
+    "max_wal_size": "8GB",
+    "checkpoint_timeout": "30min",
+    "autovacuum": "off",
+}
+DECOMPRESS = {"none": "cat", "gzip": "gzip -dc", "zstd": "zstd -dcq", "lz4": "lz4 -dcq"}
+_PROGRESS_SCRIPT = (
+    'for fd in /proc/[0-9]*/fd/*; do t=$(readlink "$fd" 2>/dev/null) || continue; '
+    'case "$t" in /tmp/restorebox/*) d=${fd%/fd/*}; n=${fd##*/}; '
+    "p=$(sed -n 's/^pos:[[:space:]]*//p' \"$d/fdinfo/$n\" 2>/dev/null); "
+    'echo "$p $t";; esac; done'
+)
+
+ProgressSink = Callable[[Progress], None]
+
+
+class RestoreRunner:
+    def __init__(
+        self,
+        runtime: Runtime,
+        sandbox: Sandbox,
+        *,
+        timeout_seconds: float,
+        jobs: int,
+        cancelled: threading.Event,
+        on_progress: ProgressSink,
+    ) -> None:
+        self.runtime = runtime
+        self.sandbox = sandbox
+        self.deadline = time.monotonic() + timeout_seconds
+        self.timeout_seconds = timeout_seconds
+        self.jobs = jobs
+        self.cancelled = cancelled
+        self.on_progress = on_progress
+        assert sandbox.container_id is not None
+        self.container_id: str = sandbox.container_id
+
+    # -- public -----------------------------------------------------------------
+    def run(self, plan: RestorePlan, on_error: str) -> RestoreReport:
+        report = RestoreReport()
+        started = time.monotonic()
+        self._tune(FAST_SETTINGS)
+        report.roles_created = self._create_roles(plan.roles)
+        uploads = self._upload(plan)
+        try:
+            for index, (backup, remote) in enumerate(zip(plan.backups, uploads, strict=True)):
+                self._check_time()
+                step, errors = self._restore_one(index, len(plan.backups), backup, remote, on_error)
+                report.steps.append(step)
+                report.errors.extend(errors)
+                if on_error == "stop" and (errors or step.exit_code != 0):
+                    first = errors[0] if errors else None
+                    where = f" (line {first.line})" if first and first.line else ""
+                    where += f" [{first.toc_entry}]" if first and first.toc_entry else ""
+                    message = (
+                        f"restoring {backup.name} failed{where}: {first.message}"
+                        if first
+                        else f"restoring {backup.name} failed with exit code {step.exit_code}"
+                    )
+                    raise RestoreFailed(message, report=report)
+        finally:
+            report.duration_seconds = round(time.monotonic() - started, 3)
+        self._cleanup_uploads()
+        self._tune({name: None for name in FAST_SETTINGS})
+        self._analyze()
+        return report
+
+    # -- steps ------------------------------------------------------------------
+    def _tune(self, settings: Mapping[str, str | None]) -> None:
+        with connect(self.sandbox) as conn:
+            for name, value in settings.items():
+                if value is None:
+                    conn.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
+                else:
+                    conn.execute(
+                        sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                            sql.Identifier(name), sql.Literal(value)
+                        )
+                    )
+            conn.execute("SELECT pg_reload_conf()")
+
+    def _create_roles(self, roles: tuple[str, ...]) -> list[str]:
+        created: list[str] = []
+        if not roles:
+            return created
+        with connect(self.sandbox) as conn:
+            existing = {row[0] for row in conn.execute("SELECT rolname FROM pg_roles")}
+            for role in roles:
+                if role in existing:
+                    continue
+                conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+                created.append(role)
+        if created:
+            log.info("created roles", extra={"sandbox": self.sandbox.id, "roles": created})
+        return created
+
+    def _upload(self, plan: RestorePlan) -> list[str]:
+        files: list[UploadFile] = []
+        remotes: list[str] = []
+        for index, backup in enumerate(plan.backups):
+            base = f"{UPLOAD_ROOT}/{index}/{backup.path.name}"
+            remotes.append(f"{TARGET_DIR}/{base}")
+            if backup.path.is_dir():
+                for file in sorted(p for p in backup.path.rglob("*") if p.is_file()):
+                    rel = file.relative_to(backup.path).as_posix()
+                    files.append(UploadFile(file, f"{base}/{rel}", file.stat().st_size))
+            else:
+                files.append(UploadFile(backup.path, base, backup.path.stat().st_size))
+        total = sum(f.size for f in files)
+        last = [0.0]
+
+        def progress(sent: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= 0.5 or sent == total:
+                last[0] = now
+                self.on_progress(Progress(phase="uploading", bytes_done=sent, bytes_total=total))
+            if self.cancelled.is_set():
+                raise Cancelled("the sandbox was deleted while its backup was uploading")
+            self._check_time()
+
+        self.on_progress(Progress(phase="uploading", bytes_done=0, bytes_total=total))
+        self.runtime.copy_in(self.container_id, TARGET_DIR, files, progress)
+        return remotes
+
+    def _restore_one(
+        self, index: int, count: int, backup: Backup, remote: str, on_error: str
+    ) -> tuple[RestoreStep, list[RestoreError]]:
+        data_only = backup.content == "data"
+        remaining = max(1, int(self.deadline - time.monotonic()))
+        env: dict[str, str] = {"PGUSER": self.sandbox.user, "PGDATABASE": self.sandbox.database}
+        if backup.format == "plain":
+            tool = "psql"
+            argv = self._psql_argv(backup, remote, on_error, remaining)
+            if data_only:
+                # Data-only files load with FK and user triggers off (circular references,
+                # audit triggers); the setting lives and dies with psql's session.
+                env["PGOPTIONS"] = "-c session_replication_role=replica"
+        else:
+            tool = "pg_restore"
+            argv = self._pg_restore_argv(backup, remote, on_error, remaining)
+        step = RestoreStep(
+            backup=backup.name,
+            format=backup.format,
+            content=backup.content,
+            tool=tool,
+            bytes=backup.size_bytes,
+            triggers_disabled=data_only,
+        )
+        log.info(
+            "restore step",
+            extra={
+                "sandbox": self.sandbox.id,
+                "backup": backup.name,
+                "tool": tool,
+                "triggers_disabled": data_only,
+            },
+        )
+        started = time.monotonic()
+        result = self._exec_with_progress(argv, env, index, count, backup, remote)
+        step.duration_seconds = round(time.monotonic() - started, 3)
+        step.exit_code = result.exit_code
+        stderr = result.stderr.decode("utf-8", "replace")
+        if result.exit_code in (124, 137) and time.monotonic() >= self.deadline - 1:
+            raise RestoreTimeout(
+                f"restoring {backup.name} did not finish within {self.timeout_seconds:g} seconds",
+            )
+        errors = (parse_psql if tool == "psql" else parse_pg_restore)(stderr, backup.name)
+        if result.exit_code != 0 and not errors:
+            tail = "; ".join(stderr.strip().splitlines()[-5:]) or "no message"
+            errors.append(
+                RestoreError(
+                    backup=backup.name,
+                    message=f"{tool} exited with code {result.exit_code}: {tail}",
+                )
+            )
+        return step, errors
+
+    def _psql_argv(self, backup: Backup, remote: str, on_error: str, remaining: int) -> list[str]:
+        stop = "1" if on_error == "stop" else "0"
+        pipeline = f'{DECOMPRESS[backup.compression]} "$1"'
+        if backup.cluster_dump:
+            # A pg_dumpall file must not drop, rename or demote the sandbox's own superuser.
+            user = self.sandbox.user
+            pattern = rf'^(CREATE|ALTER|DROP) ROLE (IF EXISTS )?"?{user}"?( |;|$)'
+            pipeline += f" | grep -Ev {shlex.quote(pattern)}"
+        pipeline += f" | psql -X -q -b -v ON_ERROR_STOP={stop} -f -"
+        return [
+            "timeout",
+            "-k",
+            "10",
+            str(remaining),
+            "bash",
+            "-o",
+            "pipefail",
+            "-c",
+            pipeline,
+            "restore",
+            remote,
+        ]
+
+    def _pg_restore_argv(
+        self, backup: Backup, remote: str, on_error: str, remaining: int
+    ) -> list[str]:
+        argv = [
+            "timeout",
+            "-k",
+            "10",
+            str(remaining),
+            "pg_restore",
+            "--verbose",
+            "--no-password",
+            "-d",
+            self.sandbox.database,
+        ]
+        if backup.format in ("custom", "directory") and self.jobs > 1:
+            argv += ["-j", str(self.jobs)]
+        if on_error == "stop":
+            argv.append("--exit-on-error")
+        if backup.content == "data":
+            argv += ["--data-only", "--disable-triggers"]
+        argv.append(remote)
+        return argv
+
+    def _exec_with_progress(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        index: int,
+        count: int,
+        backup: Backup,
+        remote: str,
+    ) -> ExecResult:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(self.runtime.exec, self.container_id, argv, env=env)
+            while True:
+                try:
+                    return future.result(timeout=1.0)
+                except TimeoutError:
+                    pass
+                if self.cancelled.is_set():
+                    raise Cancelled("the sandbox was deleted while restoring")
+                done = self._bytes_read(remote)
+                self.on_progress(
+                    Progress(
+                        phase="restoring",
+                        step=index + 1,
+                        steps=count,
+                        file=backup.name,
+                        bytes_done=min(done, backup.size_bytes),
+                        bytes_total=backup.size_bytes,
+                    )
+                )
+
+    def _bytes_read(self, remote: str) -> int:
+        try:
+            result = self.runtime.exec(self.container_id, ["sh", "-c", _PROGRESS_SCRIPT])
+        except Exception:  # progress is best effort; the restore itself reports failures
+            return 0
+        positions: dict[str, int] = {}
+        for line in result.stdout.decode("utf-8", "replace").splitlines():
+            pos, _, path = line.partition(" ")
+            if path.startswith(remote) and pos.isdigit():
+                positions[path] = max(positions.get(path, 0), int(pos))
+        return sum(positions.values())
+
+    def _check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise RestoreTimeout(
+                f"the restore did not finish within {self.timeout_seconds:g} seconds"
+            )
+
+    def _cleanup_uploads(self) -> None:
+        self.runtime.exec(
+            self.container_id, ["rm", "-rf", f"{TARGET_DIR}/{UPLOAD_ROOT}"], user="root"
+        )
+
+    def _analyze(self) -> None:
+        self.on_progress(Progress(phase="analyzing"))
+        with connect(self.sandbox) as conn:
+            conn.execute("ANALYZE")

@@ -1,0 +1,80 @@
+"""Service configuration, read once from the environment (prefix ``RESTOREBOX_``)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_IMAGES = {15: "restorebox/postgres:15", 17: "restorebox/postgres:17"}
+
+
+class Settings(BaseSettings):
+    """Everything an operator can tune. Tests build one with keyword arguments."""
+
+    model_config = SettingsConfigDict(env_prefix="RESTOREBOX_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8420, ge=1, le=65535)
+    state_dir: Path = Path(".restorebox")
+    backups_dir: Path = Path("backups")
+
+    api_token: SecretStr | None = None
+    # Further accepted tokens, comma separated (token rotation, several teams).
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    # PostgreSQL major version -> image. JSON in the environment:
+    # RESTOREBOX_IMAGES='{"15": "restorebox/postgres:15", "17": "postgres:17"}'
+    images: dict[int, str] = Field(default_factory=lambda: dict(DEFAULT_IMAGES))
+    default_postgres: int | None = None  # None: the newest configured major
+
+    publish_host: str = "127.0.0.1"
+    default_ttl_seconds: int = Field(3600, ge=10)
+    max_ttl_seconds: int = Field(7 * 24 * 3600, ge=10)
+    max_sandboxes: int = Field(20, ge=1)
+    sandbox_memory_bytes: int = Field(2 * 1024**3, ge=64 * 1024**2)
+    sandbox_cpus: float = Field(2.0, gt=0)
+    sandbox_pids: int = Field(1024, ge=64)
+
+    ready_timeout_seconds: float = Field(60.0, gt=0)
+    restore_timeout_seconds: float = Field(3600.0, gt=0)
+    probe_timeout_seconds: float = Field(300.0, gt=0)
+    restore_jobs: int = Field(2, ge=1, le=32)
+    max_backup_bytes: int = Field(64 * 1024**3, ge=1)
+    max_request_bytes: int = Field(1024 * 1024, ge=1024)
+    keep_failed: bool = False
+    reap_interval_seconds: float = Field(2.0, gt=0)
+    workers: int = Field(4, ge=1, le=64)
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("images")
+    @classmethod
+    def _images_not_empty(cls, value: dict[int, str]) -> dict[int, str]:
+        if not value:
+            raise ValueError("at least one PostgreSQL image must be configured")
+        return value
+
+    @cached_property
+    def majors(self) -> list[int]:
+        """Configured PostgreSQL majors, oldest first."""
+        return sorted(self.images)
+
+    def default_major(self) -> int:
+        return self.default_postgres if self.default_postgres is not None else self.majors[-1]
+
+    @property
+    def token_file(self) -> Path:
+        return self.state_dir / "api-token"
+
+    @property
+    def database_file(self) -> Path:
+        return self.state_dir / "state.sqlite3"

@@ -1,0 +1,132 @@
+"""SQLite state: the sandboxes restorebox made, so a restarted service knows them.
+
+One row per sandbox; the record is stored as JSON beside the columns we query by.
+The file holds connection passwords, so it is created with mode 0600."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import SandboxNotFound, StateUnavailable
+from .models import Sandbox, Status
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sandboxes (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    container_id TEXT,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sandboxes_status ON sandboxes (status);
+"""
+
+
+class Store:
+    """Thread-safe access to the state database."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not path.exists():
+                path.touch(mode=0o600)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StateUnavailable(f"cannot open state database {path}: {exc}") from exc
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StateUnavailable(f"state database {self.path}: {exc}") from exc
+
+    def put(self, sandbox: Sandbox) -> None:
+        doc = sandbox.model_dump_json()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO sandboxes (id, status, expires_at, container_id, doc)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                " status = excluded.status, expires_at = excluded.expires_at,"
+                " container_id = excluded.container_id, doc = excluded.doc",
+                (
+                    sandbox.id,
+                    sandbox.status.value,
+                    sandbox.expires_at.isoformat(),
+                    sandbox.container_id,
+                    doc,
+                ),
+            )
+
+    def insert_if_below(self, sandbox: Sandbox, limit: int) -> bool:
+        """Insert a new sandbox unless ``limit`` live ones exist already (atomically)."""
+        live = [s.value for s in Status if not s.final and s != Status.FAILED]
+        with self._tx() as db:
+            (count,) = db.execute(
+                f"SELECT count(*) FROM sandboxes WHERE status IN ({','.join('?' * len(live))})",
+                live,
+            ).fetchone()
+            if count >= limit:
+                return False
+            db.execute(
+                "INSERT INTO sandboxes (id, status, expires_at, container_id, doc)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    sandbox.id,
+                    sandbox.status.value,
+                    sandbox.expires_at.isoformat(),
+                    sandbox.container_id,
+                    sandbox.model_dump_json(),
+                ),
+            )
+            return True
+
+    def get(self, sandbox_id: str) -> Sandbox:
+        with self._lock:
+            try:
+                row = self._db.execute(
+                    "SELECT doc FROM sandboxes WHERE id = ?", (sandbox_id,)
+                ).fetchone()
+            except sqlite3.Error as exc:
+                raise StateUnavailable(f"state database {self.path}: {exc}") from exc
+        if row is None:
+            raise SandboxNotFound(f"no sandbox with id {sandbox_id!r}", id=sandbox_id)
+        return Sandbox.model_validate_json(row[0])
+
+    def list(self, statuses: set[Status] | None = None) -> list[Sandbox]:
+        with self._lock:
+            try:
+                rows = self._db.execute("SELECT doc FROM sandboxes ORDER BY rowid").fetchall()
+            except sqlite3.Error as exc:
+                raise StateUnavailable(f"state database {self.path}: {exc}") from exc
+        sandboxes = [Sandbox.model_validate_json(doc) for (doc,) in rows]
+        if statuses is not None:
+            sandboxes = [s for s in sandboxes if s.status in statuses]
+        return sandboxes
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def ensure_private(path: Path) -> None:
+    """Tighten a state file to 0600 (it holds secrets)."""
+    if path.exists():
+        os.chmod(path, 0o600)
