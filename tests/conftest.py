@@ -1,0 +1,157 @@
+"""Shared fixtures. Integration tests get the real Docker engine through ``docker_runtime``
+and skip only when no engine answers (``scripts/test`` always starts one)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from restorebox.api import create_app
+from restorebox.errors import EngineUnavailable
+from restorebox.runtime import labels
+from restorebox.runtime.docker import DockerRuntime
+from restorebox.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
+GENERATED = REPO / "tests" / ".generated"
+TOKEN = "test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="session")
+def docker_runtime() -> DockerRuntime:
+    runtime = DockerRuntime()
+    try:
+        runtime.ping()
+    except EngineUnavailable as exc:
+        pytest.skip(f"no Docker engine: {exc}")
+    return runtime
+
+
+@dataclass
+class Manufacturing:
+    dir: Path
+    counts: dict[str, int]
+
+
+@pytest.fixture(scope="session")
+def manufacturing(docker_runtime: DockerRuntime) -> Manufacturing:
+    from tests.fixtures.manufacturing.generate import generate
+
+    out = GENERATED / "manufacturing"
+    return Manufacturing(out, generate(out))
+
+
+@pytest.fixture
+def backups_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "backups"
+    path.mkdir()
+    return path
+
+
+def copy_backup(source: Path, backups_dir: Path, name: str | None = None) -> str:
+    target = backups_dir / (name or source.name)
+    if source.is_dir():
+        shutil.copytree(source, target)
+    else:
+        shutil.copyfile(source, target)
+    return target.name
+
+
+class Api:
+    """A TestClient bound to one service instance, with helpers for sandboxes."""
+
+    def __init__(self, client: TestClient, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self.services = client.app.state.services  # type: ignore[attr-defined]
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.client.post(path, json=json, headers=AUTH, **kw)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.client.get(path, headers=AUTH, **kw)
+
+    def delete(self, path: str) -> Any:
+        return self.client.delete(path, headers=AUTH)
+
+    def patch(self, path: str, json: Any) -> Any:
+        return self.client.patch(path, json=json, headers=AUTH)
+
+    def create(self, expect: str = "ready", **body: Any) -> dict[str, Any]:
+        body.setdefault("wait", True)
+        response = self.post("/v1/sandboxes", body)
+        assert response.status_code in (201, 202), response.text
+        sandbox: dict[str, Any] = response.json()
+        if expect:
+            assert sandbox["status"] == expect, sandbox
+        return sandbox
+
+    def containers(self) -> list[Any]:
+        runtime = self.services.manager.runtime
+        return list(runtime.list_managed({labels.INSTANCE: self.services.manager.instance}))
+
+
+@pytest.fixture
+def make_api(
+    tmp_path: Path, backups_dir: Path, docker_runtime: DockerRuntime
+) -> Iterator[Callable[..., Any]]:
+    opened: list[Any] = []
+
+    @contextmanager
+    def factory(**overrides: Any) -> Iterator[Api]:
+        settings = Settings(
+            state_dir=tmp_path / "state",
+            backups_dir=backups_dir,
+            api_token=TOKEN,
+            **overrides,
+        )
+        with TestClient(create_app(settings, docker_runtime)) as client:
+            api = Api(client, settings)
+            opened.append(api)
+            try:
+                yield api
+            finally:
+                for sandbox in api.services.manager.list_all():
+                    api.services.manager.delete(sandbox.id)
+
+    yield factory
+    for api in opened:
+        leftovers = api.containers()
+        for container in leftovers:
+            docker_runtime.remove(container.id)
+        assert not leftovers, f"sandbox containers leaked: {[c.name for c in leftovers]}"
+
+
+@pytest.fixture
+def api(make_api: Callable[..., Any]) -> Iterator[Api]:
+    with make_api() as api:
+        yield api
+
+
+def query(url: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, connect_timeout=10, autocommit=True) as conn:
+        return list(conn.execute(sql).fetchall())
+
+
+def row_counts(url: str, tables: list[str]) -> dict[str, int]:
+    with psycopg.connect(url, connect_timeout=10, autocommit=True) as conn:
+        counts = {}
+        for table in tables:
+            schema, name = table.split(".")
+            (count,) = conn.execute(
+                psycopg.sql.SQL("SELECT count(*) FROM {}.{}").format(
+                    psycopg.sql.Identifier(schema), psycopg.sql.Identifier(name)
+                )
+            ).fetchone()  # type: ignore[misc]
+            counts[table] = count
+        return counts
