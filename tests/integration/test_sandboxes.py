@@ -26,7 +26,8 @@ def test_create_connect_write_delete(api: Api, major: str, docker_runtime: Docke
 
     with psycopg.connect(url, autocommit=True) as conn:
         version = conn.execute("SHOW server_version_num").fetchone()
-        assert version is not None and int(version[0]) // 10000 == int(major)
+        assert version is not None
+        assert int(version[0]) // 10000 == int(major)
         conn.execute("CREATE TABLE widgets (id int primary key, name text)")
         conn.execute("INSERT INTO widgets VALUES (1, 'sprocket')")
         assert conn.execute("SELECT name FROM widgets").fetchall() == [("sprocket",)]

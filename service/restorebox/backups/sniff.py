@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 from pathlib import Path
 from typing import IO, cast
 
@@ -48,7 +49,8 @@ def open_decompressed(path: Path, compression: Compression) -> IO[bytes]:
     if compression == "gzip":
         return cast(IO[bytes], gzip.GzipFile(fileobj=raw))
     if compression == "zstd":
-        return cast(IO[bytes], zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
+        reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+        return cast(IO[bytes], io.BufferedReader(reader))  # adds readline / iteration
     if compression == "lz4":
         return cast(IO[bytes], lz4.frame.LZ4FrameFile(raw))
     return raw

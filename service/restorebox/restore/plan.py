@@ -19,11 +19,14 @@ class RestorePlan:
         return sum(b.size_bytes for b in self.backups)
 
 
-def choose_major(backups: list[Backup], configured: list[int], requested: int | None) -> int:
+def choose_major(
+    backups: list[Backup], configured: list[int], requested: int | None, default: int
+) -> int:
     """The oldest configured major at least as new as every backup's server and pg_dump.
 
     Restoring into the oldest sufficient major keeps the sandbox closest to production;
-    an explicit request is honoured when it is new enough."""
+    an explicit request is honoured when it is new enough; backups that name no version
+    (hand-written SQL) get the default major, the newest unless configured otherwise."""
     needed = max((b.required_major or 0 for b in backups), default=0)
     if requested is not None:
         if requested not in configured:
@@ -41,6 +44,8 @@ def choose_major(backups: list[Backup], configured: list[int], requested: int | 
                 needed=needed,
             )
         return requested
+    if needed == 0:
+        return default
     for major in sorted(configured):
         if major >= needed:
             return major
@@ -65,6 +70,6 @@ def make_plan(
                 postgres=major,
             )
         return RestorePlan(major, (), ())
-    major = choose_major(backups, configured, requested)
+    major = choose_major(backups, configured, requested, default)
     roles = sorted({role for b in backups for role in b.roles})
     return RestorePlan(major, tuple(backups), tuple(roles))

@@ -1,0 +1,275 @@
+"""Issue 3: every kind of pg_dump backup restores exactly, inside the sandbox."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SHARED_FIXTURES, Api, Manufacturing, copy_backup, query, row_counts
+
+pytestmark = pytest.mark.integration
+
+SINGLE_FILE_VARIANTS = [
+    ("manufacturing_complete.sql", "plain", "none", "15"),
+    ("manufacturing_complete.sql.gz", "plain", "gzip", "15"),
+    ("manufacturing_complete.sql.zst", "plain", "zstd", "15"),
+    ("manufacturing.dump", "custom", "gzip", "15"),
+    ("manufacturing.dir", "directory", "gzip", "15"),
+    ("manufacturing.tar", "tar", "none", "15"),
+    ("manufacturing_pg17.sql", "plain", "none", "17"),
+    ("manufacturing_pg17.dump", "custom", "gzip", "17"),
+]
+
+
+def assert_exact(sandbox: dict[str, Any], expected: dict[str, int]) -> None:
+    assert sandbox["restore"]["errors"] == []
+    assert row_counts(sandbox["connection_url"], list(expected)) == expected
+
+
+@pytest.mark.parametrize(("name", "fmt", "compression", "major"), SINGLE_FILE_VARIANTS)
+def test_variant_restores_exactly(
+    api: Api,
+    backups_dir: Path,
+    manufacturing: Manufacturing,
+    name: str,
+    fmt: str,
+    compression: str,
+    major: str,
+) -> None:
+    copy_backup(manufacturing.dir / name, backups_dir)
+    described = api.get(f"/v1/backups/{name}").json()
+    assert (described["format"], described["compression"], described["content"]) == (
+        fmt,
+        compression,
+        "complete",
+    )
+
+    sandbox = api.create(backup=name)
+    assert sandbox["postgres_version"] == major
+    assert_exact(sandbox, manufacturing.counts)
+    steps = sandbox["restore"]["steps"]
+    assert [s["tool"] for s in steps] == ["psql" if fmt == "plain" else "pg_restore"]
+    assert set(sandbox["restore"]["roles_created"]) >= {"anon", "authenticated", "service_role"}
+    url = sandbox["connection_url"]
+    # Durability settings used for the load are back to normal, triggers are on.
+    assert query(url, "SHOW fsync") == [("on",)]
+    assert query(
+        url, "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgenabled <> 'O'"
+    ) == [(0,)]
+    assert query(url, "SELECT count(*) FROM pg_policies") == [(5,)]
+
+
+@pytest.mark.parametrize(
+    "data", ["manufacturing_data.sql", "manufacturing_data_inserts.sql", "manufacturing_data.dump"]
+)
+def test_schema_then_data_loads_circular_references_without_firing_triggers(
+    api: Api, backups_dir: Path, manufacturing: Manufacturing, data: str
+) -> None:
+    copy_backup(manufacturing.dir / "manufacturing_schema.sql", backups_dir)
+    copy_backup(manufacturing.dir / data, backups_dir)
+    assert api.get(f"/v1/backups/{data}").json()["content"] == "data"
+    assert api.get("/v1/backups/manufacturing_schema.sql").json()["content"] == "schema"
+
+    sandbox = api.create(backup=["manufacturing_schema.sql", data])
+    # activity_log equals the source: the insert trigger did not fire during the load.
+    assert_exact(sandbox, manufacturing.counts)
+    steps = sandbox["restore"]["steps"]
+    assert [s["triggers_disabled"] for s in steps] == [False, True]
+    url = sandbox["connection_url"]
+    assert query(
+        url, "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgenabled <> 'O'"
+    ) == [(0,)]
+    # Foreign keys are real again afterwards: a dangling reference is refused.
+    with pytest.raises(Exception, match="foreign key"):
+        query(
+            url,
+            "INSERT INTO public.messages (project_id, sender_id, body) VALUES "
+            "(999999, gen_random_uuid(), 'x')",
+        )
+
+
+def test_pagila_schema_then_data(api: Api, backups_dir: Path) -> None:
+    for name in ("pagila-schema.sql", "pagila-data.sql"):
+        copy_backup(SHARED_FIXTURES / "pagila" / name, backups_dir)
+    sandbox = api.create(backup=["pagila-schema.sql", "pagila-data.sql"])
+    assert sandbox["restore"]["errors"] == []
+    counts = row_counts(
+        sandbox["connection_url"],
+        ["public.film", "public.rental", "public.payment", "public.actor"],
+    )
+    assert counts == {
+        "public.film": 1000,
+        "public.rental": 16044,
+        "public.payment": 16049,
+        "public.actor": 200,
+    }
+
+
+def test_northwind_complete(api: Api, backups_dir: Path) -> None:
+    copy_backup(SHARED_FIXTURES / "northwind" / "northwind.sql", backups_dir)
+    sandbox = api.create(backup="northwind.sql")
+    assert sandbox["restore"]["errors"] == []
+    assert sandbox["postgres_version"] == "17"  # no version header: the default major
+    counts = row_counts(
+        sandbox["connection_url"], ["public.orders", "public.order_details", "public.customers"]
+    )
+    assert counts == {"public.orders": 830, "public.order_details": 2155, "public.customers": 91}
+
+
+def test_pg17_dump_refused_for_postgres_15_before_any_container(
+    api: Api, backups_dir: Path, manufacturing: Manufacturing
+) -> None:
+    copy_backup(manufacturing.dir / "manufacturing_pg17.dump", backups_dir)
+    response = api.post("/v1/sandboxes", {"backup": "manufacturing_pg17.dump", "postgres": "15"})
+    assert response.status_code == 422
+    assert response.json()["code"] == "no_suitable_postgres"
+    assert "17" in response.json()["message"]
+    assert api.containers() == []
+
+
+def test_no_image_new_enough_is_refused(
+    make_api: Any, backups_dir: Path, manufacturing: Manufacturing
+) -> None:
+    copy_backup(manufacturing.dir / "manufacturing_pg17.sql", backups_dir)
+    with make_api(images={15: "restorebox/postgres:15"}) as api:
+        response = api.post("/v1/sandboxes", {"backup": "manufacturing_pg17.sql"})
+        assert response.status_code == 422
+        assert response.json()["code"] == "no_suitable_postgres"
+        assert api.containers() == []
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+def test_unknown_backup_is_404(api: Api) -> None:
+    response = api.post("/v1/sandboxes", {"backup": "missing.sql"})
+    assert response.status_code == 404
+    assert response.json()["code"] == "backup_not_found"
+
+
+@pytest.mark.parametrize("name", ["../secret.sql", "/etc/passwd", "a/../../x", "link-out.sql"])
+def test_names_cannot_escape_the_backups_folder(
+    api: Api, backups_dir: Path, tmp_path: Path, name: str
+) -> None:
+    outside = tmp_path / "secret.sql"
+    outside.write_text("SELECT 1;\n")
+    (backups_dir / "link-out.sql").symlink_to(outside)
+    response = api.post("/v1/sandboxes", {"backup": name})
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "invalid_backup_name"
+    assert api.containers() == []
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"", "empty"),
+        (os.urandom(4096), "not a pg_dump backup"),
+        (b"\x1f\x8b\x08\x00garbage", "gzip"),
+    ],
+)
+def test_unreadable_files_are_422(api: Api, backups_dir: Path, content: bytes, needle: str) -> None:
+    (backups_dir / "bad.sql").write_bytes(content)
+    response = api.post("/v1/sandboxes", {"backup": "bad.sql"})
+    assert response.status_code == 422
+    assert response.json()["code"] == "unsupported_backup"
+    assert needle in response.json()["message"]
+    assert api.containers() == []
+
+
+def test_truncated_archive_fails_precisely(
+    api: Api, backups_dir: Path, manufacturing: Manufacturing
+) -> None:
+    data = (manufacturing.dir / "manufacturing.dump").read_bytes()
+    (backups_dir / "truncated.dump").write_bytes(data[: int(len(data) * 0.6)])
+    response = api.post("/v1/sandboxes", {"backup": "truncated.dump", "wait": True})
+    if response.status_code == 422:  # cut inside the table of contents
+        assert response.json()["code"] == "unsupported_backup"
+    else:
+        sandbox = response.json()
+        assert sandbox["status"] == "failed"
+        assert sandbox["error"]["code"] == "restore_failed"
+        assert sandbox["restore"]["errors"]
+    assert api.containers() == []
+
+
+def test_syntax_error_stops_with_line_number(api: Api, backups_dir: Path) -> None:
+    (backups_dir / "broken.sql").write_text(
+        "CREATE TABLE ok (id int);\nINSERT INTO ok VALUES (1);\nCREAT TABLE nope (id int);\n"
+        "CREATE TABLE after (id int);\n"
+    )
+    sandbox = api.create(expect="failed", backup="broken.sql")
+    assert sandbox["error"]["code"] == "restore_failed"
+    assert "line 3" in sandbox["error"]["message"]
+    error = sandbox["restore"]["errors"][0]
+    assert error["line"] == 3
+    assert "syntax error" in error["message"]
+    assert "CREAT TABLE nope" in error["statement"]
+    assert api.containers() == []
+
+
+def test_on_error_continue_restores_the_rest_and_reports_every_error(
+    api: Api, backups_dir: Path
+) -> None:
+    (backups_dir / "broken.sql").write_text(
+        "CREATE TABLE ok (id int);\nCREAT TABLE nope (id int);\nINSERT INTO missing VALUES (1);"
+        "\nINSERT INTO ok VALUES (1), (2);\n"
+    )
+    sandbox = api.create(backup="broken.sql", on_error="continue", probes="none")
+    assert [e["line"] for e in sandbox["restore"]["errors"]] == [2, 3]
+    assert query(sandbox["connection_url"], "SELECT count(*) FROM ok") == [(2,)]
+
+
+def test_a_dump_that_never_ends_times_out_and_is_removed(make_api: Any, backups_dir: Path) -> None:
+    (backups_dir / "forever.sql").write_text("CREATE TABLE t (id int);\nSELECT pg_sleep(3600);\n")
+    with make_api(restore_timeout_seconds=4) as api:
+        started = time.monotonic()
+        sandbox = api.create(expect="failed", backup="forever.sql")
+        assert time.monotonic() - started < 60
+        assert sandbox["error"]["code"] == "restore_timeout"
+        assert api.containers() == []
+
+
+def test_shell_escape_in_a_dump_never_reaches_the_host(api: Api, backups_dir: Path) -> None:
+    marker = f"/tmp/restorebox-escape-{uuid.uuid4().hex}"
+    (backups_dir / "evil.sql").write_text(
+        f"CREATE TABLE t (id int);\n\\! touch {marker}\n\\o {marker}.out\nSELECT 1;\n\\o\n"
+        f"COPY (SELECT 1) TO PROGRAM 'touch {marker}.program';\nINSERT INTO t VALUES (1);\n"
+    )
+    warnings = api.get("/v1/backups/evil.sql").json()["warnings"]
+    assert any("\\!" in w for w in warnings)
+    sandbox = api.create(backup="evil.sql", on_error="continue", probes="none")
+    assert not Path(marker).exists()
+    assert not Path(f"{marker}.out").exists()
+    assert not Path(f"{marker}.program").exists()
+    assert query(sandbox["connection_url"], "SELECT count(*) FROM t") == [(1,)]
+
+
+def test_progress_is_visible_while_restoring(
+    api: Api, backups_dir: Path, manufacturing: Manufacturing
+) -> None:
+    slow = backups_dir / "slow.sql"
+    body = (manufacturing.dir / "manufacturing_complete.sql").read_text()
+    slow.write_text("SELECT pg_sleep(4);\n" + body)
+    response = api.post("/v1/sandboxes", {"backup": "slow.sql"})
+    sandbox_id = response.json()["id"]
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        current = api.get(f"/v1/sandboxes/{sandbox_id}").json()
+        if current["progress"]:
+            seen.append(current["progress"])
+        if current["status"] not in ("creating", "restoring", "probing"):
+            break
+        time.sleep(0.3)
+    assert current["status"] == "ready"
+    restoring = [p for p in seen if p["phase"] == "restoring"]
+    assert restoring, seen
+    assert restoring[-1]["bytes_total"] == slow.stat().st_size
+    assert restoring[-1]["file"] == "slow.sql"
+    assert 0 < restoring[-1]["bytes_done"] <= restoring[-1]["bytes_total"]
