@@ -270,8 +270,12 @@ class SandboxManager:
             status = changes.get("status")
             if sandbox.status.final and status is not None and status != sandbox.status:
                 return sandbox
-            if sandbox.status == Status.DELETING and status not in (None, Status.DELETED):
-                changes.pop("status", None)
+            if (
+                sandbox.status == Status.DELETING
+                and isinstance(status, Status)
+                and not status.final
+            ):
+                changes.pop("status", None)  # a delete in progress wins over provisioning
             updated = sandbox.model_copy(update={**changes, "updated_at": utcnow()})
             self.store.put(updated)
             return updated

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import lz4.frame
+import pytest
+import zstandard
+
+from restorebox.backups import Catalog
+from restorebox.backups.archive import read_toc
+from restorebox.errors import BackupNotFound, InvalidBackupName, UnsupportedBackup
+
+PLAIN = b"""--
+-- PostgreSQL database dump
+--
+
+-- Dumped from database version 15.4
+-- Dumped by pg_dump version 16.2
+
+SET statement_timeout = 0;
+CREATE TABLE public.t (id integer NOT NULL);
+ALTER TABLE public.t OWNER TO app_owner;
+CREATE POLICY p ON public.t FOR SELECT TO anon, "Weird Role" USING (true);
+GRANT SELECT ON TABLE public.t TO authenticated;
+COPY public.t (id) FROM stdin;
+\\N
+CREATE TABLE not_really (x int);
+\\.
+"""
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    return Catalog(tmp_path)
+
+
+def test_plain_dump_is_described_from_its_content(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "weird-name.bin").write_bytes(PLAIN)
+    backup = catalog.get("weird-name.bin")
+    assert (backup.format, backup.compression, backup.content) == ("plain", "none", "complete")
+    assert backup.source_server_version == "15.4"
+    assert backup.pg_dump_version == "16.2"
+    assert backup.required_major == 16
+    assert set(backup.roles) == {"app_owner", "anon", "Weird Role", "authenticated"}
+    # A line inside COPY data is data, never a declaration.
+    assert [o.name for o in backup.objects if o.kind == "TABLE"] == ["t"]
+    assert backup.data_tables == ["public.t"]
+    assert len(backup.sha256) == 64
+
+
+@pytest.mark.parametrize(
+    ("compress", "expected"),
+    [
+        (gzip.compress, "gzip"),
+        (lambda b: zstandard.ZstdCompressor().compress(b), "zstd"),
+        (lz4.frame.compress, "lz4"),
+    ],
+)
+def test_compressed_plain_dumps(catalog: Catalog, tmp_path: Path, compress, expected) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "dump.sql").write_bytes(compress(PLAIN))
+    backup = catalog.get("dump.sql")
+    assert (backup.format, backup.compression, backup.content) == ("plain", expected, "complete")
+
+
+def test_schema_only_and_data_only(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "s.sql").write_bytes(b"--\nCREATE TABLE a (id int);\n")
+    (tmp_path / "d.sql").write_bytes(b"--\nCOPY public.a (id) FROM stdin;\n1\n\\.\n")
+    assert catalog.get("s.sql").content == "schema"
+    assert catalog.get("d.sql").content == "data"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "empty"),
+        (b"\x00\x01\x02" * 100, "not a pg_dump backup"),
+        (b"PGDMP\x01\x10", "truncated"),
+        (gzip.compress(b"\x00binary\x00"), "not a SQL dump"),
+    ],
+)
+def test_unreadable(catalog: Catalog, tmp_path: Path, data: bytes, message: str) -> None:
+    (tmp_path / "x").write_bytes(data)
+    with pytest.raises(UnsupportedBackup, match=message):
+        catalog.get("x")
+
+
+@pytest.mark.parametrize("name", ["../x", "/etc/passwd", "a/../../x", "", "a\\b"])
+def test_names_that_escape_are_refused(catalog: Catalog, name: str) -> None:
+    with pytest.raises(InvalidBackupName):
+        catalog.resolve(name)
+
+
+def test_symlink_out_is_refused_and_symlink_in_is_fine(tmp_path: Path) -> None:
+    root = tmp_path / "backups"
+    root.mkdir()
+    outside = tmp_path / "outside.sql"
+    outside.write_bytes(PLAIN)
+    (root / "out.sql").symlink_to(outside)
+    (root / "real.sql").write_bytes(PLAIN)
+    (root / "alias.sql").symlink_to(root / "real.sql")
+    catalog = Catalog(root)
+    with pytest.raises(InvalidBackupName):
+        catalog.resolve("out.sql")
+    assert catalog.get("alias.sql").format == "plain"
+    with pytest.raises(BackupNotFound):
+        catalog.resolve("missing.sql")
+
+
+def test_listing_includes_directories_and_reports_unreadable(tmp_path: Path) -> None:
+    (tmp_path / "good.sql").write_bytes(PLAIN)
+    (tmp_path / "bad.sql").write_bytes(os.urandom(100) + b"\x00")
+    (tmp_path / "dirdump").mkdir()
+    (tmp_path / "dirdump" / "toc.dat").write_bytes(b"PGDMP")
+    names = Catalog(tmp_path).names()
+    assert names == ["bad.sql", "dirdump", "good.sql"]
+    items = Catalog(tmp_path).list()
+    assert sum(isinstance(i, UnsupportedBackup) for i in items) == 2
+
+
+def test_archive_header_newer_than_known_is_refused() -> None:
+    import io
+
+    with pytest.raises(UnsupportedBackup, match="newer"):
+        read_toc(io.BytesIO(b"PGDMP\x01\x63\x00\x04\x08\x01"), "future.dump")

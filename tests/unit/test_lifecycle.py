@@ -1,0 +1,128 @@
+"""Lifecycle rules on a fake runtime: limits, expiry, reconciliation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from restorebox.backups import Catalog
+from restorebox.errors import SandboxConflict, TooManySandboxes
+from restorebox.models import Sandbox, Status, utcnow
+from restorebox.runtime import ContainerSpec
+from restorebox.runtime import labels as L
+from restorebox.sandboxes import CreateRequest, SandboxManager
+from restorebox.settings import Settings
+from restorebox.store import Store
+from tests.fakes import FakeRuntime
+
+
+@pytest.fixture
+def runtime() -> FakeRuntime:
+    return FakeRuntime()
+
+
+@pytest.fixture
+def manager(tmp_path: Path, runtime: FakeRuntime) -> SandboxManager:
+    settings = Settings(
+        state_dir=tmp_path,
+        backups_dir=tmp_path,
+        max_sandboxes=2,
+        ready_timeout_seconds=0.2,
+        api_token="x",
+    )
+    store = Store(settings.database_file)
+    return SandboxManager(settings, store, runtime, Catalog(tmp_path), "inst")
+
+
+def record(
+    manager: SandboxManager,
+    runtime: FakeRuntime,
+    status: Status,
+    ttl: int = 60,
+    with_container: bool = True,
+) -> Sandbox:
+    now = utcnow()
+    sandbox = Sandbox(
+        id=f"s{len(manager.store.list())}",
+        status=status,
+        postgres_version=17,
+        image="img",
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl),
+    )
+    if with_container:
+        c = runtime.start(
+            ContainerSpec(
+                "img",
+                sandbox.id,
+                {},
+                L.for_sandbox("inst", sandbox.id, sandbox.expires_at.isoformat()),
+            )
+        )
+        sandbox.container_id, sandbox.port = c.id, c.host_port
+    manager.store.put(sandbox)
+    return sandbox
+
+
+def test_limit_is_enforced_atomically(manager: SandboxManager) -> None:
+    manager.create(CreateRequest())
+    manager.create(CreateRequest())
+    with pytest.raises(TooManySandboxes, match="2 sandboxes"):
+        manager.create(CreateRequest())
+    manager.shutdown()
+
+
+def test_failed_provisioning_removes_its_container(
+    manager: SandboxManager, runtime: FakeRuntime
+) -> None:
+    sandbox = manager.create(CreateRequest())
+    done = manager.wait(sandbox.id, timeout=30)
+    assert done.status == Status.FAILED
+    assert done.error is not None
+    assert done.error.code == "start_timeout"
+    assert runtime.containers == {}
+
+
+def test_expiry_removes_due_sandboxes_but_not_protected_ones(
+    manager: SandboxManager, runtime: FakeRuntime
+) -> None:
+    due = record(manager, runtime, Status.READY, ttl=-1)
+    kept = record(manager, runtime, Status.READY, ttl=-1)
+    manager.patch(kept.id, ttl_seconds=None, protected=True)
+    later = record(manager, runtime, Status.READY, ttl=3600)
+    assert manager.expire_due() == [due.id]
+    assert manager.get(due.id).status == Status.EXPIRED
+    assert due.container_id not in runtime.containers
+    assert kept.container_id in runtime.containers
+    assert later.container_id in runtime.containers
+    with pytest.raises(SandboxConflict):
+        manager.patch(due.id, ttl_seconds=100, protected=None)
+
+
+def test_reconcile_removes_strangers_and_marks_vanished(
+    manager: SandboxManager, runtime: FakeRuntime
+) -> None:
+    stranger = runtime.start(ContainerSpec("img", "x", {}, L.for_sandbox("inst", "ghost", "")))
+    other_instance = runtime.start(ContainerSpec("img", "y", {}, L.for_sandbox("other", "z", "")))
+    killed = record(manager, runtime, Status.READY)
+    assert killed.container_id is not None
+    runtime.kill(killed.container_id)
+    removed = record(manager, runtime, Status.READY)
+    assert removed.container_id is not None
+    runtime.remove(removed.container_id)
+    healthy = record(manager, runtime, Status.READY)
+    interrupted = record(manager, runtime, Status.RESTORING)
+
+    outcome = manager.reconcile(at_start=True)
+
+    assert stranger.id not in runtime.containers
+    assert other_instance.id in runtime.containers  # another service's sandbox: not ours
+    assert manager.get(killed.id).status == Status.FAILED
+    assert manager.get(removed.id).error.code == "container_vanished"  # type: ignore[union-attr]
+    assert manager.get(healthy.id).status == Status.READY
+    assert manager.get(interrupted.id).status == Status.FAILED
+    assert manager.get(interrupted.id).error.code == "interrupted"  # type: ignore[union-attr]
+    assert interrupted.container_id not in runtime.containers
+    assert set(outcome["failed"]) == {killed.id, removed.id, interrupted.id}
