@@ -70,6 +70,10 @@ class RestoreReport(BaseModel):
     errors: list[RestoreError] = Field(default_factory=list)
     roles_created: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    # Rows per table the backups carry (COPY rows / INSERTs / archive data entries).
+    source_rows: dict[str, int] = Field(default_factory=dict)
+    # Data entries of a failed restore whose tables are still empty.
+    not_loaded: list[str] = Field(default_factory=list)
     duration_seconds: float = 0.0
 
 

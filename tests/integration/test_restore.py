@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from restorebox.probes.catalog import PROBES
 from tests.conftest import SHARED_FIXTURES, Api, Manufacturing, copy_backup, query, row_counts
 
 pytestmark = pytest.mark.integration
@@ -29,6 +30,12 @@ SINGLE_FILE_VARIANTS = [
 def assert_exact(sandbox: dict[str, Any], expected: dict[str, int]) -> None:
     assert sandbox["restore"]["errors"] == []
     assert row_counts(sandbox["connection_url"], list(expected)) == expected
+    # A faithful restore passes every probe.
+    assert {p["name"]: p["status"] for p in sandbox["probes"]} == dict.fromkeys(PROBES, "pass"), [
+        p for p in sandbox["probes"] if p["status"] != "pass"
+    ]
+    assert sandbox["verdict"] == "pass"
+    assert sandbox["restore"]["source_rows"] == expected
 
 
 @pytest.mark.parametrize(("name", "fmt", "compression", "major"), SINGLE_FILE_VARIANTS)

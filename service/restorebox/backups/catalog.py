@@ -173,6 +173,7 @@ def describe(name: str, path: Path) -> Backup:
             roles=sorted(scan.declarations.roles),
             objects=objects,
             data_tables=sorted(scan.data_tables),
+            row_counts=dict(scan.data_tables),
             path=path,
         )
     else:

@@ -36,6 +36,9 @@ class Backup(BaseModel):
     roles: list[str] = Field(default_factory=list)
     objects: list[DeclaredObject] = Field(default_factory=list, exclude=True)
     data_tables: list[str] = Field(default_factory=list, exclude=True)
+    # Rows per table the backup carries, when known without a PostgreSQL client
+    # (plain files; archives are counted inside the sandbox by the restore).
+    row_counts: dict[str, int] | None = Field(default=None, exclude=True)
     path: Path = Field(exclude=True)
 
     @property

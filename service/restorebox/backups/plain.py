@@ -25,18 +25,20 @@ class PlainScan:
     server_version: str | None = None
     pg_dump_version: str | None = None
     cluster_dump: bool = False
-    data_tables: dict[str, int] = field(default_factory=dict)
+    data_tables: dict[str, int] = field(default_factory=dict)  # table -> rows carried
     meta_commands: list[tuple[int, str]] = field(default_factory=list)
     declarations: PlainDeclarations = field(default_factory=PlainDeclarations)
 
 
 def scan_plain(stream: IO[bytes]) -> PlainScan:
     result = PlainScan()
-    in_copy = False
+    copying: str | None = None
     for number, raw in enumerate(stream, start=1):
-        if in_copy:
+        if copying is not None:
             if raw.startswith(b"\\.") and raw.rstrip(b"\r\n") == b"\\.":
-                in_copy = False
+                copying = None
+            else:
+                result.data_tables[copying] += 1
             continue
         line = raw.decode("utf-8", "replace")
         if number <= 20 and line.startswith("--"):
@@ -52,13 +54,12 @@ def scan_plain(stream: IO[bytes]) -> PlainScan:
         if line.startswith("COPY "):
             match = _COPY.match(line)
             if match:
-                in_copy = True
-                _count(result, match.group(1))
+                copying = _table_key(result, match.group(1))
                 continue
         elif line.startswith("INSERT INTO "):
             match = _INSERT.match(line)
             if match:
-                _count(result, match.group(1))
+                result.data_tables[_table_key(result, match.group(1))] += 1
                 continue
         elif line.startswith("\\"):
             command = line[1:].split(None, 1)[0] if len(line) > 1 else ""
@@ -69,7 +70,8 @@ def scan_plain(stream: IO[bytes]) -> PlainScan:
     return result
 
 
-def _count(result: PlainScan, qname: str) -> None:
+def _table_key(result: PlainScan, qname: str) -> str:
     schema, table = split_qname(qname)
     key = f"{schema}.{table}"
-    result.data_tables[key] = result.data_tables.get(key, 0) + 1
+    result.data_tables.setdefault(key, 0)
+    return key

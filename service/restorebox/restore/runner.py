@@ -13,8 +13,10 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 from psycopg import sql
 
+from ..backups.declared import split_qname
 from ..backups.model import Backup
 from ..errors import Cancelled, RestoreFailed, RestoreTimeout
 from ..models import Progress, RestoreError, RestoreReport, RestoreStep, Sandbox
@@ -37,6 +39,12 @@ FAST_SETTINGS = {
     "autovacuum": "off",
 }
 DECOMPRESS = {"none": "cat", "gzip": "gzip -dc", "zstd": "zstd -dcq", "lz4": "lz4 -dcq"}
+# Rows per COPY block of a data stream: "<table> <rows>" per block.
+_COUNT_AWK = shlex.quote(
+    r"/^COPY .* FROM stdin;$/ { t = $2; n = 0; c = 1; next } "
+    r"c && /^\\\.$/ { print t, n; c = 0; next } "
+    r"c { n++ }"
+)
 _PROGRESS_SCRIPT = (
     'for fd in /proc/[0-9]*/fd/*; do t=$(readlink "$fd" 2>/dev/null) || continue; '
     'case "$t" in /tmp/restorebox/*) d=${fd%/fd/*}; n=${fd##*/}; '
@@ -82,6 +90,7 @@ class RestoreRunner:
                 report.steps.append(step)
                 report.errors.extend(errors)
                 if on_error == "stop" and (errors or step.exit_code != 0):
+                    report.not_loaded = self._empty_tables(backup.data_tables)
                     first = errors[0] if errors else None
                     where = f" (line {first.line})" if first and first.line else ""
                     where += f" [{first.toc_entry}]" if first and first.toc_entry else ""
@@ -93,6 +102,9 @@ class RestoreRunner:
                     raise RestoreFailed(message, report=report)
         finally:
             report.duration_seconds = round(time.monotonic() - started, 3)
+        if any(b.content == "data" for b in plan.backups):
+            report.warnings += self._refresh_matviews()
+        report.source_rows = self._source_rows(plan, uploads)
         self._cleanup_uploads()
         self._tune({name: None for name in FAST_SETTINGS})
         self._analyze()
@@ -295,6 +307,90 @@ class RestoreRunner:
             if path.startswith(remote) and pos.isdigit():
                 positions[path] = max(positions.get(path, 0), int(pos))
         return sum(positions.values())
+
+    def _source_rows(self, plan: RestorePlan, remotes: list[str]) -> dict[str, int]:
+        """Rows per table the backups carry. Plain files were counted when catalogued;
+        archives are counted here by the sandbox's own pg_restore, which reads them."""
+        total: dict[str, int] = {}
+        for backup, remote in zip(plan.backups, remotes, strict=True):
+            counts = backup.row_counts
+            if counts is None:
+                self.on_progress(Progress(phase="counting source rows", file=backup.name))
+                result = self.runtime.exec(
+                    self.container_id,
+                    [
+                        "bash",
+                        "-o",
+                        "pipefail",
+                        "-c",
+                        f'pg_restore -a -f - "$1" | awk {_COUNT_AWK}',
+                        "count",
+                        remote,
+                    ],
+                )
+                counts = {}
+                for line in result.stdout.decode("utf-8", "replace").splitlines():
+                    qname, _, number = line.rpartition(" ")
+                    if number.isdigit():
+                        key = ".".join(split_qname(qname))
+                        counts[key] = counts.get(key, 0) + int(number)
+            for table, rows in counts.items():
+                total[table] = total.get(table, 0) + rows
+        return total
+
+    def _refresh_matviews(self) -> list[str]:
+        """A schema-only file creates materialized views WITH NO DATA and a data-only
+        file never refreshes them: once the data is in, populate them (dependencies
+        first, by retrying until no more succeed)."""
+        notes: list[str] = []
+        with connect(self.sandbox) as conn:
+            pending = conn.execute(
+                "SELECT format('%I.%I', schemaname, matviewname) FROM pg_matviews "
+                "WHERE NOT ispopulated ORDER BY 1"
+            ).fetchall()
+            names = [row[0] for row in pending]
+            refreshed: list[str] = []
+            failures: dict[str, str] = {}
+            progress = True
+            while names and progress:
+                progress = False
+                for name in list(names):
+                    try:
+                        conn.execute(f"REFRESH MATERIALIZED VIEW {name}")
+                    except psycopg.Error as exc:
+                        failures[name] = str(exc).strip()
+                        continue
+                    names.remove(name)
+                    refreshed.append(name)
+                    failures.pop(name, None)
+                    progress = True
+        if refreshed:
+            notes.append(
+                f"refreshed {len(refreshed)} materialized views after the data-only load: "
+                + ", ".join(refreshed[:10])
+            )
+        notes += [f"could not refresh {name}: {error}" for name, error in failures.items()]
+        return notes
+
+    def _empty_tables(self, tables: list[str]) -> list[str]:
+        """Which of ``tables`` hold no rows (or do not exist) in the sandbox."""
+        empty = []
+        try:
+            with connect(self.sandbox) as conn:
+                for table in tables:
+                    schema, name = table.split(".", 1)
+                    query = sql.SQL("SELECT EXISTS (SELECT FROM {}.{})").format(
+                        sql.Identifier(schema), sql.Identifier(name)
+                    )
+                    try:
+                        row = conn.execute(query).fetchone()
+                    except psycopg.Error:
+                        row = None
+                    if not row or not row[0]:
+                        empty.append(table)
+        except psycopg.Error:
+            return list(tables)
+        return empty
 
     def _check_time(self) -> None:
         if time.monotonic() > self.deadline:
