@@ -3,6 +3,7 @@ and skip only when no engine answers (``scripts/test`` always starts one)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +22,9 @@ from restorebox.runtime.docker import DockerRuntime
 from restorebox.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
+# Third-party dumps live in ../shared/fixtures beside the clone (as in CI).
+SHARED_FIXTURES = Path(os.environ.get("RESTOREBOX_SHARED_FIXTURES",
+                                      REPO.parent / "shared" / "fixtures"))
 GENERATED = REPO / "tests" / ".generated"
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
