@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,8 +24,9 @@ from restorebox.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 # Third-party dumps live in ../shared/fixtures beside the clone (as in CI).
-SHARED_FIXTURES = Path(os.environ.get("RESTOREBOX_SHARED_FIXTURES",
-                                      REPO.parent / "shared" / "fixtures"))
+SHARED_FIXTURES = Path(
+    os.environ.get("RESTOREBOX_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures")
+)
 GENERATED = REPO / "tests" / ".generated"
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -158,3 +160,67 @@ def row_counts(url: str, tables: list[str]) -> dict[str, int]:
             ).fetchone()  # type: ignore[misc]
             counts[table] = count
         return counts
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    settings: Settings
+    app: Any
+
+    def client(self) -> Any:
+        import httpx
+
+        return httpx.Client(base_url=self.url, headers=AUTH, timeout=300)
+
+
+@pytest.fixture
+def live_server(
+    tmp_path: Path, backups_dir: Path, docker_runtime: DockerRuntime
+) -> Iterator[Callable[..., Any]]:
+    """A real uvicorn server in a thread (for concurrent clients)."""
+    import threading
+
+    import uvicorn
+
+    servers: list[tuple[Any, threading.Thread, Any]] = []
+
+    @contextmanager
+    def factory(**overrides: Any) -> Iterator[LiveServer]:
+        settings = Settings(
+            state_dir=tmp_path / "state",
+            backups_dir=backups_dir,
+            api_token=TOKEN,
+            port=free_port(),
+            **overrides,
+        )
+        app = create_app(settings, docker_runtime)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=settings.port, log_config=None, access_log=False
+            )
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.02)
+        live = LiveServer(f"http://127.0.0.1:{settings.port}", settings, app)
+        servers.append((server, thread, app))
+        try:
+            yield live
+        finally:
+            manager = app.state.services.manager
+            for sandbox in manager.list_all():
+                manager.delete(sandbox.id)
+            server.should_exit = True
+            thread.join(timeout=30)
+
+    yield factory

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from restorebox.runtime import Container, ContainerSpec, ExecResult, UploadFile
+from restorebox.runtime import Container, ContainerSpec, ExecResult, Network, UploadFile
 from restorebox.runtime.base import ProgressCallback
 
 
@@ -14,6 +14,7 @@ class FakeRuntime:
     def __init__(self) -> None:
         self.containers: dict[str, Container] = {}
         self.started: list[ContainerSpec] = []
+        self.networks: dict[str, Network] = {}
         self._ids = itertools.count(1)
         self._ports = itertools.count(40000)
 
@@ -24,6 +25,7 @@ class FakeRuntime:
         cid = f"c{next(self._ids):063d}"
         container = Container(cid, spec.name, dict(spec.labels), True, next(self._ports))
         self.containers[cid] = container
+        self.networks[spec.name] = Network(spec.name, spec.name, dict(spec.labels), 1)
         self.started.append(spec)
         return container
 
@@ -53,7 +55,19 @@ class FakeRuntime:
         return "fake log"
 
     def remove(self, container_id: str) -> None:
-        self.containers.pop(container_id, None)
+        container = self.containers.pop(container_id, None)
+        if container is not None:
+            self.networks.pop(container.name, None)
+
+    def list_networks(self, labels: dict[str, str]) -> list[Network]:
+        return [
+            n
+            for n in self.networks.values()
+            if all(n.labels.get(k) == v for k, v in labels.items())
+        ]
+
+    def remove_network(self, network_id: str) -> None:
+        self.networks.pop(network_id, None)
 
     def list_managed(self, labels: dict[str, str]) -> list[Container]:
         return [

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from .errors import RestoreboxError
 from .settings import Settings
 from .tokens import read_for_client
 
@@ -219,7 +220,11 @@ def serve(settings: Settings) -> int:
     from .api import create_app
 
     logs.configure(os.environ.get("RESTOREBOX_LOG_LEVEL", "INFO"))
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except RestoreboxError as exc:
+        print(f"restorebox: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
     print(
         json.dumps(
             {
@@ -236,7 +241,7 @@ def serve(settings: Settings) -> int:
         port=settings.port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=5,
     )
     return 0
 

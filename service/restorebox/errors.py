@@ -95,6 +95,12 @@ class SandboxStartTimeout(SandboxFailed):
     code = "start_timeout"
 
 
+class ImageUnavailable(SandboxFailed):
+    """Raised when the configured image is neither present nor pullable."""
+
+    code = "image_unavailable"
+
+
 class ContainerVanished(SandboxFailed):
     """Raised when a sandbox's container disappears or dies underneath it."""
 

@@ -235,11 +235,15 @@ class SandboxManager:
             sandbox = self.store.get(sandbox_id)
         except RestoreboxError:
             return
-        if cancelled or sandbox.status in (Status.DELETING, Status.DELETED, Status.EXPIRED):
-            return  # delete() owns the outcome
-        keep = sandbox.keep_on_failure or self.settings.keep_failed
-        if sandbox.container_id and not keep:
-            self._remove_container(sandbox.container_id)
+        # Deleted, expired or cancelled at shutdown while this thread worked: the delete
+        # owns the outcome, but a container this thread started after the delete looked
+        # for it is still this thread's to remove.
+        gone = cancelled or sandbox.status in (Status.DELETING, Status.DELETED, Status.EXPIRED)
+        keep = not gone and (sandbox.keep_on_failure or self.settings.keep_failed)
+        if not keep:
+            self._remove_containers_of(sandbox)
+        if gone:
+            return
         self._update(
             sandbox_id,
             status=Status.FAILED,
@@ -251,6 +255,14 @@ class SandboxManager:
             "sandbox failed",
             extra={"sandbox": sandbox_id, "code": error.code, "error": error.message[:500]},
         )
+
+    def _remove_containers_of(self, sandbox: Sandbox) -> None:
+        """Remove every container of a sandbox: the recorded one and any found by label
+        (a provisioning thread may have started one a moment ago)."""
+        found = {c.id for c in self.runtime.list_managed({L.SANDBOX: sandbox.id})}
+        for container_id in found | ({sandbox.container_id} - {None}):
+            assert container_id is not None
+            self._remove_container(container_id)
 
     # -- read / update ------------------------------------------------------------
     def get(self, sandbox_id: str) -> Sandbox:
@@ -270,6 +282,12 @@ class SandboxManager:
             status = changes.get("status")
             if sandbox.status.final and status is not None and status != sandbox.status:
                 return sandbox
+            if (
+                sandbox.status == Status.FAILED
+                and isinstance(status, Status)
+                and not (status.final or status == Status.DELETING)
+            ):
+                return sandbox  # cancelled underneath a provisioning thread: stays failed
             if (
                 sandbox.status == Status.DELETING
                 and isinstance(status, Status)
@@ -307,12 +325,7 @@ class SandboxManager:
             if cancel is not None:
                 cancel.set()
             sandbox = self._update(sandbox_id, status=Status.DELETING)
-        container_ids = {sandbox.container_id} - {None}
-        # A provisioning thread may have started the container a moment ago: look by label.
-        container_ids |= {c.id for c in self.runtime.list_managed({L.SANDBOX: sandbox_id})}
-        for container_id in container_ids:
-            assert container_id is not None
-            self._remove_container(container_id)
+        self._remove_containers_of(sandbox)
         log.info("sandbox removed", extra={"sandbox": sandbox_id, "status": final.value})
         return self._update(sandbox_id, status=final, progress=None, container_id=None)
 
@@ -394,26 +407,37 @@ class SandboxManager:
                         ),
                     )
                     outcome["failed"].append(sandbox.id)
+        live = active | {s.id for s in known.values() if not s.status.final}
+        for network in self.runtime.list_networks({L.MANAGED: "true", L.INSTANCE: self.instance}):
+            if network.containers == 0 and network.labels.get(L.SANDBOX) not in live:
+                self.runtime.remove_network(network.id)
+                outcome["removed"].append(network.name)
         if outcome["removed"] or outcome["failed"]:
             log.info("reconciled", extra=outcome)
         return outcome
 
     # -- shutdown ---------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Stop in-flight provisioning; ready sandboxes keep running for the next start."""
+        """Stop in-flight provisioning (containers removed, sandboxes marked failed);
+        ready sandboxes keep running and are picked up by the next start."""
         self._closing = True
         with self._lock:
-            in_flight = list(self._cancel)
-        for sandbox_id in in_flight:
+            in_flight = list(self._cancel.items())
+        for sandbox_id, cancel in in_flight:
+            cancel.set()
             try:
-                self.delete(sandbox_id)
+                self._remove_containers_of(self.store.get(sandbox_id))
                 self._update(
                     sandbox_id,
+                    status=Status.FAILED,
+                    container_id=None,
+                    progress=None,
                     error=ErrorInfo(
                         code="cancelled",
                         message="the service shut down while this sandbox was being made",
                     ),
                 )
+                log.info("in-flight sandbox cancelled at shutdown", extra={"sandbox": sandbox_id})
             except Exception:
                 log.exception("cleanup at shutdown failed", extra={"sandbox": sandbox_id})
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -49,8 +49,12 @@ def docker_run_until_login(image: str, dump: Path | None = None) -> None:
     client = docker.from_env()
     password = secrets.token_hex(8)
     container = client.containers.run(
-        image, detach=True, environment={"POSTGRES_PASSWORD": password},
-        ports={"5432/tcp": ("127.0.0.1", None)}, labels={"restorebox.bench": "true"})
+        image,
+        detach=True,
+        environment={"POSTGRES_PASSWORD": password},
+        ports={"5432/tcp": ("127.0.0.1", None)},
+        labels={"restorebox.bench": "true"},
+    )
     try:
         container.reload()
         while not container.attrs["NetworkSettings"]["Ports"].get("5432/tcp"):
@@ -69,17 +73,37 @@ def docker_run_until_login(image: str, dump: Path | None = None) -> None:
                 delay = min(delay * 2, 0.5)
         if dump is not None:
             with dump.open("rb") as handle:
-                subprocess.run(["docker", "exec", "-i", "-u", "postgres", container.id, "psql",
-                                "-X", "-q", "-d", "postgres"], stdin=handle, check=True,
-                               stdout=subprocess.DEVNULL)
+                subprocess.run(
+                    [
+                        "docker",
+                        "exec",
+                        "-i",
+                        "-u",
+                        "postgres",
+                        container.id,
+                        "psql",
+                        "-X",
+                        "-q",
+                        "-d",
+                        "postgres",
+                    ],
+                    stdin=handle,
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
     finally:
         container.remove(force=True, v=True)
 
 
 class Service:
     def __init__(self, backups: Path, state: Path) -> None:
-        settings = Settings(state_dir=state, backups_dir=backups, api_token=TOKEN,
-                            restore_timeout_seconds=3600, probe_timeout_seconds=3600)
+        settings = Settings(
+            state_dir=state,
+            backups_dir=backups,
+            api_token=TOKEN,
+            restore_timeout_seconds=3600,
+            probe_timeout_seconds=3600,
+        )
         self.client = TestClient(create_app(settings, DockerRuntime()))
         self.client.__enter__()
 
@@ -126,10 +150,11 @@ def main() -> None:
     dump = fixtures[largest]
     runs = max(1, args.runs // 2)
     base, _ = median_time(lambda: docker_run_until_login("restorebox/postgres:15", dump), runs)
-    ours, _ = median_time(lambda: service.create(backup=f"scale{largest}.sql", probes="none"),
-                          runs)
-    print(f"### Restore of the largest fixture ({dump.stat().st_size / 1e6:.1f} MB plain, "
-          f"{rows[largest]} rows)\n")
+    ours, _ = median_time(lambda: service.create(backup=f"scale{largest}.sql", probes="none"), runs)
+    print(
+        f"### Restore of the largest fixture ({dump.stat().st_size / 1e6:.1f} MB plain, "
+        f"{rows[largest]} rows)\n"
+    )
     print("| what | median s | ratio |\n|---|---|---|")
     print(f"| docker run + psql < dump (baseline) | {base:.2f} | 1.00 |")
     print(f"| restorebox restore, probes off | {ours:.2f} | {ours / base:.2f} |\n")

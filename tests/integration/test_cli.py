@@ -35,11 +35,16 @@ def server(tmp_path: Path, docker_runtime: object) -> Iterator[dict[str, str]]:
     backups.mkdir()
     shutil.copyfile(SHARED_FIXTURES / "northwind" / "northwind.sql", backups / "northwind.sql")
     port = free_port()
-    env = {**os.environ, "RESTOREBOX_PORT": str(port), "RESTOREBOX_STATE_DIR": str(tmp_path / "s"),
-           "RESTOREBOX_BACKUPS_DIR": str(backups)}
+    env = {
+        **os.environ,
+        "RESTOREBOX_PORT": str(port),
+        "RESTOREBOX_STATE_DIR": str(tmp_path / "s"),
+        "RESTOREBOX_BACKUPS_DIR": str(backups),
+    }
     env.pop("RESTOREBOX_API_TOKEN", None)
-    proc = subprocess.Popen([CLI, "serve"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [CLI, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -58,8 +63,9 @@ def server(tmp_path: Path, docker_runtime: object) -> Iterator[dict[str, str]]:
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
+    return subprocess.run(
+        [CLI, *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def test_readme_flow(server: dict[str, str], tmp_path: Path) -> None:

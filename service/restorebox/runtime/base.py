@@ -33,6 +33,14 @@ class Container:
 
 
 @dataclass(frozen=True)
+class Network:
+    id: str
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    containers: int = 0
+
+
+@dataclass(frozen=True)
 class ExecResult:
     exit_code: int
     stdout: bytes
@@ -59,7 +67,8 @@ class Runtime(Protocol):
         """Check the engine answers."""
 
     def start(self, spec: ContainerSpec) -> Container:
-        """Create and start a container with port 5432 published; return it with its port."""
+        """Create and start a container, on a network of its own named ``spec.name``,
+        with port 5432 published; return it with its port."""
 
     def inspect(self, container_id: str) -> Container | None:
         """The container, or None when it no longer exists."""
@@ -87,7 +96,14 @@ class Runtime(Protocol):
         """The container's last log lines."""
 
     def remove(self, container_id: str) -> None:
-        """Remove the container and its anonymous volumes; a missing container is not an error."""
+        """Remove the container, its anonymous volumes and its network; a missing
+        container is not an error."""
 
     def list_managed(self, labels: dict[str, str]) -> list[Container]:
         """Containers carrying all of ``labels``, running or not."""
+
+    def list_networks(self, labels: dict[str, str]) -> list[Network]:
+        """Networks carrying all of ``labels``, with how many containers they hold."""
+
+    def remove_network(self, network_id: str) -> None:
+        """Remove a network; a missing one is not an error."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tarfile
 import threading
@@ -13,16 +14,18 @@ import docker
 import docker.errors
 import requests
 
-from ..errors import EngineUnavailable
+from ..errors import ContainerVanished, EngineUnavailable, ImageUnavailable
 from ..retry import engine_call
-from .base import Container, ContainerSpec, ExecResult, ProgressCallback, UploadFile
-from .labels import MANAGED
+from .base import Container, ContainerSpec, ExecResult, Network, ProgressCallback, UploadFile
 
 log = logging.getLogger("restorebox.runtime")
 
-NETWORK_NAME = "restorebox-sandboxes"
-# A bridge without IP masquerading has no route to the outside world, yet a port
-# published on the host's loopback still reaches the container through docker-proxy.
+# Each sandbox gets a bridge network of its own, named after it, whose Linux bridge is
+# "rbx<12 hex>": scripts/ensure-docker drops new connections from rbx+ bridges to the host
+# and everything they would forward. Without IP masquerading a sandbox has no route out
+# even without those rules, yet its port published on the host's loopback still works
+# (docker-proxy connects from the host side).
+BRIDGE_PREFIX = "rbx"
 NETWORK_OPTIONS = {
     "com.docker.network.bridge.enable_ip_masquerade": "false",
     "com.docker.network.bridge.enable_icc": "false",
@@ -39,7 +42,6 @@ class DockerRuntime:
         self._timeout = timeout
         self._client: Any = None
         self._lock = threading.Lock()
-        self._network_ready = False
 
     # -- plumbing -------------------------------------------------------------
     @property
@@ -74,27 +76,25 @@ class DockerRuntime:
     def ping(self) -> None:
         self._call(self.client.ping)
 
-    def _ensure_network(self) -> None:
-        if self._network_ready:
-            return
-        networks = self._call(self.client.networks.list, names=[NETWORK_NAME])
-        if not any(n.name == NETWORK_NAME for n in networks):
-            try:
-                self._call(
-                    self.client.networks.create,
-                    NETWORK_NAME,
-                    driver="bridge",
-                    options=NETWORK_OPTIONS,
-                    labels={MANAGED: "true"},
-                )
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:  # created meanwhile by a concurrent call
-                    raise
-        self._network_ready = True
+    def _create_network(self, spec: ContainerSpec) -> str:
+        bridge = BRIDGE_PREFIX + hashlib.sha256(spec.name.encode()).hexdigest()[:12]
+        try:
+            self._call(
+                self.client.networks.create,
+                spec.name,
+                driver="bridge",
+                options={**NETWORK_OPTIONS, "com.docker.network.bridge.name": bridge},
+                labels=spec.labels,
+                check_duplicate=True,
+            )
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # left over from an interrupted attempt: reuse it
+                raise
+        return spec.name
 
     # -- Runtime --------------------------------------------------------------
     def start(self, spec: ContainerSpec) -> Container:
-        self._ensure_network()
+        network = self._create_network(spec)
         try:
             raw = self._call(
                 self.client.containers.run,
@@ -105,7 +105,7 @@ class DockerRuntime:
                 environment=spec.env,
                 labels=spec.labels,
                 ports={"5432/tcp": (spec.publish_host, None)},
-                network=NETWORK_NAME,
+                network=network,
                 user="postgres",
                 mem_limit=spec.memory_bytes,
                 memswap_limit=spec.memory_bytes,
@@ -116,11 +116,15 @@ class DockerRuntime:
                 shm_size="256m",
                 read_only=False,
             )
-        except docker.errors.ImageNotFound as exc:
-            raise EngineUnavailable(
-                f"image {spec.image} is not available; build it with scripts/build-images "
-                f"or pull it: {exc.explanation}"
+        except (docker.errors.ImageNotFound, docker.errors.NotFound) as exc:
+            self._remove_network(network)
+            raise ImageUnavailable(
+                f"image {spec.image} is not available and could not be pulled; build it with "
+                f"scripts/build-images or set RESTOREBOX_IMAGES: {exc.explanation}"
             ) from exc
+        except BaseException:
+            self._remove_network(network)
+            raise
         return self._wait_for_port(raw)
 
     def _wait_for_port(self, raw: Any) -> Container:
@@ -158,13 +162,9 @@ class DockerRuntime:
             stdout, stderr = self._call(api.exec_start, exec_id, demux=True)
             code = self._call(api.exec_inspect, exec_id)["ExitCode"]
         except docker.errors.NotFound as exc:
-            from ..errors import ContainerVanished
-
             raise ContainerVanished(f"container {container_id[:12]} is gone") from exc
         except docker.errors.APIError as exc:
             if exc.status_code == 409:  # container not running
-                from ..errors import ContainerVanished
-
                 raise ContainerVanished(
                     f"container {container_id[:12]} is not running: {exc.explanation}"
                 ) from exc
@@ -191,14 +191,47 @@ class DockerRuntime:
         return bytes(data).decode("utf-8", "replace")
 
     def remove(self, container_id: str) -> None:
+        networks: list[str] = []
         try:
+            attrs = self._call(self.client.api.inspect_container, container_id)
+            networks = [
+                name
+                for name in (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+                if name not in ("bridge", "host", "none")
+            ]
             self._call(self.client.api.remove_container, container_id, force=True, v=True)
         except docker.errors.NotFound:
-            return
+            pass
         except docker.errors.APIError as exc:
-            if exc.status_code == 409 and "already in progress" in str(exc):
-                return
-            raise
+            if not (exc.status_code == 409 and "already in progress" in str(exc)):
+                raise
+        for network in networks:
+            self._remove_network(network)
+
+    def _remove_network(self, name: str) -> None:
+        try:
+            self._call(self.client.api.remove_network, name)
+        except docker.errors.NotFound:
+            return
+
+    def list_networks(self, labels: dict[str, str]) -> list[Network]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        raws = self._call(self.client.api.networks, filters=filters)
+        networks = []
+        for raw in raws:
+            detail = self._call(self.client.api.inspect_network, raw["Id"])
+            networks.append(
+                Network(
+                    id=raw["Id"],
+                    name=raw["Name"],
+                    labels=raw.get("Labels") or {},
+                    containers=len(detail.get("Containers") or {}),
+                )
+            )
+        return networks
+
+    def remove_network(self, network_id: str) -> None:
+        self._remove_network(network_id)
 
     def list_managed(self, labels: dict[str, str]) -> list[Container]:
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
