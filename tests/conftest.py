@@ -223,4 +223,4 @@ def live_server(
             server.should_exit = True
             thread.join(timeout=30)
 
-    yield factory
+    return factory

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -111,10 +112,8 @@ def test_hundred_cycles_with_random_kills_leave_nothing_behind(make_api: Any) ->
                 for c in engine.containers.list(
                     all=True, filters={"label": f"{labels.SANDBOX}={sandbox_id}"}
                 ):
-                    try:
-                        c.kill()
-                    except docker.errors.APIError:
-                        pass  # not running yet, or already gone
+                    with contextlib.suppress(docker.errors.APIError):
+                        c.kill()  # may be not running yet, or already gone
             assert api.delete(f"/v1/sandboxes/{sandbox_id}").status_code == 204
         api.services.manager.reconcile()
     label = f"{labels.MANAGED}=true"
