@@ -1,0 +1,95 @@
+"""Issue 5: containment of untrusted dumps and who may see what."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from restorebox.runtime.docker import NETWORK_OPTIONS
+from tests.conftest import Api
+
+pytestmark = pytest.mark.integration
+
+
+def test_sandbox_is_hardened_and_alone_on_an_isolated_network(api: Api) -> None:
+    sandbox = api.create()
+    engine = docker.from_env()
+    container = engine.containers.get(api.containers()[0].id)
+    host = container.attrs["HostConfig"]
+    assert host["CapDrop"] == ["ALL"]
+    assert not host["CapAdd"]
+    assert not host["Privileged"]
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert not container.attrs["Mounts"]  # no host paths, no Docker socket
+    assert container.attrs["Config"]["User"] == "postgres"
+    networks = container.attrs["NetworkSettings"]["Networks"]
+    assert list(networks) == [f"restorebox-{sandbox['id']}"]
+    network = engine.networks.get(f"restorebox-{sandbox['id']}")
+    options = network.attrs["Options"]
+    for key, value in NETWORK_OPTIONS.items():
+        assert options[key] == value
+    bridge = options["com.docker.network.bridge.name"]
+    assert bridge.startswith("rbx")
+    # The host drops whatever the sandbox bridges would forward, and new connections
+    # from them to the host (installed by scripts/ensure-docker).
+    forward = subprocess.run(
+        ["iptables", "-S", "DOCKER-USER"], capture_output=True, text=True, check=True
+    ).stdout
+    inbound = subprocess.run(
+        ["iptables", "-S", "INPUT"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "-A DOCKER-USER -i rbx+ -j DROP" in forward
+    assert "-A INPUT -i rbx+ -m conntrack --ctstate NEW -j DROP" in inbound
+    api.delete(f"/v1/sandboxes/{sandbox['id']}")
+    assert engine.networks.list(names=[f"restorebox-{sandbox['id']}"]) == []
+
+
+def test_meta_commands_and_copy_to_program_stay_inside_the_sandbox(
+    api: Api, backups_dir: Path
+) -> None:
+    tag = uuid.uuid4().hex
+    (backups_dir / "evil.sql").write_text(
+        "CREATE TABLE t (id int);\n"
+        f"\\! touch /tmp/shell-{tag}\n"
+        f"\\o /tmp/out-{tag}\nSELECT 'written';\n\\o\n"
+        f"COPY (SELECT 1) TO PROGRAM 'touch /tmp/program-{tag}';\n"
+        f"\\! id > /tmp/whoami-{tag}\n"
+    )
+    sandbox = api.create(backup="evil.sql", probes="none")
+    container = docker.from_env().containers.get(api.containers()[0].id)
+    for name in ("shell", "out", "program"):
+        assert not Path(f"/tmp/{name}-{tag}").exists(), f"{name} reached the host"
+        assert container.exec_run(["test", "-e", f"/tmp/{name}-{tag}"]).exit_code == 0
+    whoami = container.exec_run(["cat", f"/tmp/whoami-{tag}"]).output.decode()
+    assert "uid=" in whoami
+    assert "uid=0(" not in whoami  # unprivileged inside the sandbox too
+    assert sandbox["status"] == "ready"
+
+
+def test_passwords_never_reach_the_logs(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG):
+        sandbox = api.create()
+    password = sandbox["connection_url"].split(":")[2].split("@")[0]
+    assert len(password) >= 24
+    for record in caplog.records:
+        assert password not in record.getMessage()
+        assert password not in repr(record.__dict__)
+
+
+def test_several_tokens_are_accepted(make_api: Any) -> None:
+    with make_api(api_tokens="team-a-token,team-b-token") as api:
+        for token in ("test-token-0123456789", "team-a-token", "team-b-token"):
+            response = api.client.get("/v1/sandboxes", headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 200
+        assert (
+            api.client.get(
+                "/v1/sandboxes", headers={"Authorization": "Bearer team-c-token"}
+            ).status_code
+            == 401
+        )
