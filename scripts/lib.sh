@@ -24,16 +24,19 @@ apt_install() {
 }
 
 ensure_venv() {
-    # A virtualenv with restorebox and its dev dependencies, refreshed when pyproject.toml changes.
+    # A virtualenv with restorebox and its dev dependencies, refreshed when pyproject.toml
+    # or constraints.txt changes. constraints.txt pins what the suite was last run with;
+    # refresh it with: .venv/bin/pip freeze --exclude-editable > constraints.txt
     local stamp="$VENV/.restorebox-installed"
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating virtualenv at $VENV"
         python3 -m venv "$VENV"
     fi
-    if [ ! -f "$stamp" ] || [ "$REPO_ROOT/pyproject.toml" -nt "$stamp" ]; then
-        log "installing Python dependencies"
+    if [ ! -f "$stamp" ] || [ "$REPO_ROOT/pyproject.toml" -nt "$stamp" ] \
+        || [ "$REPO_ROOT/constraints.txt" -nt "$stamp" ]; then
+        log "installing Python dependencies (versions pinned by constraints.txt)"
         "$VENV/bin/python" -m pip install -q --upgrade pip
-        "$VENV/bin/python" -m pip install -q -e "$REPO_ROOT[dev]"
+        "$VENV/bin/python" -m pip install -q -c "$REPO_ROOT/constraints.txt" -e "$REPO_ROOT[dev]"
         touch "$stamp"
     fi
 }
