@@ -12,7 +12,7 @@ import docker
 import pytest
 
 from restorebox.runtime.docker import NETWORK_OPTIONS
-from tests.conftest import Api
+from tests.conftest import Api, query
 
 pytestmark = pytest.mark.integration
 
@@ -93,3 +93,23 @@ def test_several_tokens_are_accepted(make_api: Any) -> None:
             ).status_code
             == 401
         )
+
+
+def test_a_cluster_dump_cannot_demote_the_sandbox_superuser(api: Api, backups_dir: Path) -> None:
+    (backups_dir / "cluster.sql").write_text(
+        "--\n-- PostgreSQL database cluster dump\n--\n\n"
+        "CREATE ROLE restorebox;\n"
+        "ALTER ROLE restorebox WITH NOSUPERUSER NOINHERIT NOLOGIN PASSWORD 'stolen';\n"
+        "CREATE ROLE app_owner;\nALTER ROLE app_owner WITH NOLOGIN;\n"
+        "CREATE TABLE t (id int);\nALTER TABLE t OWNER TO app_owner;\n"
+        "DROP ROLE IF EXISTS restorebox;\nCREATE TABLE after_error (id int);\n"
+    )
+    sandbox = api.create(backup="cluster.sql", probes="none")
+    url = sandbox["connection_url"]
+    assert query(url, "SELECT rolsuper, rolcanlogin FROM pg_roles WHERE rolname = "
+                      "current_user") == [(True, True)]
+    assert query(url, "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 't'") == [
+        ("app_owner",)]
+    assert query(url, "SELECT count(*) FROM pg_class WHERE relname = 'after_error'") == [(1,)]
+    warnings = api.get("/v1/backups/cluster.sql").json()["warnings"]
+    assert any("cluster dump" in w for w in warnings)

@@ -124,3 +124,11 @@ def test_archive_header_newer_than_known_is_refused() -> None:
 
     with pytest.raises(UnsupportedBackup, match="newer"):
         read_toc(io.BytesIO(b"PGDMP\x01\x63\x00\x04\x08\x01"), "future.dump")
+
+
+def test_backups_over_the_size_limit_are_refused(tmp_path: Path) -> None:
+    from restorebox.errors import BackupTooLarge
+
+    (tmp_path / "big.sql").write_bytes(PLAIN)
+    with pytest.raises(BackupTooLarge, match="over the limit"):
+        Catalog(tmp_path, max_bytes=100).get("big.sql")

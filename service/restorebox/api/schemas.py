@@ -78,25 +78,16 @@ class SandboxOut(BaseModel):
     verdict: Literal["pass", "warn", "fail"] | None
     probes: list[ProbeResult] | None
 
+    model_config = ConfigDict(from_attributes=True)
+
+    @field_validator("postgres_version", mode="before")
+    @classmethod
+    def _as_text(cls, value: object) -> str:
+        return str(value)
+
     @classmethod
     def of(cls, sandbox: Sandbox) -> SandboxOut:
-        return cls(
-            id=sandbox.id,
-            status=sandbox.status,
-            connection_url=sandbox.connection_url,
-            postgres_version=str(sandbox.postgres_version),
-            database=sandbox.database,
-            backups=sandbox.backups,
-            created_at=sandbox.created_at,
-            expires_at=sandbox.expires_at,
-            ready_at=sandbox.ready_at,
-            protected=sandbox.protected,
-            error=sandbox.error,
-            progress=sandbox.progress,
-            restore=sandbox.restore,
-            verdict=sandbox.verdict,
-            probes=sandbox.probes,
-        )
+        return cls.model_validate(sandbox)
 
 
 class SandboxList(BaseModel):
@@ -104,6 +95,8 @@ class SandboxList(BaseModel):
 
 
 class ReportOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     status: Status
     verdict: Literal["pass", "warn", "fail"] | None

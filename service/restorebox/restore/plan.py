@@ -19,6 +19,14 @@ class RestorePlan:
         return sum(b.size_bytes for b in self.backups)
 
 
+def _require_configured(major: int, configured: list[int]) -> None:
+    if major not in configured:
+        raise InvalidRequest(
+            f"PostgreSQL {major} is not configured; available: " + ", ".join(map(str, configured)),
+            postgres=major,
+        )
+
+
 def choose_major(
     backups: list[Backup], configured: list[int], requested: int | None, default: int
 ) -> int:
@@ -29,12 +37,7 @@ def choose_major(
     (hand-written SQL) get the default major, the newest unless configured otherwise."""
     needed = max((b.required_major or 0 for b in backups), default=0)
     if requested is not None:
-        if requested not in configured:
-            raise InvalidRequest(
-                f"PostgreSQL {requested} is not configured; available: "
-                + ", ".join(map(str, configured)),
-                postgres=requested,
-            )
+        _require_configured(requested, configured)
         if requested < needed:
             culprit = max(backups, key=lambda b: b.required_major or 0)
             raise NoSuitablePostgres(
@@ -63,12 +66,7 @@ def make_plan(
 ) -> RestorePlan:
     if not backups:
         major = requested if requested is not None else default
-        if major not in configured:
-            raise InvalidRequest(
-                f"PostgreSQL {major} is not configured; available: "
-                + ", ".join(map(str, configured)),
-                postgres=major,
-            )
+        _require_configured(major, configured)
         return RestorePlan(major, (), ())
     major = choose_major(backups, configured, requested, default)
     roles = sorted({role for b in backups for role in b.roles})

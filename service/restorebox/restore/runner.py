@@ -222,12 +222,13 @@ class RestoreRunner:
 
     def _psql_argv(self, backup: Backup, remote: str, on_error: str, remaining: int) -> list[str]:
         stop = "1" if on_error == "stop" else "0"
-        pipeline = f'{DECOMPRESS[backup.compression]} "$1"'
-        if backup.cluster_dump:
-            # A pg_dumpall file must not drop, rename or demote the sandbox's own superuser.
-            user = self.sandbox.user
-            pattern = rf'^(CREATE|ALTER|DROP) ROLE (IF EXISTS )?"?{user}"?( |;|$)'
-            pipeline += f" | grep -Ev {shlex.quote(pattern)}"
+        # No dump may drop, rename or demote the sandbox's own superuser (pg_dumpall
+        # files carry role statements; a hostile plain file might too).
+        user = self.sandbox.user
+        # Such lines become comments, so psql's line numbers still match the file.
+        role_line = rf'^((CREATE|ALTER|DROP) (ROLE|USER) (IF EXISTS )?"?{user}"?( |;|$))'
+        script = f"s/{role_line}/-- skipped by restorebox: \\1/I"
+        pipeline = f'{DECOMPRESS[backup.compression]} "$1" | sed -E {shlex.quote(script)}'
         pipeline += f" | psql -X -q -b -v ON_ERROR_STOP={stop} -f -"
         return [
             "timeout",

@@ -62,16 +62,7 @@ def get_sandbox(sandbox_id: str, manager: ManagerDep) -> SandboxOut:
 @router.get("/{sandbox_id}/report", response_model=ReportOut)
 def get_report(sandbox_id: str, manager: ManagerDep) -> ReportOut:
     """The full restore and probe report."""
-    s = manager.get(sandbox_id)
-    return ReportOut(
-        id=s.id,
-        status=s.status,
-        verdict=s.verdict,
-        backups=s.backups,
-        restore=s.restore,
-        probes=s.probes,
-        error=s.error,
-    )
+    return ReportOut.model_validate(manager.get(sandbox_id))
 
 
 @router.patch("/{sandbox_id}", response_model=SandboxOut)
