@@ -170,7 +170,7 @@ def describe(name: str, path: Path) -> Backup:
             pg_dump_version=scan.pg_dump_version,
             cluster_dump=scan.cluster_dump,
             warnings=warnings,
-            roles=sorted(scan.declarations.roles),
+            roles=sorted(scan.declarations.roles - scan.declarations.creates_roles),
             objects=objects,
             data_tables=sorted(scan.data_tables),
             row_counts=dict(scan.data_tables),

@@ -40,6 +40,7 @@ _POLICY_TO = re.compile(rf"^CREATE POLICY .+? TO ((?:{IDENT})(?:\s*,\s*{IDENT})*
 _SESSION_AUTH = re.compile(r"^SET SESSION AUTHORIZATION '((?:[^']|'')+)'")
 _SET_ROLE = re.compile(rf"^SET ROLE ({IDENT})")
 _DEFAULT_PRIVS = re.compile(rf"^ALTER DEFAULT PRIVILEGES FOR ROLE ({IDENT})")
+_CREATE_ROLE = re.compile(rf"^CREATE (?:ROLE|USER|GROUP) ({IDENT})")
 _NOT_ROLES = {"public", "current_user", "session_user", "current_role", "pg_database_owner"}
 
 
@@ -76,6 +77,7 @@ class PlainDeclarations:
     def __init__(self) -> None:
         self.objects: list[DeclaredObject] = []
         self.roles: set[str] = set()
+        self.creates_roles: set[str] = set()  # a pg_dumpall file makes its own roles
         self._current_table: str | None = None
 
     def feed(self, line: str) -> None:
@@ -107,6 +109,10 @@ class PlainDeclarations:
                 self._current_table = match.group(1)
             return
         if not line.startswith("CREATE "):
+            return
+        match = _CREATE_ROLE.match(line)
+        if match:
+            self.creates_roles.add(unquote(match.group(1)))
             return
         for kind, pattern in _OBJECT_PATTERNS:
             match = pattern.match(line)
