@@ -1,40 +1,70 @@
 #!/bin/sh
 # Entrypoint for restorebox sandbox images. Same contract as the official image:
-#   POSTGRES_PASSWORD (required), POSTGRES_USER (default postgres),
+#   POSTGRES_PASSWORD (required on first start), POSTGRES_USER (default postgres),
 #   POSTGRES_DB (default: $POSTGRES_USER). Listens on 5432; TCP logins use
 #   scram-sha-256; the local socket inside the container trusts its own users.
+#
+# The cluster was initialised when the image was built. On first start the server
+# comes up at once and the requested database, then the role with its password, are
+# created over the local socket: a TCP login can only succeed once both exist, so a
+# client that logs in successfully finds everything ready.
 set -eu
 
 : "${POSTGRES_USER:=postgres}"
 : "${POSTGRES_DB:=$POSTGRES_USER}"
+export POSTGRES_USER POSTGRES_DB
 
 if [ "${1:-postgres}" != "postgres" ]; then
     exec "$@"
 fi
+[ $# -gt 0 ] && shift
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-    if [ -z "${POSTGRES_PASSWORD:-}" ]; then
-        echo "docker-entrypoint: POSTGRES_PASSWORD must be set" >&2
-        exit 1
-    fi
-    pwfile=$(mktemp)
-    printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
-    initdb --pgdata="$PGDATA" --username="$POSTGRES_USER" --pwfile="$pwfile" \
-        --encoding=UTF8 --locale=C.UTF-8 --auth-local=trust \
-        --auth-host=scram-sha-256 --no-sync --no-instructions >/dev/null
-    rm -f "$pwfile"
-    {
-        echo "listen_addresses = '*'"
-        echo "password_encryption = 'scram-sha-256'"
-        echo "unix_socket_directories = '/var/run/postgresql'"
-    } >> "$PGDATA/postgresql.conf"
+    # The data directory was replaced (e.g. an empty mount): initialise it now.
+    initdb --pgdata="$PGDATA" --username=postgres --encoding=UTF8 --locale=C.UTF-8 \
+        --auth-local=trust --auth-host=scram-sha-256 --no-sync --no-instructions >/dev/null
+    printf "%s\n" "listen_addresses = '*'" "password_encryption = 'scram-sha-256'" \
+        "unix_socket_directories = '/var/run/postgresql'" >> "$PGDATA/postgresql.conf"
     echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
-    if [ "$POSTGRES_DB" != "postgres" ]; then
-        # Single-user mode: no socket, no TCP, so nobody can log in before we are done.
-        db=$(printf '%s' "$POSTGRES_DB" | sed 's/"/""/g')
-        echo "CREATE DATABASE \"$db\";" | postgres --single -D "$PGDATA" -j postgres >/dev/null
-    fi
+    touch "$PGDATA/.restorebox-setup-pending"
 fi
+
+if [ ! -e "$PGDATA/.restorebox-setup-pending" ]; then
+    unset POSTGRES_PASSWORD
+    exec postgres "$@"
+fi
+
+if [ -z "${POSTGRES_PASSWORD:-}" ]; then
+    echo "docker-entrypoint: POSTGRES_PASSWORD must be set" >&2
+    exit 1
+fi
+
+env -u POSTGRES_PASSWORD postgres "$@" &
+server=$!
+trap 'kill -INT "$server" 2>/dev/null' INT TERM
+
+until pg_isready -q -h /var/run/postgresql; do
+    kill -0 "$server" 2>/dev/null || { wait "$server"; exit 1; }
+    sleep 0.02
+done
+
+psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql -U postgres -d postgres <<'SQL'
+\getenv pass POSTGRES_PASSWORD
+\getenv user POSTGRES_USER
+\getenv db POSTGRES_DB
+SELECT :'db' <> 'postgres' AS create_db, :'user' = 'postgres' AS bootstrap_user \gset
+\if :create_db
+CREATE DATABASE :"db";
+\endif
+\if :bootstrap_user
+ALTER ROLE postgres PASSWORD :'pass';
+\else
+CREATE ROLE :"user" SUPERUSER LOGIN PASSWORD :'pass';
+\endif
+SQL
 unset POSTGRES_PASSWORD
-shift
-exec postgres "$@"
+rm -f "$PGDATA/.restorebox-setup-pending"
+
+while kill -0 "$server" 2>/dev/null; do
+    wait "$server" || true
+done

@@ -26,7 +26,7 @@ CLI = str(Path(sys.executable).with_name("restorebox"))
 def containers_of(sandbox_id: str) -> list[Any]:
     return list(
         docker.from_env().containers.list(
-            all=True, filters={"label": f"{labels.SANDBOX}={sandbox_id}"}
+            all=True, sparse=True, filters={"label": f"{labels.SANDBOX}={sandbox_id}"}
         )
     )
 

@@ -110,7 +110,7 @@ def test_hundred_cycles_with_random_kills_leave_nothing_behind(make_api: Any) ->
                 time.sleep(rng.uniform(0, 0.6))
             if action.startswith("kill"):
                 for c in engine.containers.list(
-                    all=True, filters={"label": f"{labels.SANDBOX}={sandbox_id}"}
+                    all=True, sparse=True, filters={"label": f"{labels.SANDBOX}={sandbox_id}"}
                 ):
                     with contextlib.suppress(docker.errors.APIError):
                         c.kill()  # may be not running yet, or already gone

@@ -106,10 +106,12 @@ def test_a_cluster_dump_cannot_demote_the_sandbox_superuser(api: Api, backups_di
     )
     sandbox = api.create(backup="cluster.sql", probes="none")
     url = sandbox["connection_url"]
-    assert query(url, "SELECT rolsuper, rolcanlogin FROM pg_roles WHERE rolname = "
-                      "current_user") == [(True, True)]
+    assert query(
+        url, "SELECT rolsuper, rolcanlogin FROM pg_roles WHERE rolname = current_user"
+    ) == [(True, True)]
     assert query(url, "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 't'") == [
-        ("app_owner",)]
+        ("app_owner",)
+    ]
     assert query(url, "SELECT count(*) FROM pg_class WHERE relname = 'after_error'") == [(1,)]
     warnings = api.get("/v1/backups/cluster.sql").json()["warnings"]
     assert any("cluster dump" in w for w in warnings)

@@ -131,7 +131,10 @@ class DockerRuntime:
         # The engine fills in the published port once the container is running.
         deadline = time.monotonic() + 10
         while True:
-            self._call(raw.reload)
+            try:
+                self._call(raw.reload)
+            except docker.errors.NotFound as exc:
+                raise ContainerVanished("the sandbox container was removed while starting") from exc
             container = _to_container(raw)
             if container.host_port is not None or not container.running:
                 return container
@@ -234,9 +237,29 @@ class DockerRuntime:
         self._remove_network(network_id)
 
     def list_managed(self, labels: dict[str, str]) -> list[Container]:
+        # The low-level listing: no per-container inspect that could race with a removal.
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
-        raws = self._call(self.client.containers.list, all=True, filters=filters, sparse=False)
-        return [_to_container(raw) for raw in raws]
+        rows = self._call(self.client.api.containers, all=True, filters=filters)
+        containers = []
+        for row in rows:
+            port = next(
+                (
+                    p.get("PublicPort")
+                    for p in row.get("Ports") or []
+                    if p.get("PrivatePort") == 5432 and p.get("PublicPort")
+                ),
+                None,
+            )
+            containers.append(
+                Container(
+                    id=row["Id"],
+                    name=(row.get("Names") or ["/"])[0].lstrip("/"),
+                    labels=row.get("Labels") or {},
+                    running=row.get("State") == "running",
+                    host_port=int(port) if port else None,
+                )
+            )
+        return containers
 
 
 def _to_container(raw: Any) -> Container:
