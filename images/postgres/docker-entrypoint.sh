@@ -54,7 +54,7 @@ psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql -U postgres -d postgres <<'
 \getenv db POSTGRES_DB
 SELECT :'db' <> 'postgres' AS create_db, :'user' = 'postgres' AS bootstrap_user \gset
 \if :create_db
-CREATE DATABASE :"db";
+CREATE DATABASE :"db" STRATEGY FILE_COPY;
 \endif
 \if :bootstrap_user
 ALTER ROLE postgres PASSWORD :'pass';

@@ -9,17 +9,26 @@ from tenacity import (
     before_sleep_log,
     retry_if_exception_type,
     stop_after_delay,
+    wait_chain,
     wait_exponential,
+    wait_fixed,
 )
 
 log = logging.getLogger("restorebox.retry")
 
 
+READINESS_FAST_POLL_SECONDS = 0.05
+READINESS_FAST_POLLS = 80  # ~4 s of fast polling covers a normal start
+READINESS_SLOW_POLL_SECONDS = 0.5
+
+
 def readiness(timeout_seconds: float, retry_on: tuple[type[BaseException], ...]) -> Retrying:
-    """Poll a starting PostgreSQL quickly at first, then back off to 0.5 s."""
+    """Poll a starting PostgreSQL every 50 ms for the first seconds (a sandbox is usually
+    up in half a second, and exponential backoff would overshoot that), then every 0.5 s."""
+    fast = [wait_fixed(READINESS_FAST_POLL_SECONDS)] * READINESS_FAST_POLLS
     return Retrying(
         stop=stop_after_delay(timeout_seconds),
-        wait=wait_exponential(multiplier=0.02, min=0.02, max=0.5),
+        wait=wait_chain(*fast, wait_fixed(READINESS_SLOW_POLL_SECONDS)),
         retry=retry_if_exception_type(retry_on),
         reraise=True,
     )

@@ -51,7 +51,12 @@ def docker_run_until_login(image: str, dump: Path | None = None) -> None:
     container = client.containers.run(
         image,
         detach=True,
-        environment={"POSTGRES_PASSWORD": password},
+        # The same contract restorebox uses: a named user and database.
+        environment={
+            "POSTGRES_PASSWORD": password,
+            "POSTGRES_USER": "restorebox",
+            "POSTGRES_DB": "sandbox",
+        },
         ports={"5432/tcp": ("127.0.0.1", None)},
         labels={"restorebox.bench": "true"},
     )
@@ -61,9 +66,10 @@ def docker_run_until_login(image: str, dump: Path | None = None) -> None:
             time.sleep(0.02)
             container.reload()
         port = container.attrs["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"]
-        url = f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"
+        url = f"postgresql://restorebox:{password}@127.0.0.1:{port}/sandbox"
         delay = 0.02
-        while True:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
             try:
                 with psycopg.connect(url, connect_timeout=2) as conn:
                     conn.execute("select 1")
@@ -71,6 +77,8 @@ def docker_run_until_login(image: str, dump: Path | None = None) -> None:
             except psycopg.OperationalError:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
+        else:
+            raise TimeoutError(container.logs(tail=20).decode())
         if dump is not None:
             with dump.open("rb") as handle:
                 subprocess.run(
