@@ -5,7 +5,6 @@ The file holds connection passwords, so it is created with mode 0600."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -124,9 +123,3 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-def ensure_private(path: Path) -> None:
-    """Tighten a state file to 0600 (it holds secrets)."""
-    if path.exists():
-        os.chmod(path, 0o600)

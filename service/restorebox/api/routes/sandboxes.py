@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from ...errors import InvalidRequest
+from ...probes.catalog import PROBES
 from ...sandboxes import CreateRequest
 from ..deps import Authenticated, ManagerDep, ServicesDep
 from ..schemas import CreateSandbox, ReportOut, SandboxList, SandboxOut, UpdateSandbox
@@ -22,8 +23,6 @@ def create_sandbox(body: CreateSandbox, services: ServicesDep, response: Respons
     202 at once (poll GET for progress), or with `wait: true`, 201 when it is ready or failed."""
     probes = None if body.probes is None else ([] if body.probes == "none" else body.probes)
     if probes:
-        from ...probes.catalog import PROBES
-
         unknown = sorted(set(probes) - set(PROBES))
         if unknown:
             raise InvalidRequest(
