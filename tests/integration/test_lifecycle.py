@@ -120,3 +120,18 @@ def test_hundred_cycles_with_random_kills_leave_nothing_behind(make_api: Any) ->
     assert engine.containers.list(all=True, filters={"label": label}) == []
     assert engine.networks.list(filters={"label": label}) == []
     assert engine.volumes.list(filters={"label": label}) == []
+
+
+def test_chunked_bodies_are_limited_too(api: Api) -> None:
+    def chunks() -> Any:
+        yield b'{"ttl_seconds": 60, "database": "'
+        for _ in range(40):
+            yield b"x" * 65536
+        yield b'"}'
+
+    response = api.client.post(
+        "/v1/sandboxes", content=chunks(), headers={**AUTH, "content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == "request_too_large"
+    assert api.containers() == []

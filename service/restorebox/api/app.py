@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from .. import __version__
 from ..backups import Catalog
@@ -20,6 +19,7 @@ from ..store import Store
 from ..tokens import load_or_create
 from . import errors
 from .deps import Services
+from .limits import BodySizeLimit
 from .routes import backups, health, sandboxes
 
 log = logging.getLogger("restorebox.api")
@@ -75,21 +75,7 @@ def create_app(
     app.state.services = services
     errors.install(app)
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length and (not length.isdigit() or int(length) > settings.max_request_bytes):
-            return JSONResponse(
-                errors.error_body(
-                    "request_too_large",
-                    f"request bodies are limited to {settings.max_request_bytes} bytes",
-                ),
-                413,
-            )
-        return await call_next(request)
-
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(backups.router)
     app.include_router(sandboxes.router)
