@@ -16,6 +16,9 @@ class Reaper:
     def __init__(self, manager: SandboxManager, interval_seconds: float) -> None:
         self.manager = manager
         self.interval = interval_seconds
+        # Until a start-up reconciliation succeeds (the engine may be down at start),
+        # sandboxes left half-made by a crash are still to be cleaned.
+        self.start_reconciled = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="reaper", daemon=True)
 
@@ -34,7 +37,10 @@ class Reaper:
                 expired = self.manager.expire_due()
                 if expired:
                     log.info("expired sandboxes", extra={"sandboxes": expired})
-                if tick % RECONCILE_EVERY == 0:
+                if not self.start_reconciled:
+                    self.manager.reconcile(at_start=True)
+                    self.start_reconciled = True
+                elif tick % RECONCILE_EVERY == 0:
                     self.manager.reconcile()
             except Exception:
                 log.exception("reaper tick failed; retrying next tick")

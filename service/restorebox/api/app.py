@@ -46,6 +46,7 @@ def create_app(
         if background:
             try:
                 manager.reconcile(at_start=True)
+                reaper.start_reconciled = True
             except Exception:
                 log.exception("start-up reconciliation failed; the reaper will retry")
             reaper.start()
