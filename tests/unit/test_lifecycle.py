@@ -126,3 +126,35 @@ def test_reconcile_removes_strangers_and_marks_vanished(
     assert manager.get(interrupted.id).error.code == "interrupted"  # type: ignore[union-attr]
     assert interrupted.container_id not in runtime.containers
     assert set(outcome["failed"]) == {killed.id, removed.id, interrupted.id}
+
+
+def test_reaper_retries_start_reconciliation_until_the_engine_answers(
+    manager: SandboxManager, runtime: FakeRuntime
+) -> None:
+    import time
+
+    from restorebox.errors import EngineUnavailable
+    from restorebox.reaper import Reaper
+
+    interrupted = record(manager, runtime, Status.RESTORING)
+    real_list = runtime.list_managed
+    calls = {"n": 0}
+
+    def flaky(labels: dict[str, str]) -> list:  # type: ignore[type-arg]
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise EngineUnavailable("engine down")
+        return real_list(labels)
+
+    runtime.list_managed = flaky  # type: ignore[method-assign]
+    reaper = Reaper(manager, interval_seconds=0.05)
+    reaper.start()
+    try:
+        deadline = time.monotonic() + 5
+        while manager.get(interrupted.id).status != Status.FAILED:
+            assert time.monotonic() < deadline, "start-up reconciliation was never retried"
+            time.sleep(0.05)
+    finally:
+        reaper.stop()
+    assert reaper.start_reconciled
+    assert interrupted.container_id not in runtime.containers
