@@ -19,11 +19,14 @@ SINGLE_FILE_VARIANTS = [
     ("manufacturing_complete.sql", "plain", "none", "15"),
     ("manufacturing_complete.sql.gz", "plain", "gzip", "15"),
     ("manufacturing_complete.sql.zst", "plain", "zstd", "15"),
+    ("manufacturing_complete.sql.lz4", "plain", "lz4", "15"),
     ("manufacturing.dump", "custom", "gzip", "15"),
     ("manufacturing.dir", "directory", "gzip", "15"),
     ("manufacturing.tar", "tar", "none", "15"),
     ("manufacturing_pg17.sql", "plain", "none", "17"),
     ("manufacturing_pg17.dump", "custom", "gzip", "17"),
+    ("manufacturing_pg17_zstd.dump", "custom", "zstd", "17"),
+    ("manufacturing_pg17_lz4.dump", "custom", "lz4", "17"),
 ]
 
 
