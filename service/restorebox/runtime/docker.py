@@ -68,13 +68,19 @@ class DockerRuntime:
         except _TRANSIENT as exc:
             raise EngineUnavailable(f"the Docker engine does not answer: {exc}") from exc
         except docker.errors.APIError as exc:
-            if exc.status_code and exc.status_code >= 500 and "connect" in str(exc).lower():
-                raise EngineUnavailable(f"the Docker engine failed: {exc}") from exc
+            if exc.status_code is None or exc.status_code >= 500:
+                raise EngineUnavailable(
+                    f"the Docker engine failed: {exc.explanation or exc}"
+                ) from exc
             raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def ping(self) -> None:
-        self._call(self.client.ping)
+        # No retries: a health check must answer quickly, also during an outage.
+        try:
+            self.client.ping()
+        except (docker.errors.DockerException, *_TRANSIENT) as exc:
+            raise EngineUnavailable(f"the Docker engine does not answer: {exc}") from exc
 
     def _create_network(self, spec: ContainerSpec) -> str:
         bridge = BRIDGE_PREFIX + hashlib.sha256(spec.name.encode()).hexdigest()[:12]

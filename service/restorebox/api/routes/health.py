@@ -16,7 +16,7 @@ def healthz(services: ServicesDep) -> Health:
     try:
         services.manager.runtime.ping()
         engine = "ok"
-    except (RestoreboxError, Exception):
+    except RestoreboxError:
         engine = "unavailable"
     return Health(
         status="ok" if engine == "ok" else "degraded",
