@@ -105,11 +105,3 @@ def sniff(path: Path) -> tuple[Format, Compression]:
     raise UnsupportedBackup(
         f"{path.name}: not a pg_dump backup (neither SQL text nor a PGDMP archive)"
     )
-
-
-def sample(path: Path, compression: Compression, size: int = 65536) -> bytes:
-    with open_decompressed(path, compression) as stream:
-        return stream.read(size)
-
-
-__all__ = ["open_decompressed", "sample", "sniff"]

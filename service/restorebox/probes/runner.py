@@ -94,4 +94,4 @@ def _recover(conn: psycopg.Connection[Any]) -> None:
         conn.rollback()
 
 
-__all__ = ["Outcome", "run_probes", "verdict_of"]
+__all__ = ["run_probes", "verdict_of"]
