@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 from pathlib import Path
 
@@ -59,9 +60,29 @@ def test_plain_dump_is_described_from_its_content(catalog: Catalog, tmp_path: Pa
     ],
 )
 def test_compressed_plain_dumps(catalog: Catalog, tmp_path: Path, compress, expected) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / "dump.sql").write_bytes(compress(PLAIN))
+    data = compress(PLAIN)
+    (tmp_path / "dump.sql").write_bytes(data)
     backup = catalog.get("dump.sql")
     assert (backup.format, backup.compression, backup.content) == ("plain", expected, "complete")
+    # The checksum is taken in the same pass as the scan: it must still be the file's.
+    assert backup.sha256 == hashlib.sha256(data).hexdigest()
+    assert backup.size_bytes == len(data)
+
+
+def test_checksum_of_an_uncompressed_dump(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "dump.sql").write_bytes(PLAIN)
+    assert catalog.get("dump.sql").sha256 == hashlib.sha256(PLAIN).hexdigest()
+
+
+def test_corruption_after_the_first_block_is_a_clear_error(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    body = PLAIN + b"-- padding\n" * 20000
+    data = bytearray(zstandard.ZstdCompressor().compress(body))
+    data[len(data) // 2 :] = os.urandom(len(data) - len(data) // 2)
+    (tmp_path / "bad.sql.zst").write_bytes(bytes(data))
+    with pytest.raises(UnsupportedBackup):
+        catalog.get("bad.sql.zst")
 
 
 def test_schema_only_and_data_only(catalog: Catalog, tmp_path: Path) -> None:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import threading
 from pathlib import Path, PurePosixPath
+from typing import IO, cast
+
+import zstandard
 
 from ..errors import BackupNotFound, BackupTooLarge, InvalidBackupName, UnsupportedBackup
 from .archive import read_archive_toc
 from .declared import archive_declarations
 from .model import Backup, Content
 from .plain import scan_plain
-from .sniff import open_decompressed, sniff
+from .sniff import HashingReader, decompressing, sniff
 
 _Stamp = tuple[tuple[str, int, int], ...]
 
@@ -139,13 +143,16 @@ def _content(has_schema: bool, has_data: bool) -> Content:
 def describe(name: str, path: Path) -> Backup:
     """Read a backup and say what it is. Raises UnsupportedBackup for anything else."""
     fmt, compression = sniff(path)
-    sha, size = _sha256(path)
     warnings: list[str] = []
     if fmt == "plain":
         try:
-            with open_decompressed(path, compression) as stream:
-                scan = scan_plain(stream)
-        except (OSError, EOFError) as exc:
+            with path.open("rb") as handle:
+                hashing = HashingReader(handle)
+                source = io.BufferedReader(hashing) if compression == "none" else hashing
+                with decompressing(cast(IO[bytes], source), compression) as stream:
+                    scan = scan_plain(stream)
+                sha, size = hashing.finish()
+        except (OSError, EOFError, RuntimeError, zstandard.ZstdError) as exc:
             raise UnsupportedBackup(f"{name}: cannot read the dump: {exc}") from exc
         objects = scan.declarations.objects
         has_schema = any(o.kind in ("TABLE", "VIEW", "FUNCTION", "SCHEMA") for o in objects)
@@ -177,6 +184,7 @@ def describe(name: str, path: Path) -> Backup:
             path=path,
         )
     else:
+        sha, size = _sha256(path)
         toc = read_archive_toc(path, fmt)
         objects, roles, data_tables = archive_declarations(toc)
         has_schema = any(o.kind in ("TABLE", "VIEW", "FUNCTION", "SCHEMA") for o in objects)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 import lz4.frame
 import zstandard
@@ -44,16 +45,43 @@ def compression_of(head: bytes) -> Compression:
     return "none"
 
 
-def open_decompressed(path: Path, compression: Compression) -> IO[bytes]:
-    raw = path.open("rb")
+def decompressing(raw: IO[bytes], compression: Compression) -> IO[bytes]:
+    """A reader of ``raw``'s decompressed bytes; closing it leaves ``raw`` open."""
     if compression == "gzip":
         return cast(IO[bytes], gzip.GzipFile(fileobj=raw))
     if compression == "zstd":
-        reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+        reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
         return cast(IO[bytes], io.BufferedReader(reader))  # adds readline / iteration
     if compression == "lz4":
         return cast(IO[bytes], lz4.frame.LZ4FrameFile(raw))
     return raw
+
+
+class HashingReader(io.RawIOBase):
+    """Reads through to ``raw`` while hashing every byte, so one pass both scans a dump
+    and computes its checksum."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.raw.read(len(buffer))
+        buffer[: len(data)] = data
+        self.digest.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def finish(self) -> tuple[str, int]:
+        """Hash whatever the reader left unread; return (sha256 hex, size)."""
+        while chunk := self.raw.read(1024 * 1024):
+            self.digest.update(chunk)
+            self.size += len(chunk)
+        return self.digest.hexdigest(), self.size
 
 
 def looks_like_sql(head: bytes) -> bool:
@@ -88,7 +116,7 @@ def sniff(path: Path) -> tuple[Format, Compression]:
     compression = compression_of(head)
     if compression != "none":
         try:
-            with open_decompressed(path, compression) as stream:
+            with path.open("rb") as raw, decompressing(raw, compression) as stream:
                 inner = stream.read(4096)
         except (OSError, EOFError, zstandard.ZstdError, RuntimeError) as exc:
             raise UnsupportedBackup(f"{path.name}: corrupt {compression} data: {exc}") from exc
