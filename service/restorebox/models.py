@@ -105,7 +105,8 @@ class Sandbox(BaseModel):
     user: str = "restorebox"
     password: str = ""
     database: str = "sandbox"
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # where the service connects
+    url_host: str | None = None  # what connection URLs name, when it differs
     port: int | None = None
     container_id: str | None = None
     backups: list[str] = Field(default_factory=list)
@@ -125,4 +126,5 @@ class Sandbox(BaseModel):
     def connection_url(self) -> str | None:
         if self.status != Status.READY or self.port is None:
             return None
-        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
+        host = self.url_host or self.host
+        return f"postgresql://{self.user}:{self.password}@{host}:{self.port}/{self.database}"

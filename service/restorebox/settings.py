@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     default_postgres: int | None = None  # None: the newest configured major
 
     publish_host: str = "127.0.0.1"
+    # Host name put in connection URLs; default: the publish host (127.0.0.1 when it is a
+    # wildcard address, which clients cannot dial).
+    url_host: str | None = None
     default_ttl_seconds: int = Field(3600, ge=10)
     max_ttl_seconds: int = Field(7 * 24 * 3600, ge=10)
     max_sandboxes: int = Field(20, ge=1)
@@ -67,6 +70,15 @@ class Settings(BaseSettings):
     def majors(self) -> list[int]:
         """Configured PostgreSQL majors, oldest first."""
         return sorted(self.images)
+
+    @property
+    def connect_host(self) -> str:
+        """Where the service itself reaches sandbox ports."""
+        return "127.0.0.1" if self.publish_host in ("0.0.0.0", "::", "") else self.publish_host
+
+    @property
+    def connection_url_host(self) -> str:
+        return self.url_host or self.connect_host
 
     def default_major(self) -> int:
         return self.default_postgres if self.default_postgres is not None else self.majors[-1]

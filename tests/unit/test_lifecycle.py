@@ -158,3 +158,34 @@ def test_reaper_retries_start_reconciliation_until_the_engine_answers(
         reaper.stop()
     assert reaper.start_reconciled
     assert interrupted.container_id not in runtime.containers
+
+
+@pytest.mark.parametrize(
+    ("publish", "url_host", "connect", "in_url"),
+    [
+        ("127.0.0.1", None, "127.0.0.1", "127.0.0.1"),
+        ("0.0.0.0", None, "127.0.0.1", "127.0.0.1"),
+        ("0.0.0.0", "db.example.internal", "127.0.0.1", "db.example.internal"),
+        ("192.0.2.10", None, "192.0.2.10", "192.0.2.10"),
+    ],
+)
+def test_connection_urls_name_a_host_clients_can_dial(
+    tmp_path: Path, publish: str, url_host: str | None, connect: str, in_url: str
+) -> None:
+    # No sandbox is provisioned here: nothing connects to any of these addresses.
+    settings = Settings(state_dir=tmp_path, publish_host=publish, url_host=url_host)
+    assert settings.connect_host == connect
+    now = utcnow()
+    sandbox = Sandbox(
+        id="s",
+        status=Status.READY,
+        postgres_version=17,
+        image="img",
+        created_at=now,
+        expires_at=now,
+        port=5555,
+        password="pw",
+        host=settings.connect_host,
+        url_host=settings.connection_url_host,
+    )
+    assert f"@{in_url}:5555/" in (sandbox.connection_url or "")
