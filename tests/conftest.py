@@ -106,6 +106,18 @@ class Api:
         return list(runtime.list_managed({labels.INSTANCE: self.services.manager.instance}))
 
 
+def service_settings(tmp_path: Path, backups_dir: Path, **overrides: Any) -> Settings:
+    """Settings of a service under test: its own state, the test's backups, a known token."""
+    return Settings(
+        state_dir=tmp_path / "state", backups_dir=backups_dir, api_token=TOKEN, **overrides
+    )
+
+
+def delete_all(manager: Any) -> None:
+    for sandbox in manager.list_all():
+        manager.delete(sandbox.id)
+
+
 @pytest.fixture
 def make_api(
     tmp_path: Path, backups_dir: Path, docker_runtime: DockerRuntime
@@ -114,20 +126,14 @@ def make_api(
 
     @contextmanager
     def factory(**overrides: Any) -> Iterator[Api]:
-        settings = Settings(
-            state_dir=tmp_path / "state",
-            backups_dir=backups_dir,
-            api_token=TOKEN,
-            **overrides,
-        )
+        settings = service_settings(tmp_path, backups_dir, **overrides)
         with TestClient(create_app(settings, docker_runtime)) as client:
             api = Api(client, settings)
             opened.append(api)
             try:
                 yield api
             finally:
-                for sandbox in api.services.manager.list_all():
-                    api.services.manager.delete(sandbox.id)
+                delete_all(api.services.manager)
 
     yield factory
     for api in opened:
@@ -191,17 +197,9 @@ def live_server(
 
     import uvicorn
 
-    servers: list[tuple[Any, threading.Thread, Any]] = []
-
     @contextmanager
     def factory(**overrides: Any) -> Iterator[LiveServer]:
-        settings = Settings(
-            state_dir=tmp_path / "state",
-            backups_dir=backups_dir,
-            api_token=TOKEN,
-            port=free_port(),
-            **overrides,
-        )
+        settings = service_settings(tmp_path, backups_dir, port=free_port(), **overrides)
         app = create_app(settings, docker_runtime)
         server = uvicorn.Server(
             uvicorn.Config(
@@ -213,13 +211,10 @@ def live_server(
         while not server.started:
             time.sleep(0.02)
         live = LiveServer(f"http://127.0.0.1:{settings.port}", settings, app)
-        servers.append((server, thread, app))
         try:
             yield live
         finally:
-            manager = app.state.services.manager
-            for sandbox in manager.list_all():
-                manager.delete(sandbox.id)
+            delete_all(app.state.services.manager)
             server.should_exit = True
             thread.join(timeout=30)
 

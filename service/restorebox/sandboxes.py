@@ -32,7 +32,7 @@ from .restore.runner import RestoreRunner
 from .runtime import ContainerSpec, Runtime
 from .runtime import labels as L
 from .settings import Settings
-from .store import Store
+from .store import LIVE, Store
 
 log = logging.getLogger("restorebox.sandboxes")
 
@@ -270,8 +270,7 @@ class SandboxManager:
         return self.store.get(sandbox_id)
 
     def list_all(self, include_gone: bool = False) -> list[Sandbox]:
-        items = self.store.list()
-        return items if include_gone else [s for s in items if not s.status.final]
+        return self.store.list(None if include_gone else set(LIVE))
 
     def _set_progress(self, sandbox_id: str, progress: Progress) -> None:
         self._update(sandbox_id, progress=progress)
@@ -340,8 +339,8 @@ class SandboxManager:
     def expire_due(self, now: datetime | None = None) -> list[str]:
         now = now or utcnow()
         expired = []
-        for sandbox in self.store.list():
-            if sandbox.status.final or sandbox.status == Status.DELETING or sandbox.protected:
+        for sandbox in self.store.list(set(LIVE)):
+            if sandbox.status == Status.DELETING or sandbox.protected:
                 continue
             if sandbox.expires_at <= now:
                 self.delete(sandbox.id, final=Status.EXPIRED)
@@ -354,7 +353,8 @@ class SandboxManager:
         outcome: dict[str, list[str]] = {"removed": [], "failed": []}
         containers = self.runtime.list_managed({L.MANAGED: "true", L.INSTANCE: self.instance})
         by_sandbox = {c.labels.get(L.SANDBOX, ""): c for c in containers}
-        known = {s.id: s for s in self.store.list()}
+        # Deleted and expired sandboxes are not loaded: a container of theirs is a stranger.
+        known = {s.id: s for s in self.store.list(set(LIVE))}
         with self._lock:
             active = set(self._cancel)
         for container in containers:

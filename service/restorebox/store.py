@@ -14,6 +14,8 @@ from pathlib import Path
 from .errors import SandboxNotFound, StateUnavailable
 from .models import Sandbox, Status
 
+LIVE = frozenset(s for s in Status if not s.final)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sandboxes (
     id TEXT PRIMARY KEY,
@@ -76,7 +78,7 @@ class Store:
 
     def insert_if_below(self, sandbox: Sandbox, limit: int) -> bool:
         """Insert a new sandbox unless ``limit`` live ones exist already (atomically)."""
-        live = [s.value for s in Status if not s.final and s != Status.FAILED]
+        live = [s.value for s in LIVE if s != Status.FAILED]
         with self._tx() as db:
             (count,) = db.execute(
                 f"SELECT count(*) FROM sandboxes WHERE status IN ({','.join('?' * len(live))})",
@@ -110,15 +112,21 @@ class Store:
         return Sandbox.model_validate_json(row[0])
 
     def list(self, statuses: set[Status] | None = None) -> list[Sandbox]:
+        """Sandboxes in creation order; with ``statuses``, only those (filtered in SQL, so
+        the reaper's frequent look at live sandboxes does not grow with history)."""
+        query = "SELECT doc FROM sandboxes ORDER BY rowid"
+        params: tuple[str, ...] = ()
+        if statuses is not None:
+            wanted = tuple(sorted(s.value for s in statuses))
+            marks = ",".join("?" * len(wanted))
+            query = f"SELECT doc FROM sandboxes WHERE status IN ({marks}) ORDER BY rowid"
+            params = wanted
         with self._lock:
             try:
-                rows = self._db.execute("SELECT doc FROM sandboxes ORDER BY rowid").fetchall()
+                rows = self._db.execute(query, params).fetchall()
             except sqlite3.Error as exc:
                 raise StateUnavailable(f"state database {self.path}: {exc}") from exc
-        sandboxes = [Sandbox.model_validate_json(doc) for (doc,) in rows]
-        if statuses is not None:
-            sandboxes = [s for s in sandboxes if s.status in statuses]
-        return sandboxes
+        return [Sandbox.model_validate_json(doc) for (doc,) in rows]
 
     def close(self) -> None:
         with self._lock:
