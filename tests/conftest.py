@@ -3,7 +3,6 @@ and skip only when no engine answers (``scripts/test`` always starts one)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -23,10 +22,9 @@ from restorebox.runtime.docker import DockerRuntime
 from restorebox.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
-# Third-party dumps live in ../shared/fixtures beside the clone (as in CI).
-SHARED_FIXTURES = Path(
-    os.environ.get("RESTOREBOX_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures")
-)
+# Third-party dumps, with their licences, kept in the repository (the suite needs nothing
+# beside the clone).
+THIRD_PARTY = REPO / "tests" / "fixtures" / "third_party"
 GENERATED = REPO / "tests" / ".generated"
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

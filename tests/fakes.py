@@ -1,20 +1,22 @@
 """A fake Runtime for fast unit tests of lifecycle logic. Integration tests use the real
-engine; tests/unit/test_runtime_protocol.py checks both honour the protocol."""
+engine; tests/unit/test_runtime_protocol.py runs the same behaviour checks on both."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
 
-from restorebox.runtime import Container, ContainerSpec, ExecResult, Network, UploadFile
-from restorebox.runtime.base import ProgressCallback
+from restorebox.runtime import Container, ContainerSpec, Endpoint, ExecResult, UploadFile
+from restorebox.runtime.base import DEFAULT_MAX_OUTPUT, ProgressCallback, StreamCallback
 
 
 class FakeRuntime:
     def __init__(self) -> None:
         self.containers: dict[str, Container] = {}
         self.started: list[ContainerSpec] = []
-        self.networks: dict[str, Network] = {}
+        self.secrets: dict[str, dict[str, bytes]] = {}
+        self.isolation: dict[str, dict[str, str]] = {}  # name -> labels (like networks)
+        self.fail_remove = 0  # the next N removals raise, as an engine outage would
         self._ids = itertools.count(1)
         self._ports = itertools.count(40000)
 
@@ -23,14 +25,18 @@ class FakeRuntime:
 
     def start(self, spec: ContainerSpec) -> Container:
         cid = f"c{next(self._ids):063d}"
-        container = Container(cid, spec.name, dict(spec.labels), True, next(self._ports))
+        endpoint = Endpoint("127.0.0.1", next(self._ports))
+        container = Container(cid, spec.name, dict(spec.labels), True, endpoint)
         self.containers[cid] = container
-        self.networks[spec.name] = Network(spec.name, spec.name, dict(spec.labels), 1)
+        self.secrets[cid] = dict(spec.secret_files)
+        self.isolation[spec.name] = dict(spec.labels)
         self.started.append(spec)
         return container
 
     def inspect(self, container_id: str) -> Container | None:
-        return self.containers.get(container_id)
+        if container_id in self.containers:
+            return self.containers[container_id]
+        return next((c for c in self.containers.values() if c.name == container_id), None)
 
     def exec(
         self,
@@ -39,6 +45,8 @@ class FakeRuntime:
         *,
         env: dict[str, str] | None = None,
         user: str = "postgres",
+        on_stderr: StreamCallback | None = None,
+        max_output: int = DEFAULT_MAX_OUTPUT,
     ) -> ExecResult:
         return ExecResult(0, b"", b"")
 
@@ -55,19 +63,15 @@ class FakeRuntime:
         return "fake log"
 
     def remove(self, container_id: str) -> None:
-        container = self.containers.pop(container_id, None)
+        if self.fail_remove:
+            self.fail_remove -= 1
+            from restorebox.errors import EngineUnavailable
+
+            raise EngineUnavailable("the fake engine refuses to remove")
+        container = self.inspect(container_id)
         if container is not None:
-            self.networks.pop(container.name, None)
-
-    def list_networks(self, labels: dict[str, str]) -> list[Network]:
-        return [
-            n
-            for n in self.networks.values()
-            if all(n.labels.get(k) == v for k, v in labels.items())
-        ]
-
-    def remove_network(self, network_id: str) -> None:
-        self.networks.pop(network_id, None)
+            self.containers.pop(container.id, None)
+            self.isolation.pop(container.name, None)
 
     def list_managed(self, labels: dict[str, str]) -> list[Container]:
         return [
@@ -76,7 +80,20 @@ class FakeRuntime:
             if all(c.labels.get(k) == v for k, v in labels.items())
         ]
 
+    def prune(self, labels: dict[str, str], keep: set[str]) -> list[str]:
+        used = {c.name for c in self.containers.values()}
+        removed = [
+            name
+            for name, own in self.isolation.items()
+            if all(own.get(k) == v for k, v in labels.items())
+            and name not in used
+            and own.get("restorebox.sandbox") not in keep
+        ]
+        for name in removed:
+            del self.isolation[name]
+        return removed
+
     def kill(self, container_id: str) -> None:
         """Simulate a container stopped from outside."""
         c = self.containers[container_id]
-        self.containers[container_id] = Container(c.id, c.name, c.labels, False, c.host_port)
+        self.containers[container_id] = Container(c.id, c.name, c.labels, False, c.endpoint)

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Entrypoint for restorebox sandbox images. Same contract as the official image:
-#   POSTGRES_PASSWORD (required on first start), POSTGRES_USER (default postgres),
+#   POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE (one is required on first start; the
+#   file keeps the password out of the container's configuration), POSTGRES_USER (default postgres),
 #   POSTGRES_DB (default: $POSTGRES_USER). Listens on 5432; TCP logins use
 #   scram-sha-256; the local socket inside the container trusts its own users.
 #
@@ -34,8 +35,12 @@ if [ ! -e "$PGDATA/.restorebox-setup-pending" ]; then
     exec postgres "$@"
 fi
 
+if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+    POSTGRES_PASSWORD=$(cat "$POSTGRES_PASSWORD_FILE")
+    export POSTGRES_PASSWORD
+fi
 if [ -z "${POSTGRES_PASSWORD:-}" ]; then
-    echo "docker-entrypoint: POSTGRES_PASSWORD must be set" >&2
+    echo "docker-entrypoint: POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE must be set" >&2
     exit 1
 fi
 

@@ -135,11 +135,22 @@ def main(argv: list[str] | None = None) -> int:
     extend.add_argument("id")
     extend.add_argument("ttl", type=int)
     sub.add_parser("backups", help="list backups")
+    gc = sub.add_parser(
+        "gc",
+        help="find (and with --yes remove) sandbox containers no live state owns",
+        description="Talks to the engine directly. Removes this instance's strays; another "
+        "instance's containers only when named with --instance (e.g. after its state "
+        "directory was deleted).",
+    )
+    gc.add_argument("--instance", action="append", default=[], help="an instance id to clean")
+    gc.add_argument("--yes", action="store_true", help="remove (default: only report)")
     args = parser.parse_args(argv)
     settings = Settings()
 
     if args.command == "serve":
         return serve(settings)
+    if args.command == "gc":
+        return garbage_collect(settings, set(args.instance), args.yes)
     client = _client(settings, args)
     try:
         if args.command == "create":
@@ -210,6 +221,27 @@ def main(argv: list[str] | None = None) -> int:
     except ApiError as exc:
         print(f"restorebox: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def garbage_collect(settings: Settings, instances: set[str], remove: bool) -> int:
+    from .gc import collect, own_instance
+    from .runtime.docker import DockerRuntime
+
+    try:
+        findings = collect(settings, DockerRuntime(), instances=instances, remove=remove)
+    except RestoreboxError as exc:
+        print(f"restorebox: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"this instance: {own_instance(settings) or '(none: no state here)'}")
+    rows = [
+        [f.instance, f.sandbox, f.container, f.verdict, "removed" if f.removed else "-"]
+        for f in findings
+    ]
+    print(_table(rows, ["instance", "sandbox", "container", "verdict", "action"]))
+    strays = sum(1 for f in findings if f.verdict == "stray" and not f.removed)
+    if strays:
+        print(f"{strays} stray containers; run again with --yes to remove them", file=sys.stderr)
     return 0
 
 

@@ -119,6 +119,12 @@ class RestoreTimeout(SandboxFailed):
     code = "restore_timeout"
 
 
+class Interrupted(SandboxFailed):
+    """Recorded when a sandbox was being made by a service that stopped (crash, kill -9)."""
+
+    code = "interrupted"
+
+
 class Cancelled(SandboxFailed):
     """Raised when provisioning is stopped by a delete or by service shutdown."""
 

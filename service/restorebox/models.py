@@ -55,6 +55,7 @@ class RestoreStep(BaseModel):
     duration_seconds: float = 0.0
     triggers_disabled: bool = False
     exit_code: int | None = None
+    errors_total: int = 0  # every error the tool reported (the report keeps the first ones)
 
 
 class RestoreError(BaseModel):
@@ -97,8 +98,9 @@ class Assertion(BaseModel):
 class Sandbox(BaseModel):
     id: str
     status: Status
-    postgres_version: int
-    image: str
+    owner: str = "admin"  # the principal that made it; others cannot see it
+    postgres_version: int | None  # None while the backups are inspected
+    image: str | None
     created_at: datetime
     expires_at: datetime
     protected: bool = False
@@ -114,6 +116,8 @@ class Sandbox(BaseModel):
     probes_requested: list[str] | None = None  # None: every default probe
     assertions: list[Assertion] = Field(default_factory=list)
     keep_on_failure: bool = False
+    container_kept: bool = False  # failed, and its container deliberately left for inspection
+    ends_as: Status | None = None  # deleted or expired, once deleting
     error: ErrorInfo | None = None
     progress: Progress | None = None
     restore: RestoreReport | None = None

@@ -9,7 +9,7 @@ from .sandboxes import SandboxManager
 
 log = logging.getLogger("restorebox.reaper")
 
-RECONCILE_EVERY = 15  # reaper ticks
+RECONCILE_EVERY = 5  # reaper ticks
 
 
 class Reaper:

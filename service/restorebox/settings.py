@@ -22,9 +22,14 @@ class Settings(BaseSettings):
     state_dir: Path = Path(".restorebox")
     backups_dir: Path = Path("backups")
 
+    # The admin's token (principal "admin"); generated into the state dir when no token
+    # is configured at all.
     api_token: SecretStr | None = None
-    # Further accepted tokens, comma separated (token rotation, several teams).
+    # Further tokens, comma separated: "name=token" makes a principal of that name (it
+    # sees only its own sandboxes); a bare token is another admin token (rotation).
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # Principals that see every sandbox, comma separated.
+    admins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["admin"])
 
     # PostgreSQL major version -> image. JSON in the environment:
     # RESTOREBOX_IMAGES='{"15": "restorebox/postgres:15", "17": "postgres:17"}'
@@ -50,9 +55,12 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(1024 * 1024, ge=1024)
     keep_failed: bool = False
     reap_interval_seconds: float = Field(2.0, gt=0)
+    # "wait": true holds a request at most this long; then the answer is the current state
+    # (202). Waiting holds no worker thread.
+    max_wait_seconds: float = Field(600.0, gt=0)
     workers: int = Field(4, ge=1, le=64)
 
-    @field_validator("api_tokens", mode="before")
+    @field_validator("api_tokens", "admins", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:
         if isinstance(value, str):
@@ -76,10 +84,6 @@ class Settings(BaseSettings):
         """Where the service itself reaches sandbox ports."""
         return "127.0.0.1" if self.publish_host in ("0.0.0.0", "::", "") else self.publish_host
 
-    @property
-    def connection_url_host(self) -> str:
-        return self.url_host or self.connect_host
-
     def default_major(self) -> int:
         return self.default_postgres if self.default_postgres is not None else self.majors[-1]
 
@@ -90,3 +94,7 @@ class Settings(BaseSettings):
     @property
     def database_file(self) -> Path:
         return self.state_dir / "state.sqlite3"
+
+    @property
+    def backup_cache_file(self) -> Path:
+        return self.state_dir / "backups.sqlite3"

@@ -77,12 +77,14 @@ class Store:
             )
 
     def insert_if_below(self, sandbox: Sandbox, limit: int) -> bool:
-        """Insert a new sandbox unless ``limit`` live ones exist already (atomically)."""
-        live = [s.value for s in LIVE if s != Status.FAILED]
+        """Insert a new sandbox unless ``limit`` sandboxes occupy a slot already
+        (atomically). The SQL mirrors ``transitions.occupies_slot``."""
+        busy = [s.value for s in LIVE if s != Status.FAILED]
         with self._tx() as db:
             (count,) = db.execute(
-                f"SELECT count(*) FROM sandboxes WHERE status IN ({','.join('?' * len(live))})",
-                live,
+                f"SELECT count(*) FROM sandboxes WHERE status IN ({','.join('?' * len(busy))})"
+                " OR (status = ? AND container_id IS NOT NULL)",
+                [*busy, Status.FAILED.value],
             ).fetchone()
             if count >= limit:
                 return False

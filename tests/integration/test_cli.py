@@ -17,7 +17,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import SHARED_FIXTURES
+from tests.conftest import THIRD_PARTY
 
 pytestmark = pytest.mark.integration
 CLI = str(Path(sys.executable).with_name("restorebox"))
@@ -33,7 +33,7 @@ def free_port() -> int:
 def server(tmp_path: Path, docker_runtime: object) -> Iterator[dict[str, str]]:
     backups = tmp_path / "backups"
     backups.mkdir()
-    shutil.copyfile(SHARED_FIXTURES / "northwind" / "northwind.sql", backups / "northwind.sql")
+    shutil.copyfile(THIRD_PARTY / "northwind" / "northwind.sql", backups / "northwind.sql")
     port = free_port()
     env = {
         **os.environ,

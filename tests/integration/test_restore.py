@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from restorebox.probes.catalog import PROBES
-from tests.conftest import SHARED_FIXTURES, Api, Manufacturing, copy_backup, query, row_counts
+from tests.conftest import THIRD_PARTY, Api, Manufacturing, copy_backup, query, row_counts
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +105,7 @@ def test_schema_then_data_loads_circular_references_without_firing_triggers(
 
 def test_pagila_schema_then_data(api: Api, backups_dir: Path) -> None:
     for name in ("pagila-schema.sql", "pagila-data.sql"):
-        copy_backup(SHARED_FIXTURES / "pagila" / name, backups_dir)
+        copy_backup(THIRD_PARTY / "pagila" / name, backups_dir)
     sandbox = api.create(backup=["pagila-schema.sql", "pagila-data.sql"])
     assert sandbox["restore"]["errors"] == []
     counts = row_counts(
@@ -121,7 +121,7 @@ def test_pagila_schema_then_data(api: Api, backups_dir: Path) -> None:
 
 
 def test_northwind_complete(api: Api, backups_dir: Path) -> None:
-    copy_backup(SHARED_FIXTURES / "northwind" / "northwind.sql", backups_dir)
+    copy_backup(THIRD_PARTY / "northwind" / "northwind.sql", backups_dir)
     sandbox = api.create(backup="northwind.sql")
     assert sandbox["restore"]["errors"] == []
     assert sandbox["postgres_version"] == "17"  # no version header: the default major

@@ -12,7 +12,7 @@ import docker
 import httpx
 import pytest
 
-from tests.conftest import REPO, SHARED_FIXTURES, free_port
+from tests.conftest import REPO, THIRD_PARTY, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -21,7 +21,7 @@ def test_service_image_restores_a_backup(tmp_path: Path, docker_runtime: object)
     subprocess.run([str(REPO / "scripts" / "build-images"), "service"], check=True, timeout=900)
     backups = tmp_path / "backups"
     backups.mkdir()
-    shutil.copyfile(SHARED_FIXTURES / "northwind" / "northwind.sql", backups / "northwind.sql")
+    shutil.copyfile(THIRD_PARTY / "northwind" / "northwind.sql", backups / "northwind.sql")
     port = free_port()
     engine = docker.from_env()
     # What compose/compose.yaml sets up, as one docker run.

@@ -3,15 +3,21 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import lz4.frame
 import pytest
 import zstandard
 
-from restorebox.backups import Catalog
+from restorebox.backups import Backup, Catalog
 from restorebox.backups.archive import read_toc
-from restorebox.errors import BackupNotFound, InvalidBackupName, UnsupportedBackup
+from restorebox.errors import (
+    BackupNotFound,
+    InvalidBackupName,
+    RestoreboxError,
+    UnsupportedBackup,
+)
 
 PLAIN = b"""--
 -- PostgreSQL database dump
@@ -129,6 +135,16 @@ def test_symlink_out_is_refused_and_symlink_in_is_fine(tmp_path: Path) -> None:
         catalog.resolve("missing.sql")
 
 
+def settled(catalog: Catalog) -> tuple[list[Backup], list[RestoreboxError], list[str]]:
+    """The listing once background inspection has finished."""
+    deadline = time.monotonic() + 10
+    while True:
+        good, bad, pending = catalog.list()
+        if not pending or time.monotonic() > deadline:
+            return good, bad, pending
+        time.sleep(0.02)
+
+
 def test_listing_includes_directories_and_reports_unreadable(tmp_path: Path) -> None:
     (tmp_path / "good.sql").write_bytes(PLAIN)
     (tmp_path / "bad.sql").write_bytes(os.urandom(100) + b"\x00")
@@ -136,8 +152,84 @@ def test_listing_includes_directories_and_reports_unreadable(tmp_path: Path) -> 
     (tmp_path / "dirdump" / "toc.dat").write_bytes(b"PGDMP")
     names = Catalog(tmp_path).names()
     assert names == ["bad.sql", "dirdump", "good.sql"]
-    items = Catalog(tmp_path).list()
-    assert sum(isinstance(i, UnsupportedBackup) for i in items) == 2
+    catalog = Catalog(tmp_path)
+    good, bad, pending = catalog.list()
+    assert (good, bad, sorted(pending)) == ([], [], names)  # first look: inspected later
+    good, bad, pending = settled(catalog)
+    assert [b.name for b in good] == ["good.sql"]
+    assert sorted(e.details["name"] for e in bad) == ["bad.sql", "dirdump"]
+
+
+def test_one_unreadable_entry_never_breaks_the_listing(tmp_path: Path) -> None:
+    (tmp_path / "good.sql").write_bytes(PLAIN)
+    (tmp_path / "dangling.sql").symlink_to(tmp_path / "nowhere.sql")
+    os.mkfifo(tmp_path / "pipe.sql")
+    good, bad, _ = settled(Catalog(tmp_path))
+    assert [b.name for b in good] == ["good.sql"]
+    assert {e.details["name"]: e.code for e in bad} == {
+        "dangling.sql": "backup_not_found",
+        "pipe.sql": "unsupported_backup",
+    }
+
+
+def test_directory_members_must_stay_inside_and_be_regular_files(tmp_path: Path) -> None:
+    root = tmp_path / "backups"
+    (root / "dump").mkdir(parents=True)
+    (root / "dump" / "toc.dat").write_bytes(b"PGDMP")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret")
+    (root / "dump" / "3001.dat").symlink_to(secret)
+    with pytest.raises(InvalidBackupName, match="3001.dat.*outside"):
+        Catalog(root).get("dump")
+    (root / "dump" / "3001.dat").unlink()
+    os.mkfifo(root / "dump" / "3001.dat")
+    with pytest.raises(UnsupportedBackup, match="not a regular file"):
+        Catalog(root).get("dump")
+
+
+def test_size_limit_is_checked_before_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from restorebox.backups import catalog as module
+    from restorebox.errors import BackupTooLarge
+
+    (tmp_path / "big.sql").write_bytes(PLAIN)
+
+    def never(*_: object) -> None:
+        raise AssertionError("the backup was read")
+
+    monkeypatch.setattr(module, "describe", never)
+    with pytest.raises(BackupTooLarge):
+        Catalog(tmp_path, max_bytes=100).known("big.sql")
+
+
+def test_descriptions_are_remembered_across_restarts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from restorebox.backups import catalog as module
+
+    root = tmp_path / "backups"
+    root.mkdir()
+    (root / "a.sql").write_bytes(PLAIN)
+    (root / "bad.sql").write_bytes(b"\x00" * 10)
+    cache = tmp_path / "state" / "backups.sqlite3"
+    first = Catalog(root, cache_file=cache)
+    described = first.get("a.sql")
+    with pytest.raises(UnsupportedBackup):
+        first.get("bad.sql")
+    first.close()
+
+    def never(*_: object) -> None:
+        raise AssertionError("described again")
+
+    monkeypatch.setattr(module, "describe", never)
+    second = Catalog(root, cache_file=cache)
+    assert second.known("a.sql") == described
+    with pytest.raises(UnsupportedBackup):
+        second.known("bad.sql")
+    (root / "a.sql").write_bytes(PLAIN + b"-- changed\n")  # a changed file is read again
+    monkeypatch.undo()
+    assert second.get("a.sql").sha256 != described.sha256
 
 
 def test_archive_header_newer_than_known_is_refused() -> None:

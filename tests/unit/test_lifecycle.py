@@ -61,7 +61,8 @@ def record(
                 L.for_sandbox("inst", sandbox.id, sandbox.expires_at.isoformat()),
             )
         )
-        sandbox.container_id, sandbox.port = c.id, c.host_port
+        sandbox.container_id = c.id
+        sandbox.port = c.endpoint.port if c.endpoint else None
     manager.store.put(sandbox)
     return sandbox
 
@@ -186,6 +187,6 @@ def test_connection_urls_name_a_host_clients_can_dial(
         port=5555,
         password="pw",
         host=settings.connect_host,
-        url_host=settings.connection_url_host,
+        url_host=settings.url_host,
     )
     assert f"@{in_url}:5555/" in (sandbox.connection_url or "")

@@ -43,5 +43,5 @@ def test_generated_token_is_kept_private_and_stable(tmp_path: Path) -> None:
     settings = Settings(state_dir=tmp_path)
     [token] = load_or_create(settings)
     assert settings.token_file.stat().st_mode & 0o777 == 0o600
-    assert load_or_create(settings) == [token]
+    assert list(load_or_create(settings)) == [token]
     assert read_for_client(settings) == token

@@ -36,7 +36,11 @@ def create_app(
 
         runtime = DockerRuntime()
     store = Store(settings.database_file)
-    catalog = Catalog(settings.backups_dir, max_bytes=settings.max_backup_bytes)
+    catalog = Catalog(
+        settings.backups_dir,
+        max_bytes=settings.max_backup_bytes,
+        cache_file=settings.backup_cache_file,
+    )
     manager = SandboxManager(settings, store, runtime, catalog, instance_id(settings))
     services = Services(settings, manager, catalog, load_or_create(settings))
     reaper = Reaper(manager, settings.reap_interval_seconds)
@@ -65,6 +69,7 @@ def create_app(
             if background:
                 reaper.stop()
             manager.shutdown()
+            catalog.close()
             store.close()
 
     app = FastAPI(

@@ -1,4 +1,5 @@
-"""FastAPI dependencies: the service objects and the bearer-token check."""
+"""FastAPI dependencies: the service objects and the bearer-token check. All are async
+(they do no I/O), so they never wait for a worker thread."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..backups import Catalog
+from ..principals import Principal
 from ..sandboxes import SandboxManager
 from ..settings import Settings
-from ..tokens import matches
+from ..tokens import principal_for
 
 
 @dataclass
@@ -19,10 +21,10 @@ class Services:
     settings: Settings
     manager: SandboxManager
     catalog: Catalog
-    tokens: list[str]
+    tokens: dict[str, Principal]
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -31,24 +33,27 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 _bearer = HTTPBearer(auto_error=False, description="RESTOREBOX_API_TOKEN or <state>/api-token")
 
 
-def require_token(
+async def require_token(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
+) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    if not matches(credentials.credentials, services.tokens):
+    principal = principal_for(credentials.credentials, services.tokens)
+    if principal is None:
         raise HTTPException(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+    return principal
 
 
-def get_manager(services: ServicesDep) -> SandboxManager:
+async def get_manager(services: ServicesDep) -> SandboxManager:
     return services.manager
 
 
-def get_catalog(services: ServicesDep) -> Catalog:
+async def get_catalog(services: ServicesDep) -> Catalog:
     return services.catalog
 
 
 ManagerDep = Annotated[SandboxManager, Depends(get_manager)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+PrincipalDep = Annotated[Principal, Depends(require_token)]
 Authenticated = [Depends(require_token)]

@@ -65,7 +65,7 @@ class SandboxOut(BaseModel):
     id: str
     status: Status
     connection_url: str | None
-    postgres_version: str
+    postgres_version: str | None
     database: str
     backups: list[str]
     created_at: datetime
@@ -82,8 +82,8 @@ class SandboxOut(BaseModel):
 
     @field_validator("postgres_version", mode="before")
     @classmethod
-    def _as_text(cls, value: object) -> str:
-        return str(value)
+    def _as_text(cls, value: object) -> str | None:
+        return None if value is None else str(value)
 
     @classmethod
     def of(cls, sandbox: Sandbox) -> SandboxOut:
@@ -128,9 +128,15 @@ class UnreadableBackup(BaseModel):
     error: ErrorInfo
 
 
+class BackupInspecting(BaseModel):
+    name: str
+    status: Literal["inspecting"] = "inspecting"
+
+
 class BackupList(BaseModel):
     backups: list[BackupOut]
     unreadable: list[UnreadableBackup]
+    inspecting: list[str] = Field(default_factory=list)
 
 
 class Health(BaseModel):

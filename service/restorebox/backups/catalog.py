@@ -1,34 +1,73 @@
-"""The backups folder: safe name resolution and a cached, content-based description."""
+"""The backups folder: safe name resolution, safe members, and descriptions made once,
+off the request path, and remembered across restarts."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
+import stat
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
 
 import zstandard
 
-from ..errors import BackupNotFound, BackupTooLarge, InvalidBackupName, UnsupportedBackup
+from ..errors import (
+    BackupNotFound,
+    BackupTooLarge,
+    InvalidBackupName,
+    RestoreboxError,
+    UnsupportedBackup,
+)
 from .archive import read_archive_toc
+from .cache import DescriptionCache
 from .declared import archive_declarations
 from .model import Backup, Content
 from .plain import scan_plain
 from .sniff import HashingReader, decompressing, sniff
 
-_Stamp = tuple[tuple[str, int, int], ...]
+log = logging.getLogger("restorebox.catalog")
+
+_ERRORS: dict[str, type[RestoreboxError]] = {
+    cls.code: cls for cls in (UnsupportedBackup, InvalidBackupName, BackupTooLarge)
+}
+
+
+@dataclass(frozen=True)
+class Member:
+    """One regular file of a backup: where it is, its name inside the backup, its size."""
+
+    path: Path
+    name: str
+    size: int
+    mtime_ns: int
+    inode: int
 
 
 class Catalog:
     """Backups under ``root``. Names are relative POSIX paths that never leave it."""
 
-    def __init__(self, root: Path, max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        max_bytes: int | None = None,
+        cache_file: Path | None = None,
+        inspectors: int = 2,
+    ) -> None:
         self.root = root
         self.max_bytes = max_bytes
-        self._cache: dict[str, tuple[_Stamp, Backup]] = {}
+        self._cache = DescriptionCache(cache_file)
+        self._pool = ThreadPoolExecutor(max_workers=inspectors, thread_name_prefix="inspect")
+        self._inflight: dict[str, Future[Backup]] = {}
         self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._cache.close()
 
     # -- names ------------------------------------------------------------------
     def resolve(self, name: str) -> Path:
@@ -51,8 +90,52 @@ class Catalog:
         if real != root and root not in real.parents:
             raise InvalidBackupName(f"backup {name!r} points outside the backups folder", name=name)
         if not (real.is_file() or real.is_dir()):
-            raise BackupNotFound(f"no backup named {name!r}", name=name)
+            raise UnsupportedBackup(
+                f"backup {name!r} is not a regular file or folder (a device, FIFO or socket)",
+                name=name,
+            )
         return real
+
+    def members(self, name: str, path: Path) -> list[Member]:
+        """Every file of a backup, each resolved and checked: it must be a regular file
+        inside the backups folder. Symlinks out, devices, FIFOs and sockets are refused."""
+        root = self.root.resolve()
+        if not path.is_dir():
+            st = path.stat()
+            return [Member(path, path.name, st.st_size, st.st_mtime_ns, st.st_ino)]
+        found: list[Member] = []
+        for dirpath, dirnames, filenames in os.walk(path):
+            here = Path(dirpath)
+            for dirname in list(dirnames):
+                if (here / dirname).is_symlink():
+                    raise InvalidBackupName(
+                        f"backup {name!r}: {dirname!r} is a symlinked folder; copy it in instead",
+                        name=name,
+                    )
+            dirnames.sort()
+            for filename in sorted(filenames):
+                entry = here / filename
+                real = entry.resolve()
+                rel = entry.relative_to(path).as_posix()
+                if real != root and root not in real.parents:
+                    raise InvalidBackupName(
+                        f"backup {name!r}: member {rel!r} points outside the backups folder",
+                        name=name,
+                    )
+                try:
+                    st = real.stat()
+                except OSError as exc:
+                    raise UnsupportedBackup(
+                        f"backup {name!r}: member {rel!r} cannot be read: {exc}", name=name
+                    ) from exc
+                if not stat.S_ISREG(st.st_mode):
+                    raise UnsupportedBackup(
+                        f"backup {name!r}: member {rel!r} is not a regular file "
+                        "(a device, FIFO or socket)",
+                        name=name,
+                    )
+                found.append(Member(real, rel, st.st_size, st.st_mtime_ns, st.st_ino))
+        return found
 
     def names(self) -> list[str]:
         """Every candidate backup: files, and folders holding a toc.dat."""
@@ -60,9 +143,9 @@ class Catalog:
         if not root.is_dir():
             return []
         found: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(root):
+        for dirpath, dirnames, filenames in os.walk(root, onerror=lambda _: None):
             here = Path(dirpath)
-            if (here / "toc.dat").is_file() and here != root:
+            if here != root and (here / "toc.dat").exists():
                 found.append(here.relative_to(root).as_posix())
                 dirnames.clear()
                 continue
@@ -74,47 +157,95 @@ class Catalog:
         return sorted(found)
 
     # -- descriptions -----------------------------------------------------------
-    def get(self, name: str) -> Backup:
+    def _checked(self, name: str) -> tuple[Path, str]:
+        """Resolve, list members, enforce the size limit: all before reading a byte."""
         path = self.resolve(name)
-        stamp = _stamp(path)
-        with self._lock:
-            cached = self._cache.get(name)
-        if cached and cached[0] == stamp:
-            return cached[1]
-        backup = describe(name, path)
-        if self.max_bytes is not None and backup.size_bytes > self.max_bytes:
+        members = self.members(name, path)
+        size = sum(m.size for m in members)
+        if self.max_bytes is not None and size > self.max_bytes:
             raise BackupTooLarge(
-                f"backup {name!r} is {backup.size_bytes} bytes, over the limit of "
-                f"{self.max_bytes} bytes",
+                f"backup {name!r} is {size} bytes, over the limit of {self.max_bytes} bytes",
                 name=name,
             )
+        stamp = ";".join(f"{m.name}:{m.size}:{m.mtime_ns}:{m.inode}" for m in members)
+        return path, hashlib.sha256(stamp.encode()).hexdigest()
+
+    def known(self, name: str) -> Backup | None:
+        """The description if it is known already (raising its error if the backup is
+        unusable); otherwise None, and the backup is being inspected in the background.
+        Cheap: checks names and sizes, reads no content."""
+        path, stamp = self._checked(name)
+        cached = self._cache.get(name, stamp)
+        if cached is None:
+            self._inspect(name, path, stamp)
+            return None
+        return _raise_or_return(name, cached)
+
+    def get(self, name: str) -> Backup:
+        """The description, reading the backup now if needed (worker threads, tools)."""
+        path, stamp = self._checked(name)
+        cached = self._cache.get(name, stamp)
+        if cached is not None:
+            return _raise_or_return(name, cached)
+        return self._inspect(name, path, stamp).result()
+
+    def _inspect(self, name: str, path: Path, stamp: str) -> Future[Backup]:
+        key = f"{name}\0{stamp}"
         with self._lock:
-            self._cache[name] = (stamp, backup)
+            future = self._inflight.get(key)
+            if future is None:
+                future = self._pool.submit(self._describe, name, path, stamp)
+                self._inflight[key] = future
+                future.add_done_callback(lambda _: self._forget(key))
+        return future
+
+    def _forget(self, key: str) -> None:
+        with self._lock:
+            self._inflight.pop(key, None)
+
+    def _describe(self, name: str, path: Path, stamp: str) -> Backup:
+        try:
+            backup = describe(name, path)
+        except (UnsupportedBackup, InvalidBackupName) as exc:
+            self._cache.put(name, stamp, (exc.code, exc.message))
+            raise
+        self._cache.put(name, stamp, backup)
+        log.info("backup described", extra={"backup": name, "format": backup.format})
         return backup
 
-    def list(self) -> list[Backup | UnsupportedBackup]:
-        items: list[Backup | UnsupportedBackup] = []
+    def list(self) -> tuple[list[Backup], list[RestoreboxError], list[str]]:
+        """(described, unusable, being inspected). One bad entry never breaks the list."""
+        good: list[Backup] = []
+        bad: list[RestoreboxError] = []
+        pending: list[str] = []
         for name in self.names():
             try:
-                items.append(self.get(name))
-            except (UnsupportedBackup, BackupTooLarge, InvalidBackupName) as exc:
+                backup = self.known(name)
+            except RestoreboxError as exc:
                 exc.details.setdefault("name", name)
-                items.append(UnsupportedBackup(exc.message, name=name))
-        return items
+                bad.append(exc)
+                continue
+            except OSError as exc:
+                bad.append(UnsupportedBackup(f"{name}: cannot be read: {exc}", name=name))
+                continue
+            if backup is None:
+                pending.append(name)
+            else:
+                good.append(backup)
+        return good, bad, pending
+
+
+def _raise_or_return(name: str, described: Backup | tuple[str, str]) -> Backup:
+    if isinstance(described, Backup):
+        return described
+    code, message = described
+    raise _ERRORS.get(code, UnsupportedBackup)(message, name=name)
 
 
 def _files_of(path: Path) -> list[Path]:
     if path.is_dir():
         return sorted(p for p in path.rglob("*") if p.is_file())
     return [path]
-
-
-def _stamp(path: Path) -> _Stamp:
-    stamps = []
-    for file in _files_of(path):
-        st = file.stat()
-        stamps.append((str(file), st.st_size, st.st_mtime_ns))
-    return tuple(stamps)
 
 
 def _sha256(path: Path) -> tuple[str, int]:

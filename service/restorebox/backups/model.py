@@ -34,12 +34,13 @@ class Backup(BaseModel):
     cluster_dump: bool = False
     warnings: list[str] = Field(default_factory=list)
     roles: list[str] = Field(default_factory=list)
-    objects: list[DeclaredObject] = Field(default_factory=list, exclude=True)
-    data_tables: list[str] = Field(default_factory=list, exclude=True)
+    # Internal (the API's BackupOut names what is public); kept in the description cache.
+    objects: list[DeclaredObject] = Field(default_factory=list)
+    data_tables: list[str] = Field(default_factory=list)
     # Rows per table the backup carries, when known without a PostgreSQL client
     # (plain files; archives are counted inside the sandbox by the restore).
-    row_counts: dict[str, int] | None = Field(default=None, exclude=True)
-    path: Path = Field(exclude=True)
+    row_counts: dict[str, int] | None = None
+    path: Path
 
     @property
     def required_major(self) -> int | None:

@@ -19,14 +19,16 @@ def restore_errors(ctx: Context) -> Outcome:
     if report is None:
         return Outcome("pass", "nothing was restored", {})
     errors = report.errors
+    total = max(len(errors), sum(step.errors_total for step in report.steps))
     data = {
-        "errors": len(errors),
+        "errors": total,
+        "errors_listed": len(errors),
         "first": [e.model_dump(exclude_none=True) for e in first(errors, 10)],
         "not_loaded": report.not_loaded,
     }
     if errors:
         return Outcome(
-            "fail", f"the restore reported {len(errors)} errors; first: {errors[0].message}", data
+            "fail", f"the restore reported {total} errors; first: {errors[0].message}", data
         )
     return Outcome("pass", f"{len(report.steps)} restore steps, no errors", data)
 

@@ -12,17 +12,19 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
+from ..backups.catalog import Member
 from ..backups.declared import split_qname
 from ..backups.model import Backup
 from ..errors import Cancelled, RestoreFailed, RestoreTimeout
 from ..models import Progress, RestoreError, RestoreReport, RestoreStep, Sandbox
 from ..pg import connect
 from ..runtime import ExecResult, Runtime, UploadFile
-from .errors_parse import parse_pg_restore, parse_psql
+from .errors_parse import StderrCollector
 from .plan import RestorePlan
 
 log = logging.getLogger("restorebox.restore")
@@ -38,6 +40,7 @@ FAST_SETTINGS = {
     "checkpoint_timeout": "30min",
     "autovacuum": "off",
 }
+STDOUT_KEPT = 64 * 1024  # what the service keeps of a command's stdout (it is discarded)
 DECOMPRESS = {"none": "cat", "gzip": "gzip -dc", "zstd": "zstd -dcq", "lz4": "lz4 -dcq"}
 # Rows per COPY block of a data stream: "<table> <rows>" per block.
 _COUNT_AWK = shlex.quote(
@@ -53,6 +56,7 @@ _PROGRESS_SCRIPT = (
 )
 
 ProgressSink = Callable[[Progress], None]
+MemberLister = Callable[[str, Path], list[Member]]
 
 
 class RestoreRunner:
@@ -65,7 +69,9 @@ class RestoreRunner:
         jobs: int,
         cancelled: threading.Event,
         on_progress: ProgressSink,
+        members: MemberLister,
     ) -> None:
+        self.members = members
         self.runtime = runtime
         self.sandbox = sandbox
         self.deadline = time.monotonic() + timeout_seconds
@@ -112,7 +118,7 @@ class RestoreRunner:
 
     # -- steps ------------------------------------------------------------------
     def _tune(self, settings: Mapping[str, str | None]) -> None:
-        with connect(self.sandbox) as conn:
+        with self._connect() as conn:
             for name, value in settings.items():
                 if value is None:
                     conn.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
@@ -128,7 +134,7 @@ class RestoreRunner:
         created: list[str] = []
         if not roles:
             return created
-        with connect(self.sandbox) as conn:
+        with self._connect() as conn:
             existing = {row[0] for row in conn.execute("SELECT rolname FROM pg_roles")}
             for role in roles:
                 if role in existing:
@@ -145,12 +151,10 @@ class RestoreRunner:
         for index, backup in enumerate(plan.backups):
             base = f"{UPLOAD_ROOT}/{index}/{backup.path.name}"
             remotes.append(f"{TARGET_DIR}/{base}")
-            if backup.path.is_dir():
-                for file in sorted(p for p in backup.path.rglob("*") if p.is_file()):
-                    rel = file.relative_to(backup.path).as_posix()
-                    files.append(UploadFile(file, f"{base}/{rel}", file.stat().st_size))
-            else:
-                files.append(UploadFile(backup.path, base, backup.path.stat().st_size))
+            # Checked again now (a member may have changed since it was described).
+            for member in self.members(backup.name, backup.path):
+                name = f"{base}/{member.name}" if backup.path.is_dir() else base
+                files.append(UploadFile(member.path, name, member.size))
         total = sum(f.size for f in files)
         last = [0.0]
 
@@ -201,17 +205,19 @@ class RestoreRunner:
             },
         )
         started = time.monotonic()
-        result = self._exec_with_progress(argv, env, index, count, backup, remote)
+        collector = StderrCollector(tool, backup.name)
+        result = self._exec_with_progress(argv, env, index, count, backup, remote, collector)
+        collector.close()
         step.duration_seconds = round(time.monotonic() - started, 3)
         step.exit_code = result.exit_code
-        stderr = result.stderr.decode("utf-8", "replace")
         if result.exit_code in (124, 137) and time.monotonic() >= self.deadline - 1:
             raise RestoreTimeout(
                 f"restoring {backup.name} did not finish within {self.timeout_seconds:g} seconds",
             )
-        errors = (parse_psql if tool == "psql" else parse_pg_restore)(stderr, backup.name)
+        errors = collector.errors()
+        step.errors_total = max(collector.total_errors, len(errors))
         if result.exit_code != 0 and not errors:
-            tail = "; ".join(stderr.strip().splitlines()[-5:]) or "no message"
+            tail = "; ".join(collector.text().strip().splitlines()[-5:]) or "no message"
             errors.append(
                 RestoreError(
                     backup=backup.name,
@@ -229,7 +235,8 @@ class RestoreRunner:
         role_line = rf'^((CREATE|ALTER|DROP) (ROLE|USER) (IF EXISTS )?"?{user}"?( |;|$))'
         script = f"s/{role_line}/-- skipped by restorebox: \\1/I"
         pipeline = f'{DECOMPRESS[backup.compression]} "$1" | sed -E {shlex.quote(script)}'
-        pipeline += f" | psql -X -q -b -v ON_ERROR_STOP={stop} -f -"
+        # Whatever the dump's queries print goes nowhere: only stderr is read, streamed.
+        pipeline += f" | psql -X -q -b -v ON_ERROR_STOP={stop} -f - >/dev/null"
         return [
             "timeout",
             "-k",
@@ -275,9 +282,17 @@ class RestoreRunner:
         count: int,
         backup: Backup,
         remote: str,
+        collector: StderrCollector,
     ) -> ExecResult:
         with ThreadPoolExecutor(max_workers=1) as pool:
-            future = pool.submit(self.runtime.exec, self.container_id, argv, env=env)
+            future = pool.submit(
+                self.runtime.exec,
+                self.container_id,
+                argv,
+                env=env,
+                on_stderr=collector.feed,
+                max_output=STDOUT_KEPT,
+            )
             while True:
                 try:
                     return future.result(timeout=1.0)
@@ -299,7 +314,9 @@ class RestoreRunner:
 
     def _bytes_read(self, remote: str) -> int:
         try:
-            result = self.runtime.exec(self.container_id, ["sh", "-c", _PROGRESS_SCRIPT])
+            result = self.runtime.exec(
+                self.container_id, ["timeout", "10", "sh", "-c", _PROGRESS_SCRIPT]
+            )
         except Exception:  # progress is best effort; the restore itself reports failures
             return 0
         positions: dict[str, int] = {}
@@ -320,6 +337,7 @@ class RestoreRunner:
                 result = self.runtime.exec(
                     self.container_id,
                     [
+                        *self._timeout_argv(),
                         "bash",
                         "-o",
                         "pipefail",
@@ -344,7 +362,7 @@ class RestoreRunner:
         file never refreshes them: once the data is in, populate them (dependencies
         first, by retrying until no more succeed)."""
         notes: list[str] = []
-        with connect(self.sandbox) as conn:
+        with self._connect() as conn:
             pending = conn.execute(
                 "SELECT format('%I.%I', schemaname, matviewname) FROM pg_matviews "
                 "WHERE NOT ispopulated ORDER BY 1"
@@ -377,7 +395,7 @@ class RestoreRunner:
         """Which of ``tables`` hold no rows (or do not exist) in the sandbox."""
         empty = []
         try:
-            with connect(self.sandbox) as conn:
+            with self._connect() as conn:
                 for table in tables:
                     schema, name = table.split(".", 1)
                     query = sql.SQL("SELECT EXISTS (SELECT FROM {}.{})").format(
@@ -393,6 +411,17 @@ class RestoreRunner:
             return list(tables)
         return empty
 
+    def _timeout_argv(self) -> list[str]:
+        """Every command in the sandbox ends by the restore's deadline."""
+        self._check_time()
+        return ["timeout", "-k", "5", str(max(1, int(self.deadline - time.monotonic())))]
+
+    def _connect(self) -> psycopg.Connection:
+        """A connection whose statements end by the restore's deadline."""
+        self._check_time()
+        remaining_ms = max(1000, int((self.deadline - time.monotonic()) * 1000))
+        return connect(self.sandbox, statement_timeout_ms=remaining_ms)
+
     def _check_time(self) -> None:
         if time.monotonic() > self.deadline:
             raise RestoreTimeout(
@@ -401,10 +430,12 @@ class RestoreRunner:
 
     def _cleanup_uploads(self) -> None:
         self.runtime.exec(
-            self.container_id, ["rm", "-rf", f"{TARGET_DIR}/{UPLOAD_ROOT}"], user="root"
+            self.container_id,
+            [*self._timeout_argv(), "rm", "-rf", f"{TARGET_DIR}/{UPLOAD_ROOT}"],
+            user="root",
         )
 
     def _analyze(self) -> None:
         self.on_progress(Progress(phase="analyzing"))
-        with connect(self.sandbox) as conn:
+        with self._connect() as conn:
             conn.execute("ANALYZE")

@@ -1,4 +1,8 @@
-"""What restorebox needs from a container engine, and nothing more."""
+"""What restorebox needs from a container engine, and nothing more.
+
+The protocol speaks of sandboxes, endpoints, files and labels, never of an engine's own
+notions (ports, networks, firewall rules): isolation and garbage collection by label are
+each runtime's business. ``docs/kubernetes.md`` maps it onto a second engine."""
 
 from __future__ import annotations
 
@@ -9,8 +13,17 @@ from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
+class Endpoint:
+    """Where the service (and users) reach a sandbox's PostgreSQL."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
-    """A PostgreSQL sandbox container to start."""
+    """A PostgreSQL sandbox to start. ``secret_files`` (path -> content) are in place
+    before the server starts and never appear in the container's configuration."""
 
     image: str
     name: str
@@ -21,6 +34,7 @@ class ContainerSpec:
     cpus: float = 2.0
     pids: int = 1024
     command: Sequence[str] = ()
+    secret_files: dict[str, bytes] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -29,22 +43,19 @@ class Container:
     name: str
     labels: dict[str, str] = field(default_factory=dict)
     running: bool = True
-    host_port: int | None = None
-
-
-@dataclass(frozen=True)
-class Network:
-    id: str
-    name: str
-    labels: dict[str, str] = field(default_factory=dict)
-    containers: int = 0
+    endpoint: Endpoint | None = None
 
 
 @dataclass(frozen=True)
 class ExecResult:
+    """A finished command. ``stdout`` and ``stderr`` hold at most the first
+    ``max_output`` bytes each; ``*_truncated`` say whether more was produced."""
+
     exit_code: int
     stdout: bytes
     stderr: bytes
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,18 +68,23 @@ class UploadFile:
 
 
 ProgressCallback = Callable[[int], None]
+StreamCallback = Callable[[bytes], None]
+
+DEFAULT_MAX_OUTPUT = 1024 * 1024
 
 
 @runtime_checkable
 class Runtime(Protocol):
-    """A container engine. Methods raise ``EngineUnavailable`` when the engine does not answer."""
+    """A container engine. Methods raise ``EngineUnavailable`` when the engine does not
+    answer, ``ContainerVanished`` when a container they need is gone."""
 
     def ping(self) -> None:
         """Check the engine answers."""
 
     def start(self, spec: ContainerSpec) -> Container:
-        """Create and start a container, on a network of its own named ``spec.name``,
-        with port 5432 published; return it with its port."""
+        """Create a sandbox isolated from everything but its endpoint, put its secret
+        files in place, start it; return it with its endpoint (None if it stopped at once).
+        Not retried blindly: a create that may have happened is checked by name."""
 
     def inspect(self, container_id: str) -> Container | None:
         """The container, or None when it no longer exists."""
@@ -80,8 +96,12 @@ class Runtime(Protocol):
         *,
         env: dict[str, str] | None = None,
         user: str = "postgres",
+        on_stderr: StreamCallback | None = None,
+        max_output: int = DEFAULT_MAX_OUTPUT,
     ) -> ExecResult:
-        """Run a command inside a running container and wait for it."""
+        """Run a command inside a running container and wait for it. Output is streamed:
+        ``on_stderr`` sees every stderr chunk as it arrives, and the service keeps at
+        most ``max_output`` bytes of each stream, whatever the command prints."""
 
     def copy_in(
         self,
@@ -96,14 +116,13 @@ class Runtime(Protocol):
         """The container's last log lines."""
 
     def remove(self, container_id: str) -> None:
-        """Remove the container, its anonymous volumes and its network; a missing
-        container is not an error."""
+        """Remove the container, its storage and its isolation; a missing container is
+        not an error."""
 
     def list_managed(self, labels: dict[str, str]) -> list[Container]:
         """Containers carrying all of ``labels``, running or not."""
 
-    def list_networks(self, labels: dict[str, str]) -> list[Network]:
-        """Networks carrying all of ``labels``, with how many containers they hold."""
-
-    def remove_network(self, network_id: str) -> None:
-        """Remove a network; a missing one is not an error."""
+    def prune(self, labels: dict[str, str], keep: set[str]) -> list[str]:
+        """Remove what the runtime made for sandboxes carrying ``labels`` (isolation,
+        networks, policies) that no container uses and whose sandbox id is not in
+        ``keep``; return what was removed, by name."""

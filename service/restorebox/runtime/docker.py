@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import tarfile
 import threading
@@ -16,7 +17,16 @@ import requests
 
 from ..errors import ContainerVanished, EngineUnavailable, ImageUnavailable
 from ..retry import engine_call
-from .base import Container, ContainerSpec, ExecResult, Network, ProgressCallback, UploadFile
+from .base import (
+    DEFAULT_MAX_OUTPUT,
+    Container,
+    ContainerSpec,
+    Endpoint,
+    ExecResult,
+    ProgressCallback,
+    StreamCallback,
+    UploadFile,
+)
 
 log = logging.getLogger("restorebox.runtime")
 
@@ -59,9 +69,13 @@ class DockerRuntime:
                     raise EngineUnavailable(f"the Docker engine does not answer: {exc}") from exc
             return self._client
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call the engine, retrying transient connection errors, mapping them at the end."""
+    def _call(self, fn: Any, *args: Any, retry: bool = True, **kwargs: Any) -> Any:
+        """Call the engine and map its failures. ``retry`` (reads, idempotent writes,
+        creates guarded by a name check) retries transient connection errors; a call that
+        must not happen twice (starting an exec, streaming a one-shot upload) is made once."""
         try:
+            if not retry:
+                return fn(*args, **kwargs)
             for attempt in engine_call(_TRANSIENT):
                 with attempt:
                     return fn(*args, **kwargs)
@@ -102,47 +116,86 @@ class DockerRuntime:
     def start(self, spec: ContainerSpec) -> Container:
         network = self._create_network(spec)
         try:
-            raw = self._call(
-                self.client.containers.run,
-                spec.image,
-                command=list(spec.command) or None,
-                name=spec.name,
-                detach=True,
-                environment=spec.env,
-                labels=spec.labels,
-                ports={"5432/tcp": (spec.publish_host, None)},
-                network=network,
-                user="postgres",
-                mem_limit=spec.memory_bytes,
-                memswap_limit=spec.memory_bytes,
-                nano_cpus=int(spec.cpus * 1e9),
-                pids_limit=spec.pids,
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                shm_size="256m",
-                read_only=False,
-            )
+            container_id = self._create_container(spec, network)
+            if spec.secret_files:
+                # Into the created, not yet started, container: the server reads them
+                # at start; they never appear in `docker inspect`.
+                stream = _secret_tar(spec.secret_files)
+                self._call(self.client.api.put_archive, container_id, "/", stream, retry=False)
+            self._call(self.client.api.start, container_id)  # starting twice is a no-op
         except (docker.errors.ImageNotFound, docker.errors.NotFound) as exc:
-            self._remove_network(network)
+            self._remove_quietly(spec.name, network)
             raise ImageUnavailable(
                 f"image {spec.image} is not available and could not be pulled; build it with "
                 f"scripts/build-images or set RESTOREBOX_IMAGES: {exc.explanation}"
             ) from exc
         except BaseException:
-            self._remove_network(network)
+            self._remove_quietly(spec.name, network)
             raise
-        return self._wait_for_port(raw)
+        return self._wait_for_port(container_id, spec.publish_host)
 
-    def _wait_for_port(self, raw: Any) -> Container:
+    def _create_container(self, spec: ContainerSpec, network: str) -> str:
+        """Create once; after a transient error, the name tells whether it happened."""
+        api = self.client.api
+        host_config = api.create_host_config(
+            port_bindings={5432: (spec.publish_host, None)},
+            network_mode=network,
+            mem_limit=spec.memory_bytes,
+            memswap_limit=spec.memory_bytes,
+            nano_cpus=int(spec.cpus * 1e9),
+            pids_limit=spec.pids,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            shm_size="256m",
+        )
+        try:
+            self._ensure_image(spec.image)
+            created = self._call(
+                api.create_container,
+                spec.image,
+                command=list(spec.command) or None,
+                name=spec.name,
+                environment=spec.env,
+                labels=spec.labels,
+                ports=[5432],
+                user="postgres",
+                host_config=host_config,
+                retry=False,
+            )
+            return str(created["Id"])
+        except EngineUnavailable:
+            found = self.inspect(spec.name)
+            if found is None or found.labels.get("restorebox.sandbox") != spec.labels.get(
+                "restorebox.sandbox"
+            ):
+                raise
+            log.warning("container create answered late; using it", extra={"name": spec.name})
+            return found.id
+
+    def _ensure_image(self, image: str) -> None:
+        try:
+            self._call(self.client.api.inspect_image, image)
+        except docker.errors.ImageNotFound:
+            self._call(self.client.images.pull, image)
+
+    def _remove_quietly(self, name: str, network: str) -> None:
+        try:
+            self.remove(name)
+        except Exception:  # the caller's error is the one to report
+            log.exception("cleanup after a failed start failed", extra={"name": name})
+        try:
+            self._remove_network(network)
+        except Exception:
+            log.exception("network cleanup failed", extra={"network": network})
+
+    def _wait_for_port(self, container_id: str, publish_host: str) -> Container:
         # The engine fills in the published port once the container is running.
         deadline = time.monotonic() + 10
         while True:
-            try:
-                self._call(raw.reload)
-            except docker.errors.NotFound as exc:
-                raise ContainerVanished("the sandbox container was removed while starting") from exc
-            container = _to_container(raw)
-            if container.host_port is not None or not container.running:
+            container = self.inspect(container_id)
+            if container is None:
+                raise ContainerVanished("the sandbox container was removed while starting")
+            if container.endpoint is not None or not container.running:
                 return container
             if time.monotonic() > deadline:
                 return container
@@ -150,10 +203,10 @@ class DockerRuntime:
 
     def inspect(self, container_id: str) -> Container | None:
         try:
-            raw = self._call(self.client.containers.get, container_id)
+            attrs = self._call(self.client.api.inspect_container, container_id)
         except docker.errors.NotFound:
             return None
-        return _to_container(raw)
+        return _to_container(attrs)
 
     def exec(
         self,
@@ -162,13 +215,25 @@ class DockerRuntime:
         *,
         env: dict[str, str] | None = None,
         user: str = "postgres",
+        on_stderr: StreamCallback | None = None,
+        max_output: int = DEFAULT_MAX_OUTPUT,
     ) -> ExecResult:
         api = self.client.api
+        out, err = _Capped(max_output), _Capped(max_output)
         try:
             exec_id = self._call(
                 api.exec_create, container_id, list(argv), environment=env or {}, user=user
             )["Id"]
-            stdout, stderr = self._call(api.exec_start, exec_id, demux=True)
+            # Streamed, never buffered whole: a command printing gigabytes costs the
+            # service at most max_output bytes per stream.
+            chunks = self._call(api.exec_start, exec_id, stream=True, demux=True, retry=False)
+            for stdout, stderr in chunks:
+                if stdout:
+                    out.add(stdout)
+                if stderr:
+                    err.add(stderr)
+                    if on_stderr is not None:
+                        on_stderr(stderr)
             code = self._call(api.exec_inspect, exec_id)["ExitCode"]
         except docker.errors.NotFound as exc:
             raise ContainerVanished(f"container {container_id[:12]} is gone") from exc
@@ -178,7 +243,15 @@ class DockerRuntime:
                     f"container {container_id[:12]} is not running: {exc.explanation}"
                 ) from exc
             raise
-        return ExecResult(code if code is not None else -1, stdout or b"", stderr or b"")
+        except _TRANSIENT as exc:
+            raise EngineUnavailable(f"the Docker engine stopped answering: {exc}") from exc
+        return ExecResult(
+            code if code is not None else -1,
+            out.data(),
+            err.data(),
+            stdout_truncated=out.truncated,
+            stderr_truncated=err.truncated,
+        )
 
     def copy_in(
         self,
@@ -188,7 +261,7 @@ class DockerRuntime:
         on_progress: ProgressCallback | None = None,
     ) -> None:
         stream = _tar_stream(files, on_progress)
-        ok = self._call(self.client.api.put_archive, container_id, target_dir, stream)
+        ok = self._call(self.client.api.put_archive, container_id, target_dir, stream, retry=False)
         if not ok:
             raise EngineUnavailable(f"could not copy files into {container_id[:12]}")
 
@@ -223,24 +296,22 @@ class DockerRuntime:
         except docker.errors.NotFound:
             return
 
-    def list_networks(self, labels: dict[str, str]) -> list[Network]:
+    def prune(self, labels: dict[str, str], keep: set[str]) -> list[str]:
+        """Networks of sandboxes that are neither kept nor used by any container."""
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
-        raws = self._call(self.client.api.networks, filters=filters)
-        networks = []
-        for raw in raws:
-            detail = self._call(self.client.api.inspect_network, raw["Id"])
-            networks.append(
-                Network(
-                    id=raw["Id"],
-                    name=raw["Name"],
-                    labels=raw.get("Labels") or {},
-                    containers=len(detail.get("Containers") or {}),
-                )
-            )
-        return networks
-
-    def remove_network(self, network_id: str) -> None:
-        self._remove_network(network_id)
+        removed = []
+        for raw in self._call(self.client.api.networks, filters=filters):
+            if (raw.get("Labels") or {}).get("restorebox.sandbox") in keep:
+                continue
+            try:
+                detail = self._call(self.client.api.inspect_network, raw["Id"])
+            except docker.errors.NotFound:
+                continue
+            if detail.get("Containers"):
+                continue
+            self._remove_network(raw["Id"])
+            removed.append(str(raw["Name"]))
+        return removed
 
     def list_managed(self, labels: dict[str, str]) -> list[Container]:
         # The low-level listing: no per-container inspect that could race with a removal.
@@ -248,9 +319,9 @@ class DockerRuntime:
         rows = self._call(self.client.api.containers, all=True, filters=filters)
         containers = []
         for row in rows:
-            port = next(
+            binding = next(
                 (
-                    p.get("PublicPort")
+                    p
                     for p in row.get("Ports") or []
                     if p.get("PrivatePort") == 5432 and p.get("PublicPort")
                 ),
@@ -262,19 +333,26 @@ class DockerRuntime:
                     name=(row.get("Names") or ["/"])[0].lstrip("/"),
                     labels=row.get("Labels") or {},
                     running=row.get("State") == "running",
-                    host_port=int(port) if port else None,
+                    endpoint=_endpoint(binding.get("IP"), binding["PublicPort"])
+                    if binding
+                    else None,
                 )
             )
         return containers
 
 
-def _to_container(raw: Any) -> Container:
-    attrs = raw.attrs
+def _endpoint(host_ip: str | None, port: object) -> Endpoint:
+    """A published port as the service dials it: a wildcard binding is reached on loopback."""
+    host = host_ip if host_ip and host_ip not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    return Endpoint(host, int(str(port)))
+
+
+def _to_container(attrs: dict[str, Any]) -> Container:
     ports = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
-    host_port = None
+    endpoint = None
     for binding in ports.get("5432/tcp") or []:
         if binding.get("HostPort"):
-            host_port = int(binding["HostPort"])
+            endpoint = _endpoint(binding.get("HostIp"), binding["HostPort"])
             break
     state = attrs.get("State") or {}
     return Container(
@@ -282,8 +360,47 @@ def _to_container(raw: Any) -> Container:
         name=(attrs.get("Name") or "").lstrip("/"),
         labels=(attrs.get("Config") or {}).get("Labels") or {},
         running=bool(state.get("Running")),
-        host_port=host_port,
+        endpoint=endpoint,
     )
+
+
+class _Capped:
+    """Keeps the first ``limit`` bytes of a stream and notes whether more came."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.buffer = io.BytesIO()
+        self.truncated = False
+
+    def add(self, chunk: bytes) -> None:
+        room = self.limit - self.buffer.tell()
+        if room > 0:
+            self.buffer.write(chunk[:room])
+        if len(chunk) > room:
+            self.truncated = True
+
+    def data(self) -> bytes:
+        return self.buffer.getvalue()
+
+
+def _secret_tar(files: dict[str, bytes]) -> bytes:
+    """A small in-memory tar of secret files (absolute paths), readable by the server."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        made: set[str] = set()
+        for path, content in files.items():
+            parts = path.strip("/").split("/")
+            for depth in range(1, len(parts)):
+                directory = "/".join(parts[:depth])
+                if directory not in made:
+                    made.add(directory)
+                    info = tarfile.TarInfo(directory)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+            info = tarfile.TarInfo("/".join(parts))
+            info.size, info.mode = len(content), 0o444
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
 
 
 def _tar_stream(

@@ -1,32 +1,40 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response, status
 
-from ...errors import UnsupportedBackup
 from ...models import ErrorInfo
 from ..deps import Authenticated, CatalogDep
-from ..schemas import BackupList, BackupOut, UnreadableBackup
+from ..schemas import BackupInspecting, BackupList, BackupOut, UnreadableBackup
 
 router = APIRouter(prefix="/v1/backups", tags=["backups"], dependencies=Authenticated)
 
 
 @router.get("", response_model=BackupList)
 def list_backups(catalog: CatalogDep) -> BackupList:
-    """Every backup in the backups folder, described from its content."""
-    good, bad = [], []
-    for item in catalog.list():
-        if isinstance(item, UnsupportedBackup):
-            bad.append(
-                UnreadableBackup(
-                    name=item.details.get("name", "?"),
-                    error=ErrorInfo(code=item.code, message=item.message),
-                )
+    """Every backup in the backups folder, described from its content. Backups not
+    described yet are inspected in the background and listed under `inspecting`."""
+    good, bad, pending = catalog.list()
+    return BackupList(
+        backups=[BackupOut.of(b) for b in good],
+        unreadable=[
+            UnreadableBackup(
+                name=str(e.details.get("name", "?")),
+                error=ErrorInfo(code=e.code, message=e.message),
             )
-        else:
-            good.append(BackupOut.of(item))
-    return BackupList(backups=good, unreadable=bad)
+            for e in bad
+        ],
+        inspecting=pending,
+    )
 
 
-@router.get("/{name:path}", response_model=BackupOut)
-def get_backup(name: str, catalog: CatalogDep) -> BackupOut:
-    return BackupOut.of(catalog.get(name))
+@router.get(
+    "/{name:path}",
+    response_model=BackupOut,
+    responses={202: {"model": BackupInspecting, "description": "being inspected; ask again"}},
+)
+def get_backup(name: str, catalog: CatalogDep, response: Response) -> BackupOut | BackupInspecting:
+    backup = catalog.known(name)
+    if backup is None:
+        response.status_code = status.HTTP_202_ACCEPTED
+        return BackupInspecting(name=name)
+    return BackupOut.of(backup)

@@ -1,26 +1,36 @@
 from __future__ import annotations
 
+import asyncio
+import time
+
 from fastapi import APIRouter, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from ...errors import InvalidRequest
 from ...probes.catalog import PROBES
 from ...sandboxes import CreateRequest
-from ..deps import Authenticated, ManagerDep, ServicesDep
+from ..deps import ManagerDep, PrincipalDep, ServicesDep
 from ..schemas import CreateSandbox, ReportOut, SandboxList, SandboxOut, UpdateSandbox
 
-router = APIRouter(prefix="/v1/sandboxes", tags=["sandboxes"], dependencies=Authenticated)
+router = APIRouter(prefix="/v1/sandboxes", tags=["sandboxes"])
+
+WAIT_POLL_SECONDS = 0.1
 
 
 @router.post(
     "",
     response_model=SandboxOut,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={201: {"model": SandboxOut, "description": "made (wait=true)"}},
+    responses={201: {"model": SandboxOut, "description": "made: ready or failed (wait=true)"}},
 )
-def create_sandbox(body: CreateSandbox, services: ServicesDep, response: Response) -> SandboxOut:
+async def create_sandbox(
+    body: CreateSandbox, services: ServicesDep, principal: PrincipalDep, response: Response
+) -> SandboxOut:
     """Start a sandbox, restoring `backup` into it when given.
 
-    202 at once (poll GET for progress), or with `wait: true`, 201 when it is ready or failed."""
+    202 at once (poll GET for progress). With `wait: true`, 201 once it is ready or failed,
+    or 202 with its current state when `RESTOREBOX_MAX_WAIT_SECONDS` pass first. Waiting
+    holds no worker thread, so any number of waiting clients never starve other routes."""
     probes = None if body.probes is None else ([] if body.probes == "none" else body.probes)
     if probes:
         unknown = sorted(set(probes) - set(PROBES))
@@ -37,41 +47,50 @@ def create_sandbox(body: CreateSandbox, services: ServicesDep, response: Respons
         probes=probes,
         assertions=body.assertions,
         keep_on_failure=body.keep_on_failure,
+        owner=principal.name,
     )
     manager = services.manager
-    sandbox = manager.create(request)
+    sandbox = await run_in_threadpool(manager.create, request)
     response.headers["Location"] = f"/v1/sandboxes/{sandbox.id}"
     if body.wait:
-        sandbox = manager.wait(sandbox.id)
-        response.status_code = status.HTTP_201_CREATED
+        deadline = time.monotonic() + services.settings.max_wait_seconds
+        while not manager.is_settled(sandbox.id) and time.monotonic() < deadline:
+            await asyncio.sleep(WAIT_POLL_SECONDS)
+        sandbox = await run_in_threadpool(manager.get, sandbox.id)
+        if manager.is_settled(sandbox.id):
+            response.status_code = status.HTTP_201_CREATED
     return SandboxOut.of(sandbox)
 
 
 @router.get("", response_model=SandboxList)
-def list_sandboxes(manager: ManagerDep, all: bool = False) -> SandboxList:
-    """Live sandboxes; `?all=true` includes deleted and expired ones."""
-    return SandboxList(sandboxes=[SandboxOut.of(s) for s in manager.list_all(include_gone=all)])
+def list_sandboxes(manager: ManagerDep, principal: PrincipalDep, all: bool = False) -> SandboxList:
+    """Your live sandboxes (an admin sees everyone's); `?all=true` adds deleted and
+    expired ones."""
+    sandboxes = manager.list_all(include_gone=all, principal=principal)
+    return SandboxList(sandboxes=[SandboxOut.of(s) for s in sandboxes])
 
 
 @router.get("/{sandbox_id}", response_model=SandboxOut)
-def get_sandbox(sandbox_id: str, manager: ManagerDep) -> SandboxOut:
-    return SandboxOut.of(manager.get(sandbox_id))
+def get_sandbox(sandbox_id: str, manager: ManagerDep, principal: PrincipalDep) -> SandboxOut:
+    return SandboxOut.of(manager.get(sandbox_id, principal))
 
 
 @router.get("/{sandbox_id}/report", response_model=ReportOut)
-def get_report(sandbox_id: str, manager: ManagerDep) -> ReportOut:
+def get_report(sandbox_id: str, manager: ManagerDep, principal: PrincipalDep) -> ReportOut:
     """The full restore and probe report."""
-    return ReportOut.model_validate(manager.get(sandbox_id))
+    return ReportOut.model_validate(manager.get(sandbox_id, principal))
 
 
 @router.patch("/{sandbox_id}", response_model=SandboxOut)
-def update_sandbox(sandbox_id: str, body: UpdateSandbox, manager: ManagerDep) -> SandboxOut:
+def update_sandbox(
+    sandbox_id: str, body: UpdateSandbox, manager: ManagerDep, principal: PrincipalDep
+) -> SandboxOut:
     """Extend the TTL (counted from now, within the maximum) or protect from expiry."""
-    return SandboxOut.of(manager.patch(sandbox_id, body.ttl_seconds, body.protected))
+    return SandboxOut.of(manager.patch(sandbox_id, body.ttl_seconds, body.protected, principal))
 
 
 @router.delete("/{sandbox_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-def delete_sandbox(sandbox_id: str, manager: ManagerDep) -> Response:
+def delete_sandbox(sandbox_id: str, manager: ManagerDep, principal: PrincipalDep) -> Response:
     """Remove the sandbox's container and everything in it."""
-    manager.delete(sandbox_id)
+    manager.delete(sandbox_id, principal=principal)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

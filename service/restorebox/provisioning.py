@@ -1,0 +1,265 @@
+"""The provisioning pipeline: for one recorded sandbox, on a worker thread, inspect its
+backups (when not known yet), start its container, restore, probe, and make it ready.
+
+A failure is recorded first and cleaned up after, best effort: whatever cleanup cannot
+do now, the reconciler retries (it sees a failed sandbox still holding a container)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .backups import Catalog
+from .errors import Cancelled, ContainerVanished, RestoreboxError, SandboxFailed
+from .models import ErrorInfo, Progress, Sandbox, Status, utcnow
+from .probes import run_probes
+from .readiness import wait_until_ready
+from .restore.plan import RestorePlan, make_plan
+from .restore.runner import RestoreRunner
+from .runtime import ContainerSpec, Runtime
+from .runtime import labels as L
+from .settings import Settings
+from .transitions import Transitions
+
+log = logging.getLogger("restorebox.provisioning")
+
+PASSWORD_FILE = "/run/secrets/restorebox/password"  # noqa: S105 -- a path, not a password
+
+
+@dataclass
+class Worker:
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def spec_for(sandbox: Sandbox, settings: Settings, instance: str) -> ContainerSpec:
+    """The container of a sandbox. The password travels as a file, never as configuration."""
+    assert sandbox.image is not None
+    return ContainerSpec(
+        image=sandbox.image,
+        name=f"restorebox-{sandbox.id}",
+        env={
+            "POSTGRES_USER": sandbox.user,
+            "POSTGRES_DB": sandbox.database,
+            "POSTGRES_PASSWORD_FILE": PASSWORD_FILE,
+        },
+        labels=L.for_sandbox(instance, sandbox.id, sandbox.expires_at.isoformat()),
+        publish_host=settings.publish_host,
+        memory_bytes=settings.sandbox_memory_bytes,
+        cpus=settings.sandbox_cpus,
+        pids=settings.sandbox_pids,
+        secret_files={PASSWORD_FILE: sandbox.password.encode()},
+    )
+
+
+class Provisioner:
+    def __init__(
+        self,
+        settings: Settings,
+        transitions: Transitions,
+        runtime: Runtime,
+        catalog: Catalog,
+        instance: str,
+    ) -> None:
+        self.settings = settings
+        self.transitions = transitions
+        self.runtime = runtime
+        self.catalog = catalog
+        self.instance = instance
+        self._workers: dict[str, Worker] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.workers, thread_name_prefix="provision"
+        )
+
+    # -- workers ------------------------------------------------------------------
+    def register(self, sandbox_id: str) -> None:
+        """Claim a sandbox before it is recorded, so the reconciler never takes a sandbox
+        that is about to be provisioned for an interrupted one."""
+        with self._lock:
+            self._workers[sandbox_id] = Worker()
+
+    def unregister(self, sandbox_id: str) -> None:
+        with self._lock:
+            worker = self._workers.pop(sandbox_id, None)
+        if worker is not None:
+            worker.done.set()
+
+    def submit(self, sandbox_id: str, plan: RestorePlan | None) -> None:
+        future = self._pool.submit(self._run, sandbox_id, plan)
+        future.add_done_callback(_log_crash)
+
+    def active(self) -> set[str]:
+        with self._lock:
+            return set(self._workers)
+
+    def cancel(self, sandbox_id: str) -> bool:
+        with self._lock:
+            worker = self._workers.get(sandbox_id)
+        if worker is not None:
+            worker.cancelled.set()
+        return worker is not None
+
+    def done_event(self, sandbox_id: str) -> threading.Event | None:
+        with self._lock:
+            worker = self._workers.get(sandbox_id)
+        return worker.done if worker is not None else None
+
+    def shutdown(self) -> None:
+        """Cancel every worker: each records its sandbox as failed (``cancelled``) and
+        removes its container on its way out."""
+        with self._lock:
+            workers = list(self._workers.values())
+        for worker in workers:
+            worker.cancelled.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            leftover = list(self._workers)
+        for sandbox_id in leftover:  # queued, never started
+            self.fail(sandbox_id, Cancelled("the service shut down before this sandbox began"))
+            self.unregister(sandbox_id)
+
+    # -- the pipeline (worker thread) -------------------------------------------------
+    def _run(self, sandbox_id: str, plan: RestorePlan | None) -> None:
+        with self._lock:
+            worker = self._workers[sandbox_id]
+        cancelled = worker.cancelled
+        try:
+            sandbox = self.transitions.get(sandbox_id)
+            if plan is None:
+                plan = self._inspect_and_plan(sandbox)
+            self._check(cancelled)
+            self._start(sandbox_id, cancelled)
+            report = None
+            if plan.backups:
+                sandbox = self.transitions.move(
+                    sandbox_id, Status.RESTORING, progress=Progress(phase="restoring")
+                )
+                runner = RestoreRunner(
+                    self.runtime,
+                    sandbox,
+                    timeout_seconds=self.settings.restore_timeout_seconds,
+                    jobs=self.settings.restore_jobs,
+                    cancelled=cancelled,
+                    on_progress=lambda p: self._progress(sandbox_id, p),
+                    members=self.catalog.members,
+                )
+                try:
+                    report = runner.run(plan, sandbox.on_error)
+                except SandboxFailed as exc:
+                    if "report" in exc.details:
+                        self.transitions.update(sandbox_id, restore=exc.details["report"])
+                    raise
+                sandbox = self.transitions.update(sandbox_id, restore=report)
+            self._check(cancelled)
+            if sandbox.probes_requested != [] and (plan.backups or sandbox.assertions):
+                sandbox = self.transitions.move(
+                    sandbox_id, Status.PROBING, progress=Progress(phase="probing")
+                )
+                results, verdict = run_probes(
+                    sandbox, plan, report, self.settings.probe_timeout_seconds
+                )
+                self.transitions.update(sandbox_id, probes=results, verdict=verdict)
+            self._check(cancelled)
+            self.transitions.move(sandbox_id, Status.READY, progress=None, ready_at=utcnow())
+            log.info("sandbox ready", extra={"sandbox": sandbox_id})
+        except Exception as exc:
+            if cancelled.is_set() and not isinstance(exc, Cancelled):
+                exc = Cancelled("the sandbox was cancelled while it was being made")
+            self.fail(sandbox_id, exc)
+        finally:
+            self.unregister(sandbox_id)
+
+    def _progress(self, sandbox_id: str, progress: Progress) -> None:
+        self.transitions.update(sandbox_id, progress=progress)
+
+    def _inspect_and_plan(self, sandbox: Sandbox) -> RestorePlan:
+        self.transitions.update(sandbox.id, progress=Progress(phase="inspecting"))
+        backups = [self.catalog.get(name) for name in sandbox.backups]
+        plan = make_plan(
+            backups,
+            self.settings.majors,
+            sandbox.postgres_version,
+            self.settings.default_major(),
+        )
+        self.transitions.update(
+            sandbox.id, postgres_version=plan.major, image=self.settings.images[plan.major]
+        )
+        return plan
+
+    def _start(self, sandbox_id: str, cancelled: threading.Event) -> None:
+        sandbox = self.transitions.update(sandbox_id, progress=Progress(phase="starting"))
+        container = self.runtime.start(spec_for(sandbox, self.settings, self.instance))
+        endpoint = container.endpoint
+        sandbox = self.transitions.update(
+            sandbox_id,
+            container_id=container.id,
+            host=endpoint.host if endpoint else sandbox.host,
+            port=endpoint.port if endpoint else None,
+        )
+        self._check(cancelled)
+        if endpoint is None:
+            logs = self.runtime.logs(container.id, tail=30)
+            raise ContainerVanished(f"the sandbox container stopped at once; its log:\n{logs}")
+        wait_until_ready(self.runtime, sandbox, self.settings.ready_timeout_seconds)
+
+    @staticmethod
+    def _check(cancelled: threading.Event) -> None:
+        if cancelled.is_set():
+            raise Cancelled("the sandbox was cancelled while it was being made")
+
+    # -- failure ------------------------------------------------------------------------
+    def fail(self, sandbox_id: str, exc: Exception) -> None:
+        """Record the failure, then remove the container (unless it is to be kept)."""
+        if isinstance(exc, RestoreboxError):
+            error = ErrorInfo(code=exc.code, message=exc.message)
+        else:
+            log.error("provisioning crashed", exc_info=exc, extra={"sandbox": sandbox_id})
+            error = ErrorInfo(code="internal", message=f"{type(exc).__name__}: {exc}")
+        try:
+            sandbox = self.transitions.get(sandbox_id)
+            keep = not isinstance(exc, Cancelled) and (
+                sandbox.keep_on_failure or self.settings.keep_failed
+            )
+            sandbox = self.transitions.move(
+                sandbox_id, Status.FAILED, error=error, progress=None, container_kept=keep
+            )
+        except RestoreboxError:
+            log.exception("could not record a failure", extra={"sandbox": sandbox_id})
+            return
+        if sandbox.status == Status.FAILED:
+            log.warning(
+                "sandbox failed",
+                extra={"sandbox": sandbox_id, "code": error.code, "error": error.message[:500]},
+            )
+            if sandbox.container_kept:
+                return
+        elif sandbox.status != Status.DELETING and not sandbox.status.final:
+            return
+        # Failed, or deleted underneath this worker: a container it started a moment ago
+        # is still its to remove. Whatever fails here, the reconciler retries.
+        try:
+            remove_containers(self.runtime, self.instance, sandbox)
+            if sandbox.status == Status.FAILED:
+                self.transitions.update(sandbox_id, container_id=None)
+        except Exception:
+            log.exception("cleanup after failure failed; will retry", extra={"sandbox": sandbox_id})
+
+
+def remove_containers(runtime: Runtime, instance: str, sandbox: Sandbox) -> None:
+    """Remove every container of a sandbox: the recorded one and any found by label
+    (a worker may have started one a moment ago)."""
+    found = runtime.list_managed({L.INSTANCE: instance, L.SANDBOX: sandbox.id})
+    ids = {c.id for c in found}
+    if sandbox.container_id:
+        ids.add(sandbox.container_id)
+    for container_id in sorted(ids):
+        runtime.remove(container_id)
+
+
+def _log_crash(future: Future[None]) -> None:
+    exc = future.exception() if not future.cancelled() else None
+    if exc is not None:
+        log.error("provisioning worker crashed", exc_info=exc)

@@ -1,0 +1,118 @@
+"""Make state and engine agree, at any time (at start and every few reaper ticks).
+
+* a sandbox in progress that no worker holds was interrupted: failed, container removed;
+* a sandbox left ``deleting`` (the service died mid-delete, or the engine refused) is
+  deleted again;
+* a failed sandbox still holding a container it should not keep has it removed;
+* a ready sandbox whose container vanished or stopped is failed;
+* containers of this instance that no live sandbox owns are removed, then whatever the
+  runtime made around them (networks) is pruned.
+Containers of other instances are never touched here (see ``gc``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from .errors import Interrupted
+from .models import ErrorInfo, Sandbox, Status, utcnow
+from .provisioning import Provisioner, remove_containers
+from .runtime import Container, Runtime
+from .runtime import labels as L
+from .store import LIVE
+from .transitions import Transitions
+
+log = logging.getLogger("restorebox.reconciler")
+
+# A sandbox must be unheld and unchanged this long before the reconciler repairs it.
+QUIET = timedelta(seconds=3)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        transitions: Transitions,
+        runtime: Runtime,
+        provisioner: Provisioner,
+        instance: str,
+        busy: Callable[[], set[str]],
+        finish_delete: Callable[[Sandbox], object],
+    ) -> None:
+        self.transitions = transitions
+        self.runtime = runtime
+        self.provisioner = provisioner
+        self.instance = instance
+        self._busy = busy  # sandboxes a request is deleting right now
+        self._finish_delete = finish_delete
+
+    def run(self, at_start: bool = False) -> dict[str, list[str]]:
+        """At start nothing can be mid-way (no worker, no request yet): no grace period."""
+        quiet = timedelta(0) if at_start else QUIET
+        outcome: dict[str, list[str]] = {"removed": [], "failed": [], "repaired": []}
+        containers = self.runtime.list_managed({L.MANAGED: "true", L.INSTANCE: self.instance})
+        for listed in self.transitions.store.list(set(LIVE)):
+            # Held first, then a fresh read, then a grace period: a worker registers before
+            # its sandbox is recorded and records its last status before it lets go, so a
+            # sandbox seen unheld and quiet for a while is truly nobody's.
+            if listed.id in self._held():
+                continue
+            sandbox = self.transitions.get(listed.id)
+            if sandbox.status.final or utcnow() - sandbox.updated_at < quiet:
+                continue
+            self._repair(sandbox, containers, outcome)
+
+        live = {s.id: s for s in self.transitions.store.list(set(LIVE))}
+        held = self._held()
+        for container in containers:
+            sid = container.labels.get(L.SANDBOX, "")
+            owner = live.get(sid)
+            if sid in held or (owner is not None and utcnow() - owner.updated_at < quiet):
+                continue
+            if owner is None or owner.container_id != container.id:
+                self.runtime.remove(container.id)
+                outcome["removed"].append(container.name)
+        keep = held | set(live)
+        outcome["removed"] += self.runtime.prune(
+            {L.MANAGED: "true", L.INSTANCE: self.instance}, keep
+        )
+        if any(outcome.values()):
+            log.info("reconciled", extra=outcome)
+        return outcome
+
+    def _held(self) -> set[str]:
+        return self.provisioner.active() | self._busy()
+
+    def _repair(
+        self, sandbox: Sandbox, containers: list[Container], outcome: dict[str, list[str]]
+    ) -> None:
+        if sandbox.status.in_progress:
+            self.provisioner.fail(
+                sandbox.id, Interrupted("the service stopped while this sandbox was being made")
+            )
+            outcome["failed"].append(sandbox.id)
+        elif sandbox.status == Status.DELETING:
+            self._finish_delete(sandbox)
+            outcome["repaired"].append(sandbox.id)
+        elif (
+            sandbox.status == Status.FAILED and sandbox.container_id and not sandbox.container_kept
+        ):
+            remove_containers(self.runtime, self.instance, sandbox)
+            self.transitions.update(sandbox.id, container_id=None)
+            outcome["repaired"].append(sandbox.id)
+        elif sandbox.status == Status.READY:
+            mine = next((c for c in containers if c.id == sandbox.container_id), None)
+            if mine is not None and mine.running:
+                return
+            self.transitions.move(
+                sandbox.id,
+                Status.FAILED,
+                error=ErrorInfo(
+                    code="container_vanished",
+                    message="the sandbox's container was removed or stopped outside restorebox",
+                ),
+            )
+            if mine is not None:
+                self.runtime.remove(mine.id)
+            self.transitions.update(sandbox.id, container_id=None)
+            outcome["failed"].append(sandbox.id)

@@ -1,0 +1,93 @@
+"""The sandbox state machine: one table of allowed status changes, and the only code that
+writes a sandbox record. Every write goes through ``Transitions``; a final state is final.
+
+    creating -> restoring -> probing -> ready
+        any in-progress state -> failed | deleting
+    ready  -> failed (container vanished) | deleting
+    failed -> deleting
+    deleting -> deleted | expired                      (final: nothing changes after)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from .models import Sandbox, Status, utcnow
+from .store import Store
+
+log = logging.getLogger("restorebox.transitions")
+
+S = Status
+ALLOWED: dict[Status, frozenset[Status]] = {
+    S.CREATING: frozenset({S.RESTORING, S.PROBING, S.READY, S.FAILED, S.DELETING}),
+    S.RESTORING: frozenset({S.PROBING, S.READY, S.FAILED, S.DELETING}),
+    S.PROBING: frozenset({S.READY, S.FAILED, S.DELETING}),
+    S.READY: frozenset({S.FAILED, S.DELETING}),
+    S.FAILED: frozenset({S.DELETING}),
+    S.DELETING: frozenset({S.DELETED, S.EXPIRED}),
+    S.DELETED: frozenset(),
+    S.EXPIRED: frozenset(),
+}
+
+
+def allowed(current: Status, target: Status) -> bool:
+    return target in ALLOWED[current]
+
+
+def occupies_slot(sandbox: Sandbox) -> bool:
+    """Whether a sandbox counts toward ``max_sandboxes``: it holds, or may soon hold, a
+    container. One definition, used by the store's atomic insert too."""
+    if sandbox.status.final:
+        return False
+    if sandbox.status == Status.FAILED:
+        return sandbox.container_id is not None
+    return True
+
+
+class Transitions:
+    """Read-modify-write of sandbox records under one lock."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.RLock()
+
+    def get(self, sandbox_id: str) -> Sandbox:
+        return self.store.get(sandbox_id)
+
+    def move(self, sandbox_id: str, target: Status, **fields: Any) -> Sandbox:
+        """Change status (with ``fields``) if the table allows it; otherwise leave the
+        record as it is and return it (a delete won the race, say)."""
+        with self._lock:
+            sandbox = self.store.get(sandbox_id)
+            if sandbox.status == target:
+                return self._write(sandbox, fields) if not target.final else sandbox
+            if not allowed(sandbox.status, target):
+                log.debug(
+                    "transition refused",
+                    extra={
+                        "sandbox": sandbox_id,
+                        "from": sandbox.status.value,
+                        "to": target.value,
+                    },
+                )
+                return sandbox
+            if target.final:
+                # Nothing secret outlives a sandbox.
+                fields = {**fields, "password": "", "progress": None}
+            return self._write(sandbox, {**fields, "status": target})
+
+    def update(self, sandbox_id: str, **fields: Any) -> Sandbox:
+        """Change fields, never status; refused once the sandbox is final."""
+        assert "status" not in fields, "status changes go through move()"
+        with self._lock:
+            sandbox = self.store.get(sandbox_id)
+            if sandbox.status.final:
+                return sandbox
+            return self._write(sandbox, fields)
+
+    def _write(self, sandbox: Sandbox, fields: dict[str, Any]) -> Sandbox:
+        updated = sandbox.model_copy(update={**fields, "updated_at": utcnow()})
+        self.store.put(updated)
+        return updated
