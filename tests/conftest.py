@@ -90,6 +90,18 @@ class Api:
     def patch(self, path: str, json: Any) -> Any:
         return self.client.patch(path, json=json, headers=AUTH)
 
+    def backup(self, name: str) -> dict[str, Any]:
+        """A backup's description, once its background inspection is done."""
+        deadline = time.monotonic() + 120
+        while True:
+            response = self.get(f"/v1/backups/{name}")
+            if response.status_code != 202:
+                assert response.status_code == 200, response.text
+                described: dict[str, Any] = response.json()
+                return described
+            assert time.monotonic() < deadline, f"{name} is still being inspected"
+            time.sleep(0.05)
+
     def create(self, expect: str = "ready", **body: Any) -> dict[str, Any]:
         body.setdefault("wait", True)
         response = self.post("/v1/sandboxes", body)

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from typing import Any
 
 import httpx
@@ -200,6 +201,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{s['id']} now expires at {s['expires_at']}")
         elif args.command == "backups":
             data = client.call("GET", "/v1/backups")
+            if data["inspecting"]:
+                # First look at new backups: they are read and hashed in the background.
+                print(f"inspecting {len(data['inspecting'])} backups ...", file=sys.stderr)
+            deadline = time.monotonic() + 3600
+            while data["inspecting"] and time.monotonic() < deadline:
+                time.sleep(0.3)
+                data = client.call("GET", "/v1/backups")
             print(
                 _table(
                     [

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from .errors import Interrupted
+from .errors import Interrupted, RestoreboxError
 from .models import ErrorInfo, Sandbox, Status, utcnow
 from .provisioning import Provisioner, remove_containers
 from .runtime import Container, Runtime
@@ -58,9 +58,13 @@ class Reconciler:
             if listed.id in self._held():
                 continue
             sandbox = self.transitions.get(listed.id)
-            if sandbox.status.final or utcnow() - sandbox.updated_at < quiet:
+            busy_state = sandbox.status.in_progress or sandbox.status == Status.DELETING
+            if sandbox.status.final or (busy_state and utcnow() - sandbox.updated_at < quiet):
                 continue
-            self._repair(sandbox, containers, outcome)
+            try:
+                self._repair(sandbox, containers, outcome)
+            except RestoreboxError:  # one sandbox's trouble never stops the pass
+                log.exception("repair failed; retried next pass", extra={"sandbox": sandbox.id})
 
         live = {s.id: s for s in self.transitions.store.list(set(LIVE))}
         held = self._held()
@@ -70,7 +74,13 @@ class Reconciler:
             if sid in held or (owner is not None and utcnow() - owner.updated_at < quiet):
                 continue
             if owner is None or owner.container_id != container.id:
-                self.runtime.remove(container.id)
+                try:
+                    self.runtime.remove(container.id)
+                except RestoreboxError:
+                    log.exception(
+                        "removal failed; retried next pass", extra={"container": container.name}
+                    )
+                    continue
                 outcome["removed"].append(container.name)
         keep = held | set(live)
         outcome["removed"] += self.runtime.prune(

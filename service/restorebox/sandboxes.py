@@ -8,6 +8,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -33,6 +34,7 @@ from .transitions import Transitions
 log = logging.getLogger("restorebox.sandboxes")
 
 SANDBOX_USER = "restorebox"
+INSPECT_GRACE_SECONDS = 2.0
 
 
 @dataclass
@@ -111,7 +113,14 @@ class SandboxManager:
                 + ", ".join(map(str, self.settings.majors)),
                 postgres=request.postgres,
             )
-        known = [self.catalog.known(name) for name in request.backups]  # 4xx for bad names
+        # Bad names and oversized backups are 4xx at once; a backup not described yet gets
+        # a short grace (most bad files are refused within milliseconds, so they are 4xx
+        # too); past it, the worker goes on inspecting it (phase "inspecting").
+        grace = time.monotonic() + INSPECT_GRACE_SECONDS
+        known = [
+            self.catalog.known(name, wait=max(0.0, grace - time.monotonic()))
+            for name in request.backups
+        ]
         plan: RestorePlan | None = None
         if all(b is not None for b in known):
             plan = make_plan(

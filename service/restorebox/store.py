@@ -41,6 +41,8 @@ class Store:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # Overwritten and deleted content (passwords of deleted sandboxes) is zeroed.
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StateUnavailable(f"cannot open state database {path}: {exc}") from exc

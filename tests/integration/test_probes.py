@@ -54,7 +54,7 @@ def test_schema_only_file_presented_as_complete_warns(
 ) -> None:
     name = "factory_pulse_complete_backup_20250902_214058.sql"
     shutil.copyfile(manufacturing.dir / "manufacturing_schema.sql", backups_dir / name)
-    assert api.get(f"/v1/backups/{name}").json()["content"] == "schema"
+    assert api.backup(f"{name}")["content"] == "schema"
     sandbox = api.create(backup=name)
     only_this_is_not_passing(sandbox, "empty_data", "warn")
     assert sandbox["verdict"] == "warn"

@@ -52,7 +52,7 @@ def test_variant_restores_exactly(
     major: str,
 ) -> None:
     copy_backup(manufacturing.dir / name, backups_dir)
-    described = api.get(f"/v1/backups/{name}").json()
+    described = api.backup(f"{name}")
     assert (described["format"], described["compression"], described["content"]) == (
         fmt,
         compression,
@@ -82,8 +82,8 @@ def test_schema_then_data_loads_circular_references_without_firing_triggers(
 ) -> None:
     copy_backup(manufacturing.dir / "manufacturing_schema.sql", backups_dir)
     copy_backup(manufacturing.dir / data, backups_dir)
-    assert api.get(f"/v1/backups/{data}").json()["content"] == "data"
-    assert api.get("/v1/backups/manufacturing_schema.sql").json()["content"] == "schema"
+    assert api.backup(f"{data}")["content"] == "data"
+    assert api.backup("manufacturing_schema.sql")["content"] == "schema"
 
     sandbox = api.create(backup=["manufacturing_schema.sql", data])
     # activity_log equals the source: the insert trigger did not fire during the load.
@@ -251,7 +251,7 @@ def test_shell_escape_in_a_dump_never_reaches_the_host(api: Api, backups_dir: Pa
         f"CREATE TABLE t (id int);\n\\! touch {marker}\n\\o {marker}.out\nSELECT 1;\n\\o\n"
         f"COPY (SELECT 1) TO PROGRAM 'touch {marker}.program';\nINSERT INTO t VALUES (1);\n"
     )
-    warnings = api.get("/v1/backups/evil.sql").json()["warnings"]
+    warnings = api.backup("evil.sql")["warnings"]
     assert any("\\!" in w for w in warnings)
     sandbox = api.create(backup="evil.sql", on_error="continue", probes="none")
     assert not Path(marker).exists()

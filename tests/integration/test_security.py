@@ -113,5 +113,5 @@ def test_a_cluster_dump_cannot_demote_the_sandbox_superuser(api: Api, backups_di
         ("app_owner",)
     ]
     assert query(url, "SELECT count(*) FROM pg_class WHERE relname = 'after_error'") == [(1,)]
-    warnings = api.get("/v1/backups/cluster.sql").json()["warnings"]
+    warnings = api.backup("cluster.sql")["warnings"]
     assert any("cluster dump" in w for w in warnings)

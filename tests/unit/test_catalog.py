@@ -179,7 +179,7 @@ def test_directory_members_must_stay_inside_and_be_regular_files(tmp_path: Path)
     secret = tmp_path / "secret.txt"
     secret.write_text("host secret")
     (root / "dump" / "3001.dat").symlink_to(secret)
-    with pytest.raises(InvalidBackupName, match="3001.dat.*outside"):
+    with pytest.raises(InvalidBackupName, match=r"3001\.dat.*outside"):
         Catalog(root).get("dump")
     (root / "dump" / "3001.dat").unlink()
     os.mkfifo(root / "dump" / "3001.dat")

@@ -170,16 +170,19 @@ class Catalog:
         stamp = ";".join(f"{m.name}:{m.size}:{m.mtime_ns}:{m.inode}" for m in members)
         return path, hashlib.sha256(stamp.encode()).hexdigest()
 
-    def known(self, name: str) -> Backup | None:
-        """The description if it is known already (raising its error if the backup is
-        unusable); otherwise None, and the backup is being inspected in the background.
-        Cheap: checks names and sizes, reads no content."""
+    def known(self, name: str, wait: float = 0.0) -> Backup | None:
+        """The description if it is known (raising its error if the backup is unusable),
+        or becomes known within ``wait`` seconds; otherwise None, and the backup goes on
+        being inspected in the background. Names and sizes are checked first, unread."""
         path, stamp = self._checked(name)
         cached = self._cache.get(name, stamp)
-        if cached is None:
-            self._inspect(name, path, stamp)
+        if cached is not None:
+            return _raise_or_return(name, cached)
+        future = self._inspect(name, path, stamp)
+        try:
+            return future.result(timeout=wait) if wait > 0 else None
+        except TimeoutError:
             return None
-        return _raise_or_return(name, cached)
 
     def get(self, name: str) -> Backup:
         """The description, reading the backup now if needed (worker threads, tools)."""

@@ -284,7 +284,10 @@ class RestoreRunner:
         remote: str,
         collector: StderrCollector,
     ) -> ExecResult:
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        # Not a `with` block: leaving it would wait for the command, and a cancelled
+        # restore must return at once (removing the container then ends the command).
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-exec")
+        try:
             future = pool.submit(
                 self.runtime.exec,
                 self.container_id,
@@ -311,6 +314,8 @@ class RestoreRunner:
                         bytes_total=backup.size_bytes,
                     )
                 )
+        finally:
+            pool.shutdown(wait=False)
 
     def _bytes_read(self, remote: str) -> int:
         try:

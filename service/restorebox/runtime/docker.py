@@ -14,6 +14,7 @@ from typing import Any
 import docker
 import docker.errors
 import requests
+import urllib3
 
 from ..errors import ContainerVanished, EngineUnavailable, ImageUnavailable
 from ..retry import engine_call
@@ -81,6 +82,8 @@ class DockerRuntime:
                     return fn(*args, **kwargs)
         except _TRANSIENT as exc:
             raise EngineUnavailable(f"the Docker engine does not answer: {exc}") from exc
+        except docker.errors.NotFound:
+            raise
         except docker.errors.APIError as exc:
             if exc.status_code is None or exc.status_code >= 500:
                 raise EngineUnavailable(
@@ -169,7 +172,7 @@ class DockerRuntime:
                 "restorebox.sandbox"
             ):
                 raise
-            log.warning("container create answered late; using it", extra={"name": spec.name})
+            log.warning("container create answered late; using it", extra={"container": spec.name})
             return found.id
 
     def _ensure_image(self, image: str) -> None:
@@ -182,7 +185,7 @@ class DockerRuntime:
         try:
             self.remove(name)
         except Exception:  # the caller's error is the one to report
-            log.exception("cleanup after a failed start failed", extra={"name": name})
+            log.exception("cleanup after a failed start failed", extra={"container": name})
         try:
             self._remove_network(network)
         except Exception:
@@ -243,7 +246,8 @@ class DockerRuntime:
                     f"container {container_id[:12]} is not running: {exc.explanation}"
                 ) from exc
             raise
-        except _TRANSIENT as exc:
+        except (*_TRANSIENT, OSError, urllib3.exceptions.HTTPError) as exc:
+            # The engine went away while the command ran (restart, crash).
             raise EngineUnavailable(f"the Docker engine stopped answering: {exc}") from exc
         return ExecResult(
             code if code is not None else -1,
@@ -295,6 +299,12 @@ class DockerRuntime:
             self._call(self.client.api.remove_network, name)
         except docker.errors.NotFound:
             return
+        except docker.errors.APIError as exc:
+            # Still in use (a concurrent removal of its container has not finished): the
+            # reconciler's prune removes it once it is empty.
+            if exc.status_code not in (403, 409):
+                raise
+            log.debug("network still in use; left for pruning", extra={"network": name})
 
     def prune(self, labels: dict[str, str], keep: set[str]) -> list[str]:
         """Networks of sandboxes that are neither kept nor used by any container."""

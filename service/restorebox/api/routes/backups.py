@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
+from fastapi.responses import JSONResponse
 
 from ...models import ErrorInfo
 from ..deps import Authenticated, CatalogDep
@@ -32,9 +33,10 @@ def list_backups(catalog: CatalogDep) -> BackupList:
     response_model=BackupOut,
     responses={202: {"model": BackupInspecting, "description": "being inspected; ask again"}},
 )
-def get_backup(name: str, catalog: CatalogDep, response: Response) -> BackupOut | BackupInspecting:
+def get_backup(name: str, catalog: CatalogDep) -> Response | BackupOut:
+    """One backup, described from its content; 202 while it is being inspected."""
     backup = catalog.known(name)
     if backup is None:
-        response.status_code = status.HTTP_202_ACCEPTED
-        return BackupInspecting(name=name)
+        body = BackupInspecting(name=name).model_dump()
+        return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)
     return BackupOut.of(backup)

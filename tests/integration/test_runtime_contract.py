@@ -1,0 +1,119 @@
+"""Behaviour every Runtime must show, checked on the Docker runtime (the real engine) and
+on the fake used by unit tests. A Kubernetes runtime would be added to ``RUNTIMES``."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from restorebox.runtime import ContainerSpec, Runtime
+from restorebox.runtime import labels as L
+from restorebox.runtime.docker import DockerRuntime
+from tests.fakes import FakeRuntime
+
+pytestmark = pytest.mark.integration
+IMAGE = "restorebox/postgres:17"
+
+
+@pytest.fixture(params=["docker", "fake"])
+def runtime(request: pytest.FixtureRequest) -> Iterator[Runtime]:
+    if request.param == "fake":
+        yield FakeRuntime()
+        return
+    docker = request.getfixturevalue("docker_runtime")
+    yield docker
+    for container in docker.list_managed({L.INSTANCE: "contract"}):
+        docker.remove(container.id)
+    docker.prune({L.INSTANCE: "contract"}, set())
+
+
+def spec(sandbox: str, password: str = "pw-in-a-file") -> ContainerSpec:  # noqa: S107
+    return ContainerSpec(
+        image=IMAGE,
+        name=f"restorebox-contract-{sandbox}",
+        env={"POSTGRES_USER": "u", "POSTGRES_DB": "d", "POSTGRES_PASSWORD_FILE": "/run/secrets/p"},
+        labels=L.for_sandbox("contract", sandbox, ""),
+        secret_files={"/run/secrets/p": password.encode()},
+    )
+
+
+def test_start_gives_a_loopback_endpoint_and_the_sandbox_is_found_by_label(
+    runtime: Runtime,
+) -> None:
+    sid = secrets.token_hex(4)
+    container = runtime.start(spec(sid))
+    assert container.endpoint is not None
+    assert container.endpoint.host == "127.0.0.1"
+    assert runtime.inspect(container.id) == container
+    found = runtime.list_managed({L.INSTANCE: "contract", L.SANDBOX: sid})
+    assert [c.id for c in found] == [container.id]
+    assert runtime.list_managed({L.INSTANCE: "contract", L.SANDBOX: "nobody"}) == []
+
+
+def test_remove_is_idempotent_and_prune_clears_what_is_left(runtime: Runtime) -> None:
+    a, b = secrets.token_hex(4), secrets.token_hex(4)
+    first = runtime.start(spec(a))
+    second = runtime.start(spec(b))
+    runtime.remove(first.id)
+    runtime.remove(first.id)  # gone already: not an error
+    assert runtime.inspect(first.id) is None
+    # Nothing of a removed sandbox is left to prune; a kept sandbox's isolation stays.
+    assert runtime.prune({L.INSTANCE: "contract"}, keep={b}) == []
+    assert runtime.inspect(second.id) is not None
+    runtime.remove(second.id)
+
+
+def test_secret_files_reach_the_server_but_not_its_configuration(
+    docker_runtime: DockerRuntime,
+) -> None:
+    password = secrets.token_urlsafe(16)
+    container = docker_runtime.start(spec(secrets.token_hex(4), password))
+    try:
+        assert container.endpoint is not None
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with psycopg.connect(
+                    host=container.endpoint.host,
+                    port=container.endpoint.port,
+                    user="u",
+                    password=password,
+                    dbname="d",
+                    connect_timeout=2,
+                ) as conn:
+                    assert conn.execute("SELECT 1").fetchone() == (1,)
+                break
+            except psycopg.OperationalError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        attrs: dict[str, Any] = docker_runtime.client.api.inspect_container(container.id)
+        assert password not in str(attrs)
+    finally:
+        docker_runtime.remove(container.id)
+
+
+def test_exec_streams_output_and_keeps_only_a_bounded_part(
+    docker_runtime: DockerRuntime,
+) -> None:
+    container = docker_runtime.start(spec(secrets.token_hex(4)))
+    seen = [0]
+    try:
+        result = docker_runtime.exec(
+            container.id,
+            ["sh", "-c", "head -c 50000000 /dev/zero; head -c 30000000 /dev/zero >&2; exit 3"],
+            on_stderr=lambda chunk: seen.__setitem__(0, seen[0] + len(chunk)),
+            max_output=1000,
+        )
+        assert result.exit_code == 3
+        assert len(result.stdout) == 1000
+        assert result.stdout_truncated
+        assert len(result.stderr) == 1000
+        assert result.stderr_truncated
+        assert seen[0] == 30_000_000  # every stderr byte was streamed to the callback
+    finally:
+        docker_runtime.remove(container.id)

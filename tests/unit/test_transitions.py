@@ -1,0 +1,203 @@
+"""The sandbox state machine and the lifecycle rules built on it, on a fake runtime."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from restorebox.backups import Catalog
+from restorebox.errors import SandboxNotFound, TooManySandboxes
+from restorebox.models import ErrorInfo, Sandbox, Status, utcnow
+from restorebox.principals import Principal
+from restorebox.sandboxes import CreateRequest, SandboxManager
+from restorebox.settings import Settings
+from restorebox.store import Store
+from restorebox.transitions import ALLOWED, Transitions, occupies_slot
+from tests.fakes import FakeRuntime
+
+S = Status
+
+
+def new_record(sandbox_id: str = "s1", status: Status = S.CREATING) -> Sandbox:
+    now = utcnow()
+    return Sandbox(
+        id=sandbox_id,
+        status=status,
+        postgres_version=17,
+        image="img",
+        created_at=now,
+        expires_at=now + timedelta(hours=1),
+        password="secret-password",
+    )
+
+
+@pytest.fixture
+def transitions(tmp_path: Path) -> Transitions:
+    return Transitions(Store(tmp_path / "state.sqlite3"))
+
+
+def test_every_status_has_a_row_and_final_states_lead_nowhere() -> None:
+    assert set(ALLOWED) == set(Status)
+    assert ALLOWED[S.DELETED] == ALLOWED[S.EXPIRED] == frozenset()
+    for status, targets in ALLOWED.items():
+        assert status not in targets
+        if not status.final:
+            assert S.DELETING in targets or status == S.DELETING
+
+
+def test_illegal_moves_leave_the_record_unchanged(transitions: Transitions) -> None:
+    transitions.store.put(new_record(status=S.DELETING))
+    after = transitions.move("s1", S.READY, ready_at=utcnow())
+    assert after.status == S.DELETING
+    assert after.ready_at is None
+    assert transitions.get("s1").status == S.DELETING
+
+
+def test_a_final_state_is_final_and_purges_the_password(
+    transitions: Transitions, tmp_path: Path
+) -> None:
+    transitions.store.put(new_record(status=S.READY))
+    transitions.move("s1", S.DELETING)
+    gone = transitions.move("s1", S.DELETED)
+    assert gone.password == ""
+    assert transitions.update("s1", progress=None, port=1234).port is None
+    assert transitions.move("s1", S.FAILED).status == S.DELETED
+    assert transitions.move("s1", S.EXPIRED).status == S.DELETED
+    # Purged from the file itself, not only from the current row.
+    transitions.store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("state.sqlite3*"))
+    assert b"secret-password" not in raw
+
+
+def test_what_counts_toward_the_limit() -> None:
+    assert occupies_slot(new_record(status=S.READY))
+    assert occupies_slot(new_record(status=S.DELETING))
+    failed = new_record(status=S.FAILED)
+    assert not occupies_slot(failed)
+    failed.container_id = "kept"
+    assert occupies_slot(failed)
+    assert not occupies_slot(new_record(status=S.EXPIRED))
+
+
+@pytest.fixture
+def runtime() -> FakeRuntime:
+    return FakeRuntime()
+
+
+def manager_for(tmp_path: Path, runtime: FakeRuntime, **overrides: object) -> SandboxManager:
+    settings = Settings(
+        state_dir=tmp_path,
+        backups_dir=tmp_path,
+        ready_timeout_seconds=0.2,
+        api_token="x",
+        **overrides,  # type: ignore[arg-type]
+    )
+    return SandboxManager(
+        settings, Store(settings.database_file), runtime, Catalog(tmp_path), "inst"
+    )
+
+
+def test_a_failure_is_recorded_before_cleanup_and_cleanup_is_retried_later(
+    tmp_path: Path, runtime: FakeRuntime
+) -> None:
+    manager = manager_for(tmp_path, runtime)
+    runtime.fail_remove = 1  # the engine refuses the cleanup once
+    sandbox = manager.create(CreateRequest())  # the fake server never accepts a login
+    failed = manager.wait(sandbox.id, timeout=30)
+    assert failed.status == S.FAILED
+    assert failed.error is not None
+    assert failed.error.code == "start_timeout"
+    assert failed.container_id is not None
+    assert runtime.containers
+    time.sleep(3.1)  # ...the reconciler's grace period...
+    outcome = manager.reconcile()  # ...and a periodic pass (not start-up) repairs it
+    assert sandbox.id in outcome["repaired"]
+    assert runtime.containers == {}
+    assert manager.get(sandbox.id).container_id is None
+    manager.shutdown()
+
+
+def test_kept_failures_count_toward_the_limit(tmp_path: Path, runtime: FakeRuntime) -> None:
+    manager = manager_for(tmp_path, runtime, max_sandboxes=1)
+    sandbox = manager.create(CreateRequest(keep_on_failure=True))
+    failed = manager.wait(sandbox.id, timeout=30)
+    assert failed.status == S.FAILED
+    assert failed.container_kept
+    with pytest.raises(TooManySandboxes, match="failed sandboxes whose container is kept"):
+        manager.create(CreateRequest())
+    manager.delete(sandbox.id)
+    manager.create(CreateRequest())
+    manager.shutdown()
+
+
+def test_reconciler_repairs_unheld_sandboxes_at_any_time(
+    tmp_path: Path, runtime: FakeRuntime
+) -> None:
+    manager = manager_for(tmp_path, runtime)
+    stale = new_record("stale", S.RESTORING)
+    stale.updated_at = utcnow() - timedelta(seconds=10)
+    half_deleted = new_record("half", S.DELETING)
+    half_deleted.updated_at = utcnow() - timedelta(seconds=10)
+    half_deleted.ends_as = S.EXPIRED
+    fresh = new_record("fresh", S.RESTORING)  # just written: maybe a worker is about to hold it
+    for record in (stale, half_deleted, fresh):
+        manager.store.put(record)
+    outcome = manager.reconcile()
+    assert manager.get("stale").status == S.FAILED
+    assert manager.get("stale").error == ErrorInfo(
+        code="interrupted", message="the service stopped while this sandbox was being made"
+    )
+    assert manager.get("half").status == S.EXPIRED
+    assert manager.get("fresh").status == S.RESTORING
+    assert outcome["failed"] == ["stale"]
+    assert outcome["repaired"] == ["half"]
+
+
+def test_sandboxes_belong_to_their_principal(tmp_path: Path, runtime: FakeRuntime) -> None:
+    manager = manager_for(tmp_path, runtime)
+    alice, bob = Principal("alice"), Principal("bob")
+    admin = Principal("ops", admin=True)
+    mine = manager.create(CreateRequest(owner="alice"))
+    assert manager.get(mine.id, alice).owner == "alice"
+    with pytest.raises(SandboxNotFound):
+        manager.get(mine.id, bob)
+    with pytest.raises(SandboxNotFound):
+        manager.delete(mine.id, principal=bob)
+    with pytest.raises(SandboxNotFound):
+        manager.patch(mine.id, 100, None, bob)
+    assert [s.id for s in manager.list_all(principal=bob)] == []
+    assert [s.id for s in manager.list_all(principal=admin)] == [mine.id]
+    manager.delete(mine.id, principal=alice)
+    manager.shutdown()
+
+
+def test_tokens_name_principals(tmp_path: Path) -> None:
+    from restorebox.tokens import load_or_create, principal_for
+
+    settings = Settings(
+        state_dir=tmp_path,
+        api_token="root-token",
+        api_tokens="alice=a-token,old-root-token,ops=o-token",  # type: ignore[arg-type]
+        admins="admin,ops",  # type: ignore[arg-type]
+    )
+    tokens = load_or_create(settings)
+    assert principal_for("a-token", tokens) == Principal("alice")
+    assert principal_for("o-token", tokens) == Principal("ops", admin=True)
+    assert principal_for("root-token", tokens) == Principal("admin", admin=True)
+    assert principal_for("old-root-token", tokens) == Principal("admin", admin=True)
+    assert principal_for("nope", tokens) is None
+
+
+def test_the_password_travels_as_a_file_not_as_configuration(
+    tmp_path: Path, runtime: FakeRuntime
+) -> None:
+    manager = manager_for(tmp_path, runtime)
+    sandbox = manager.create(CreateRequest())
+    manager.wait(sandbox.id, timeout=30)
+    spec = runtime.started[0]
+    assert sandbox.password not in "".join(spec.env.values())
+    assert list(spec.secret_files.values()) == [sandbox.password.encode()]
+    manager.shutdown()
