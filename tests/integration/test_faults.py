@@ -177,3 +177,27 @@ def test_engine_restart_while_sandboxes_exist(api: Api) -> None:
     # And the service still makes sandboxes.
     again = api.create()
     assert again["connection_url"]
+
+
+def test_engine_restart_during_a_restore_fails_it_clearly_and_leaks_nothing(
+    service: Service,
+) -> None:
+    busy = service.http.post("/v1/sandboxes", json={"backup": "slow.sql"}).json()
+    service.wait_status(busy["id"], {"restoring"})
+    subprocess.run(["pkill", "-TERM", "-x", "dockerd"], check=False)
+    failed = service.wait_status(busy["id"], {"failed"}, timeout=120)
+    assert failed["error"]["code"] in ("engine_unavailable", "container_vanished")
+    assert (
+        "Docker engine" in failed["error"]["message"] or "container" in failed["error"]["message"]
+    )
+    deadline = time.monotonic() + 60
+    while subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "dockerd did not stop"
+        time.sleep(0.5)
+    subprocess.run([str(REPO / "scripts" / "ensure-docker")], check=True, timeout=120)
+    # The cleanup the engine refused is retried by the reconciler once it answers.
+    deadline = time.monotonic() + 60
+    while containers_of(busy["id"]):
+        assert time.monotonic() < deadline, "the failed sandbox's container was never removed"
+        time.sleep(0.5)
+    assert service.http.get(f"/v1/sandboxes/{busy['id']}").json()["status"] == "failed"

@@ -131,7 +131,9 @@ def test_kept_failures_count_toward_the_limit(
     api_factory_limit_one: Api, backups_dir: Path
 ) -> None:
     api = api_factory_limit_one
-    (backups_dir / "broken.sql").write_text("CREATE TABLE ok (id int);\nCREAT TABLE nope (id int);\n")
+    (backups_dir / "broken.sql").write_text(
+        "CREATE TABLE ok (id int);\nCREAT TABLE nope (id int);\n"
+    )
     failed = api.create(expect="failed", backup="broken.sql", keep_on_failure=True)
     assert len(containers_of(failed["id"])) == 1  # kept for inspection
     response = api.post("/v1/sandboxes", {})
