@@ -196,10 +196,13 @@ class Catalog:
         key = f"{name}\0{stamp}"
         with self._lock:
             future = self._inflight.get(key)
+            fresh = future is None
             if future is None:
                 future = self._pool.submit(self._describe, name, path, stamp)
                 self._inflight[key] = future
-                future.add_done_callback(lambda _: self._forget(key))
+        if fresh:
+            # Outside the lock: a future already done runs its callback right here.
+            future.add_done_callback(lambda _: self._forget(key))
         return future
 
     def _forget(self, key: str) -> None:
