@@ -19,6 +19,8 @@ if [ "${1:-postgres}" != "postgres" ]; then
     exec "$@"
 fi
 [ $# -gt 0 ] && shift
+# pg_cron (preloaded where the image has it) lives in one database: the sandbox's.
+set -- -c "cron.database_name=$POSTGRES_DB" "$@"
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     # The data directory was replaced (e.g. an empty mount): initialise it now.

@@ -61,14 +61,32 @@ class RestoreStep(BaseModel):
 class RestoreError(BaseModel):
     backup: str
     message: str
+    detail: str | None = None  # the server's DETAIL / HINT / CONTEXT / LINE lines
     line: int | None = None
     statement: str | None = None
     toc_entry: str | None = None
+    cascaded: int = 0  # follow-on errors folded into this one (data rows of a failed COPY)
+
+
+class ErrorGroup(BaseModel):
+    """Errors of one kind: the message with names and numbers blanked, how many, where
+    the first one was, and what to do about it when restorebox knows."""
+
+    backup: str
+    template: str
+    count: int
+    first_message: str
+    first_line: int | None = None
+    first_toc_entry: str | None = None
+    cascaded: int = 0
+    hint: str | None = None
 
 
 class RestoreReport(BaseModel):
     steps: list[RestoreStep] = Field(default_factory=list)
-    errors: list[RestoreError] = Field(default_factory=list)
+    errors: list[RestoreError] = Field(default_factory=list)  # the first ones, whole
+    errors_total: int = 0  # every error, listed or not (cascades not included)
+    error_groups: list[ErrorGroup] = Field(default_factory=list)
     roles_created: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     # Rows per table the backups carry (COPY rows / INSERTs / archive data entries).

@@ -9,7 +9,11 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_IMAGES = {15: "restorebox/postgres:15", 17: "restorebox/postgres:17"}
+DEFAULT_IMAGES = {
+    15: "restorebox/postgres:15",
+    17: "restorebox/postgres:17",
+    18: "restorebox/postgres:18",
+}
 
 
 class Settings(BaseSettings):

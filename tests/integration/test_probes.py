@@ -138,3 +138,66 @@ def test_report_endpoint_has_restore_and_probes(
     amcheck = next(p for p in report["probes"] if p["name"] == "amcheck")
     assert amcheck["data"]["indexes_checked"] == amcheck["data"]["indexes"] > 10
     assert report["restore"]["steps"][0]["tool"] == "psql"
+
+
+SHAPES = """
+CREATE EXTENSION amcheck;
+CREATE TABLE measurements (id int, taken date NOT NULL, v int, PRIMARY KEY (id, taken))
+    PARTITION BY RANGE (taken);
+CREATE TABLE measurements_2024 PARTITION OF measurements
+    FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE measurements_2025 PARTITION OF measurements
+    FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+INSERT INTO measurements SELECT g, date '2024-06-01' + (g % 400), g
+    FROM generate_series(1, 1000) g;
+CREATE TABLE animals (id int PRIMARY KEY, name text);
+CREATE TABLE cats (lives int) INHERITS (animals);
+INSERT INTO animals VALUES (1, 'generic');
+INSERT INTO cats VALUES (2, 'tom', 9), (3, 'felix', 9);
+CREATE TABLE "order items" (id int PRIMARY KEY, "unit price" numeric);
+INSERT INTO "order items" SELECT g, g * 1.5 FROM generate_series(1, 10) g;
+"""
+
+
+def pg_dump_of(sandbox: dict[str, Any], *args: str) -> bytes:
+    import docker
+
+    [container] = docker.from_env().containers.list(
+        filters={"label": f"restorebox.sandbox={sandbox['id']}"}
+    )
+    result = container.exec_run(
+        ["pg_dump", "-U", "restorebox", *args, sandbox["database"]], user="postgres", demux=True
+    )
+    assert result.exit_code == 0, result.output[1]
+    out: bytes = result.output[0]
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["plain", "custom"])
+def test_partitions_inheritance_spaces_and_a_dumped_amcheck_pass(
+    api: Api, backups_dir: Path, fmt: str
+) -> None:
+    """No false alarm: partitioned indexes are not btree-checked, inheritance parents are
+    counted without their children, quoted names with spaces are counted, and a dump that
+    installs amcheck itself keeps it (and gets checked with it)."""
+    (backups_dir / "shapes.sql").write_text(SHAPES)
+    source = api.create(backup="shapes.sql", probes="none")
+    dumped = pg_dump_of(source, "-Fc") if fmt == "custom" else pg_dump_of(source)
+    name = "shapes_dump.dump" if fmt == "custom" else "shapes_dump.sql"
+    (backups_dir / name).write_bytes(dumped)
+    sandbox = api.create(backup=name)
+    assert set(statuses(sandbox).values()) == {"pass"}, [
+        p for p in sandbox["probes"] if p["status"] != "pass"
+    ]
+    parity = probe(sandbox, "row_parity")["data"]
+    assert parity["rows_expected"] == 1000 + 1 + 2 + 10
+    check = probe(sandbox, "amcheck")["data"]
+    assert check["amcheck_schema"] == "public"
+    assert check["indexes_checked"] == check["indexes"] >= 4  # 2 partitions, animals, items
+    assert query_one(sandbox, "SELECT count(*) FROM pg_extension WHERE extname = 'amcheck'") == 1
+
+
+def query_one(sandbox: dict[str, Any], sql: str) -> Any:
+    from tests.conftest import query
+
+    return query(sandbox["connection_url"], sql)[0][0]

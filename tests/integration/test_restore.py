@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import time
 import uuid
@@ -124,7 +125,8 @@ def test_northwind_complete(api: Api, backups_dir: Path) -> None:
     copy_backup(THIRD_PARTY / "northwind" / "northwind.sql", backups_dir)
     sandbox = api.create(backup="northwind.sql")
     assert sandbox["restore"]["errors"] == []
-    assert sandbox["postgres_version"] == "17"  # no version header: the default major
+    # No version header: the default major (the newest configured).
+    assert sandbox["postgres_version"] == str(api.settings.default_major())
     counts = row_counts(
         sandbox["connection_url"], ["public.orders", "public.order_details", "public.customers"]
     )
@@ -145,12 +147,28 @@ def test_pg17_dump_refused_for_postgres_15_before_any_container(
 def test_no_image_new_enough_is_refused(
     make_api: Any, backups_dir: Path, manufacturing: Manufacturing
 ) -> None:
-    copy_backup(manufacturing.dir / "manufacturing_pg17.sql", backups_dir)
+    # A pg_dump 17 archive: pg_restore 15 cannot read its format, whatever the server.
+    copy_backup(manufacturing.dir / "manufacturing_pg17.dump", backups_dir)
     with make_api(images={15: "restorebox/postgres:15"}) as api:
-        response = api.post("/v1/sandboxes", {"backup": "manufacturing_pg17.sql"})
+        response = api.post("/v1/sandboxes", {"backup": "manufacturing_pg17.dump"})
         assert response.status_code == 422
         assert response.json()["code"] == "no_suitable_postgres"
         assert api.containers() == []
+
+
+def test_a_newer_plain_pg_dump_than_any_image_is_translated_not_refused(
+    make_api: Any, backups_dir: Path, manufacturing: Manufacturing
+) -> None:
+    # pg_dump 17 of a 15 server, plain: PostgreSQL 15's psql loads it once what only 17
+    # knows (SET transaction_timeout) is commented out, and the report says so.
+    copy_backup(manufacturing.dir / "manufacturing_pg17.sql", backups_dir)
+    with make_api(images={15: "restorebox/postgres:15"}) as api:
+        sandbox = api.create(backup="manufacturing_pg17.sql")
+        assert sandbox["postgres_version"] == "15"
+        assert sandbox["verdict"] == "pass", sandbox["probes"]
+        warnings = " ".join(sandbox["restore"]["warnings"])
+        assert "transaction_timeout" in warnings
+        assert sandbox["restore"]["source_rows"] == manufacturing.counts
 
 
 # -- bad input ---------------------------------------------------------------------------
@@ -283,3 +301,70 @@ def test_progress_is_visible_while_restoring(
     assert restoring[-1]["bytes_total"] == slow.stat().st_size
     assert restoring[-1]["file"] == "slow.sql"
     assert 0 < restoring[-1]["bytes_done"] <= restoring[-1]["bytes_total"]
+
+
+def _wrap(source: Path, target: Path, kind: str, junk: bool = True) -> None:
+    """Wrap a dump as people do: tar/tar.gz/zip of a -Fd folder or of one file, with
+    macOS's AppleDouble files beside (as Finder's archives carry them)."""
+    import tarfile
+    import zipfile
+
+    files = sorted(source.rglob("*")) if source.is_dir() else [source]
+    base = source.parent
+    if kind == "zip":
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+            for file in files:
+                archive.write(file, file.relative_to(base).as_posix())
+            if junk:
+                archive.writestr(f"__MACOSX/{source.name}/._toc.dat", b"\0\5\26\7 junk")
+        return
+    with tarfile.open(target, "w:gz" if kind == "tar.gz" else "w") as archive:
+        archive.add(source, arcname=source.name)
+        if junk:
+            junk_bytes = b"\0\5\26\7junk!"
+            info = tarfile.TarInfo(f"._{source.name}")
+            info.size = len(junk_bytes)
+            archive.addfile(info, io.BytesIO(junk_bytes))
+
+
+@pytest.mark.parametrize(
+    ("inner", "kind", "fmt"),
+    [
+        ("manufacturing.dir", "tar", "directory"),
+        ("manufacturing.dir", "tar.gz", "directory"),
+        ("manufacturing.dir", "zip", "directory"),
+        ("manufacturing_complete.sql", "zip", "plain"),
+        ("manufacturing.dump", "tar.gz", "custom"),
+    ],
+)
+def test_wrapped_dumps_restore_exactly(
+    api: Api, backups_dir: Path, manufacturing: Manufacturing, inner: str, kind: str, fmt: str
+) -> None:
+    name = f"wrapped-{inner}.{kind}"
+    _wrap(manufacturing.dir / inner, backups_dir / name, kind)
+    described = api.backup(name)
+    assert (described["format"], described["content"]) == (fmt, "complete")
+    assert any(kind in w for w in described["warnings"])
+    sandbox = api.create(backup=name)
+    assert_exact(sandbox, manufacturing.counts)
+
+
+def test_unsafe_or_ambiguous_wrappers_are_refused(
+    api: Api, backups_dir: Path, manufacturing: Manufacturing
+) -> None:
+    import tarfile
+
+    with tarfile.open(backups_dir / "link.tar", "w") as archive:
+        archive.add(manufacturing.dir / "manufacturing.dir", arcname="dump")
+        link = tarfile.TarInfo("dump/3001.dat.gz")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
+        archive.addfile(link)
+    with tarfile.open(backups_dir / "two.tar", "w") as archive:
+        archive.add(manufacturing.dir / "manufacturing.dir", arcname="a")
+        archive.add(manufacturing.dir / "manufacturing.dir", arcname="b")
+    for name, words in (("link.tar", "link or special file"), ("two.tar", "2 directory")):
+        response = api.post("/v1/sandboxes", {"backup": name})
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "unsupported_backup"
+        assert words in response.json()["message"]
+    assert api.containers() == []

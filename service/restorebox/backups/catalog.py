@@ -4,7 +4,6 @@ off the request path, and remembered across restarts."""
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
 import stat
@@ -12,9 +11,6 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, cast
-
-import zstandard
 
 from ..errors import (
     BackupNotFound,
@@ -23,12 +19,9 @@ from ..errors import (
     RestoreboxError,
     UnsupportedBackup,
 )
-from .archive import read_archive_toc
 from .cache import DescriptionCache
-from .declared import archive_declarations
-from .model import Backup, Content
-from .plain import scan_plain
-from .sniff import HashingReader, decompressing, sniff
+from .describe import describe
+from .model import Backup
 
 log = logging.getLogger("restorebox.catalog")
 
@@ -246,103 +239,3 @@ def _raise_or_return(name: str, described: Backup | tuple[str, str]) -> Backup:
         return described
     code, message = described
     raise _ERRORS.get(code, UnsupportedBackup)(message, name=name)
-
-
-def _files_of(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file())
-    return [path]
-
-
-def _sha256(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    for file in _files_of(path):
-        if path.is_dir():
-            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with file.open("rb") as handle:
-            while chunk := handle.read(1024 * 1024):
-                digest.update(chunk)
-                size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def _content(has_schema: bool, has_data: bool) -> Content:
-    if has_schema and has_data:
-        return "complete"
-    if has_schema:
-        return "schema"
-    if has_data:
-        return "data"
-    return "unknown"
-
-
-def describe(name: str, path: Path) -> Backup:
-    """Read a backup and say what it is. Raises UnsupportedBackup for anything else."""
-    fmt, compression = sniff(path)
-    warnings: list[str] = []
-    if fmt == "plain":
-        try:
-            with path.open("rb") as handle:
-                hashing = HashingReader(handle)
-                source = io.BufferedReader(hashing) if compression == "none" else hashing
-                with decompressing(cast(IO[bytes], source), compression) as stream:
-                    scan = scan_plain(stream)
-                sha, size = hashing.finish()
-        except (OSError, EOFError, RuntimeError, zstandard.ZstdError) as exc:
-            raise UnsupportedBackup(f"{name}: cannot read the dump: {exc}") from exc
-        objects = scan.declarations.objects
-        has_schema = any(o.kind in ("TABLE", "VIEW", "FUNCTION", "SCHEMA") for o in objects)
-        content = _content(has_schema, bool(scan.data_tables))
-        for line, text in scan.meta_commands[:20]:
-            warnings.append(
-                f"line {line}: psql meta-command {text!r} will run inside the sandbox only"
-            )
-        if scan.cluster_dump:
-            warnings.append(
-                "pg_dumpall cluster dump: role statements aimed at the sandbox's own user are"
-                " skipped"
-            )
-        backup = Backup(
-            name=name,
-            format=fmt,
-            compression=compression,
-            content=content,
-            size_bytes=size,
-            sha256=sha,
-            source_server_version=scan.server_version,
-            pg_dump_version=scan.pg_dump_version,
-            cluster_dump=scan.cluster_dump,
-            warnings=warnings,
-            roles=sorted(scan.declarations.roles - scan.declarations.creates_roles),
-            objects=objects,
-            data_tables=sorted(scan.data_tables),
-            row_counts=dict(scan.data_tables),
-            path=path,
-        )
-    else:
-        sha, size = _sha256(path)
-        toc = read_archive_toc(path, fmt)
-        objects, roles, data_tables = archive_declarations(toc)
-        has_schema = any(o.kind in ("TABLE", "VIEW", "FUNCTION", "SCHEMA") for o in objects)
-        archive_compression = (
-            toc.compression if toc.compression in ("none", "gzip", "zstd", "lz4") else "none"
-        )
-        backup = Backup(
-            name=name,
-            format=fmt,
-            compression=archive_compression,
-            content=_content(has_schema, bool(data_tables)),
-            size_bytes=size,
-            sha256=sha,
-            source_server_version=toc.server_version,
-            pg_dump_version=toc.pg_dump_version,
-            warnings=warnings,
-            roles=sorted(roles),
-            objects=objects,
-            data_tables=sorted(data_tables),
-            path=path,
-        )
-    if backup.content == "unknown":
-        backup.warnings.append("the backup declares no tables and carries no data")
-    return backup

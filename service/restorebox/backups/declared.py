@@ -140,6 +140,18 @@ class PlainDeclarations:
             return
 
 
+_DEFN_NAMES = {
+    "CONSTRAINT": re.compile(
+        rf"ALTER TABLE (?:ONLY )?(?P<table>{QNAME})\s+ADD CONSTRAINT (?P<name>{IDENT}) "
+    ),
+    "TRIGGER": re.compile(
+        rf"CREATE (?:CONSTRAINT )?TRIGGER (?P<name>{IDENT}) .*? ON (?P<table>{QNAME})", re.S
+    ),
+    "POLICY": re.compile(rf"CREATE POLICY (?P<name>{IDENT}) ON (?P<table>{QNAME})"),
+}
+_DEFN_NAMES["FK CONSTRAINT"] = _DEFN_NAMES["CONSTRAINT"]
+
+
 def archive_declarations(toc: ArchiveToc) -> tuple[list[DeclaredObject], set[str], list[str]]:
     """Objects, roles and data tables of an archive, from its TOC."""
     objects: list[DeclaredObject] = []
@@ -155,11 +167,17 @@ def archive_declarations(toc: ArchiveToc) -> tuple[list[DeclaredObject], set[str
             data_tables.append(f"{schema}.{entry.tag}")
             continue
         if entry.desc in ("INDEX", "TRIGGER", "POLICY", "CONSTRAINT", "FK CONSTRAINT"):
+            # The tag is "<table> <name>", ambiguous when names hold spaces: read both
+            # from the definition where it says them.
             table, _, name = entry.tag.partition(" ")
+            defn = entry.defn or ""
             if entry.desc == "INDEX":
-                match = re.search(rf" ON (?:ONLY )?({QNAME})", entry.defn or "")
+                match = re.search(rf" ON (?:ONLY )?({QNAME})", defn)
                 table = split_qname(match.group(1))[1] if match else ""
                 name = entry.tag
+            elif match := _DEFN_NAMES[entry.desc].search(defn):
+                table = split_qname(match.group("table"))[1]
+                name = unquote(match.group("name"))
             objects.append(
                 DeclaredObject(kind=entry.desc, namespace=schema, name=name or table, table=table)
             )

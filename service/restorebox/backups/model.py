@@ -31,7 +31,11 @@ class Backup(BaseModel):
     sha256: str
     source_server_version: str | None = None
     pg_dump_version: str | None = None
+    archive_version: str | None = None  # "1.16" for custom, directory and tar archives
     cluster_dump: bool = False
+    wrapper: Literal["tar", "tar.gz", "zip"] | None = None  # a dump inside an archive
+    # The dump carries server-internal column options no server accepts (see translate).
+    internal_options: bool = False
     warnings: list[str] = Field(default_factory=list)
     roles: list[str] = Field(default_factory=list)
     # Internal (the API's BackupOut names what is public); kept in the description cache.
@@ -41,14 +45,6 @@ class Backup(BaseModel):
     # (plain files; archives are counted inside the sandbox by the restore).
     row_counts: dict[str, int] | None = None
     path: Path
-
-    @property
-    def required_major(self) -> int | None:
-        """The oldest PostgreSQL major that can load this backup with tools new enough."""
-        majors = [
-            m for m in (major_of(self.source_server_version), major_of(self.pg_dump_version)) if m
-        ]
-        return max(majors) if majors else None
 
 
 def major_of(version: str | None) -> int | None:

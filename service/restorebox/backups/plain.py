@@ -25,6 +25,7 @@ class PlainScan:
     server_version: str | None = None
     pg_dump_version: str | None = None
     cluster_dump: bool = False
+    internal_options: bool = False  # "SET (pg_attver=...)" column options (see translate)
     data_tables: dict[str, int] = field(default_factory=dict)  # table -> rows carried
     meta_commands: list[tuple[int, str]] = field(default_factory=list)
     declarations: PlainDeclarations = field(default_factory=PlainDeclarations)
@@ -66,6 +67,8 @@ def scan_plain(stream: IO[bytes]) -> PlainScan:
             if command.lower() not in SAFE_META:
                 result.meta_commands.append((number, line.strip()[:200]))
             continue
+        if line.startswith("ALTER TABLE ONLY ") and "SET (pg_attver=" in line:
+            result.internal_options = True
         result.declarations.feed(line)
     return result
 

@@ -19,10 +19,11 @@ def restore_errors(ctx: Context) -> Outcome:
     if report is None:
         return Outcome("pass", "nothing was restored", {})
     errors = report.errors
-    total = max(len(errors), sum(step.errors_total for step in report.steps))
+    total = max(len(errors), report.errors_total)
     data = {
         "errors": total,
         "errors_listed": len(errors),
+        "groups": [g.model_dump(exclude_none=True) for g in first(report.error_groups, 20)],
         "first": [e.model_dump(exclude_none=True) for e in first(errors, 10)],
         "not_loaded": report.not_loaded,
     }
@@ -33,32 +34,58 @@ def restore_errors(ctx: Context) -> Outcome:
     return Outcome("pass", f"{len(report.steps)} restore steps, no errors", data)
 
 
+def _amcheck_schema(ctx: Context) -> str | None:
+    """Where amcheck is installed already (a dump may install it itself), or None."""
+    rows = ctx.rows(
+        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+        " WHERE e.extname = 'amcheck'"
+    )
+    return str(rows[0][0]) if rows else None
+
+
 def amcheck(ctx: Context) -> Outcome:
     """B-tree structure of every index and, where available, heap consistency of every
-    table. Bounded: what the time budget does not reach is reported, not hidden."""
+    table. Bounded: what the time budget does not reach is reported, not hidden. Uses the
+    dump's own amcheck when it installed one; otherwise installs it in a schema of its
+    own and drops only that afterwards."""
     conn = ctx.conn
-    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(AMCHECK_SCHEMA)))
+    schema = _amcheck_schema(ctx)
+    ours = schema is None
+    if ours:
+        schema = AMCHECK_SCHEMA
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    assert schema is not None
     try:
-        conn.execute(
-            sql.SQL("CREATE EXTENSION IF NOT EXISTS amcheck SCHEMA {}").format(
-                sql.Identifier(AMCHECK_SCHEMA)
+        if ours:
+            conn.execute(
+                sql.SQL("CREATE EXTENSION IF NOT EXISTS amcheck SCHEMA {}").format(
+                    sql.Identifier(schema)
+                )
             )
-        )
-        fn = sql.Identifier(AMCHECK_SCHEMA, "bt_index_check")
-        heap_fn = sql.Identifier(AMCHECK_SCHEMA, "verify_heapam")
+        fn = sql.Identifier(schema, "bt_index_check")
+        heap_fn = sql.Identifier(schema, "verify_heapam")
         has_heap = bool(
-            ctx.rows("SELECT EXISTS (SELECT FROM pg_proc WHERE proname = 'verify_heapam')")[0][0]
+            ctx.rows(
+                "SELECT EXISTS (SELECT FROM pg_proc p JOIN pg_namespace n ON n.oid ="
+                " p.pronamespace WHERE p.proname = 'verify_heapam' AND n.nspname = %s)",
+                (schema,),
+            )[0][0]
         )
+        # relkind 'i' only: partitioned indexes ('I') hold no data of their own (their
+        # partitions' indexes are checked), and other sessions' temporary relations
+        # cannot be read.
         indexes = ctx.rows(
             "SELECT c.oid, c.oid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = "
             "i.indexrelid JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = "
-            "c.relnamespace WHERE a.amname = 'btree' AND i.indisvalid AND n.nspname NOT IN "
+            "c.relnamespace WHERE a.amname = 'btree' AND c.relkind = 'i' AND i.indisvalid "
+            "AND i.indisready AND c.relpersistence <> 't' AND n.nspname NOT IN "
             "('pg_catalog', 'information_schema', 'pg_toast') ORDER BY c.relpages"
         )
         tables = ctx.rows(
             "SELECT c.oid, c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid "
-            "= c.relnamespace WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN "
-            "('pg_catalog', 'information_schema', 'pg_toast') ORDER BY c.relpages"
+            "= c.relnamespace WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' "
+            "AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') "
+            "ORDER BY c.relpages"
         )
         problems: list[dict[str, Any]] = []
         checked_idx = checked_tbl = 0
@@ -85,14 +112,14 @@ def amcheck(ctx: Context) -> Outcome:
                     {"object": name, "block": b, "offset": o, "error": m} for b, o, m in rows
                 ]
     finally:
-        conn.execute(
-            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(AMCHECK_SCHEMA))
-        )
+        if ours:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
     data = {
         "indexes_checked": checked_idx,
         "indexes": len(indexes),
         "tables_checked": checked_tbl,
         "tables": len(tables) if has_heap else 0,
+        "amcheck_schema": schema,
         "problems": first(problems, 50),
     }
     if problems:

@@ -19,7 +19,9 @@ ORDER BY 1, 2
 
 
 def _count(ctx: Context, schema: str, table: str) -> int | None:
-    row = ctx.rows(sql.SQL("SELECT count(*) FROM {}").format(qualified(schema, table)))
+    # ONLY: a dump carries each table's own rows; inheritance children and partitions
+    # are counted as the tables they are.
+    row = ctx.rows(sql.SQL("SELECT count(*) FROM ONLY {}").format(qualified(schema, table)))
     return int(row[0][0]) if row else None
 
 

@@ -1,104 +1,213 @@
-"""Turn psql / pg_restore stderr into precise restore errors.
+"""Turn psql / pg_restore stderr into restore errors people can act on.
 
-Parsing is incremental (``StderrCollector`` is fed chunks as the tool writes them) and
-bounded: lines are cut at ``MAX_LINE`` bytes, at most ``MAX_ERRORS`` errors are kept,
-and ``total`` counts every error, kept or not."""
+Parsing is incremental (a parser is fed lines as the tool writes them) and bounded: lines
+are cut at ``MAX_LINE`` characters, the first ``MAX_ERRORS`` errors are kept whole, and
+every error is counted into a group (its message with names and numbers blanked out),
+so the report has the true total and no silent cap. Cascades are folded into their
+cause: after a failed ``COPY ... FROM stdin``, psql reads the data rows as commands and
+reports each (``invalid command \\N``, syntax errors); those count as the first error's
+``cascaded``, not as errors of their own. pg_restore errors are attributed through its
+own ``from TOC entry`` lines, which each worker prints with its error, so attribution
+holds with parallel jobs."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-from ..models import RestoreError
+from ..models import ErrorGroup, RestoreError
 
 _PSQL = re.compile(
     r"^psql:(?P<file>.*?):(?P<line>\d+): (?P<kind>ERROR|FATAL|error|PANIC):\s+(?P<msg>.*)$"
 )
-_PSQL_STATEMENT = re.compile(r"^psql:(?P<file>.*?):(?P<line>\d+): STATEMENT:\s+(?P<stmt>.*)$")
 _PSQL_OTHER = re.compile(
     r"^psql:(?P<file>.*?):(?P<line>\d+): (?P<msg>(?:invalid command|error while|could not).*)$"
 )
+_PSQL_STATEMENT = re.compile(r"^psql:(?P<file>.*?):(?P<line>\d+): STATEMENT:\s+(?P<stmt>.*)$")
+_PSQL_ANY = re.compile(r"^psql:.*?:\d+: ")
+_TOOL_FAILURE = ("psql: error:", "bash:", "gzip:", "zstd:", "lz4:", "timeout:", "sed:")
 _PG_RESTORE_ERROR = re.compile(r"^pg_restore: error: (?P<msg>.*)$")
+_PG_RESTORE_TOC = re.compile(r"^pg_restore: from TOC entry (?P<id>\d+); \d+ \d+ (?P<what>.*)$")
 _PG_RESTORE_ITEM = re.compile(
     r"^pg_restore: (?:creating (?P<kind>.+?) \"(?P<name>.+?)\""
-    r"|processing data for table \"(?P<table>.+?)\""
-    r"|launching item (?P<item>.+)|processing item (?P<pitem>.+))$"
+    r"|processing data for table \"(?P<table>.+?)\")$"
 )
+_CONTINUATION = ("DETAIL:", "HINT:", "CONTEXT:", "LINE ", "QUERY:", "WHERE:")
 MAX_ERRORS = 1000
+MAX_GROUPS = 200
 MAX_LINE = 8192
+MAX_STATEMENT = 2000
 TAIL_LINES = 20
+
+Hinter = Callable[[str], str | None]
+
+
+def template_of(message: str) -> str:
+    """The message with names, literals and numbers blanked: errors of one kind group."""
+    text = re.sub(r'"(?:[^"]|"")*"', '"…"', message)
+    text = re.sub(r"'(?:[^']|'')*'", "'…'", text)
+    text = re.sub(r"\b\d+\b", "N", text)
+    return text[:300]
+
+
+class _Parser:
+    """What both tools' parsers share: keeping errors, groups and totals."""
+
+    def __init__(self, backup: str, hinter: Hinter | None) -> None:
+        self.backup = backup
+        self.hinter = hinter
+        self.errors: list[RestoreError] = []
+        self.groups: dict[str, ErrorGroup] = {}
+        self.total = 0
+        self.cascaded = 0
+
+    def record(self, error: RestoreError) -> tuple[RestoreError | None, ErrorGroup]:
+        """Count an error into its group; keep it whole if there is room."""
+        self.total += 1
+        template = template_of(error.message.split("\n", 1)[0])
+        group = self.groups.get(template)
+        if group is None:
+            if len(self.groups) >= MAX_GROUPS:
+                template = "(other errors)"
+                group = self.groups.get(template)
+            if group is None:
+                group = ErrorGroup(
+                    backup=self.backup,
+                    template=template,
+                    count=0,
+                    first_message=error.message[:1000],
+                    first_line=error.line,
+                    first_toc_entry=error.toc_entry,
+                    hint=self.hinter(error.message) if self.hinter else None,
+                )
+                self.groups[template] = group
+        group.count += 1
+        if len(self.errors) >= MAX_ERRORS:
+            return None, group
+        self.errors.append(error)
+        return error, group
+
+
+class PsqlParser(_Parser):
+    def __init__(self, backup: str, hinter: Hinter | None = None) -> None:
+        super().__init__(backup, hinter)
+        self._attach: RestoreError | None = None  # the error continuation lines belong to
+        self._cause: RestoreError | None = None  # what a cascade is folded into
+        self._cause_group: ErrorGroup | None = None
+        self._in_cascade = False
+        self._statement = False  # continuation lines belong to the echoed statement
+
+    def feed(self, raw: str) -> None:
+        if (m := _PSQL.match(raw)) or (m := _PSQL_OTHER.match(raw)):
+            message, line = m.group("msg"), int(m.group("line"))
+            # Data rows read as commands: "\N" (a NULL first column) and "\." (the end of
+            # the data) start a cascade; inside one, any invalid command or syntax error
+            # is one more data row.
+            cascade = message in ("invalid command \\N", "invalid command \\.") or (
+                self._in_cascade and message.startswith(("invalid command", "syntax error"))
+            )
+            if cascade and self._cause_group is not None:
+                self._in_cascade = True
+                self.cascaded += 1
+                self._cause_group.cascaded += 1
+                if self._cause is not None:
+                    self._cause.cascaded += 1
+                self._attach = None
+                return
+            self._in_cascade = False
+            self._statement = False
+            error = RestoreError(backup=self.backup, message=message, line=line)
+            self._attach, self._cause_group = self.record(error)
+            self._cause = self._attach
+        elif m := _PSQL_STATEMENT.match(raw):  # psql -b echoes the failed statement
+            self._statement = self._attach is not None and self._attach.statement is None
+            if self._statement and self._attach is not None:
+                self._attach.statement = m.group("stmt")[:MAX_STATEMENT]
+        elif _PSQL_ANY.match(raw):
+            self._attach = None  # a NOTICE or WARNING: its DETAIL/HINT are not the error's
+            self._statement = False
+        elif self._statement and self._attach is not None and self._attach.statement:
+            if len(self._attach.statement) < MAX_STATEMENT:
+                self._attach.statement += "\n" + raw
+        elif raw.startswith(_CONTINUATION):
+            if self._attach is not None and len(self._attach.detail or "") < MAX_STATEMENT:
+                self._attach.detail = ((self._attach.detail or "") + "\n" + raw.strip()).strip()
+        elif raw.startswith(_TOOL_FAILURE):
+            self._attach, _ = self.record(RestoreError(backup=self.backup, message=raw.strip()))
+
+
+class PgRestoreParser(_Parser):
+    def __init__(self, backup: str, hinter: Hinter | None = None) -> None:
+        super().__init__(backup, hinter)
+        self._toc: str | None = None  # from the latest "from TOC entry" line
+        self._current: str | None = None  # from "creating ..." lines (serial restores)
+        self._last: RestoreError | None = None
+        self._collecting = False
+
+    def feed(self, raw: str) -> None:
+        if m := _PG_RESTORE_TOC.match(raw):
+            what = m.group("what").rsplit(" ", 1)[0]  # drop the owner
+            self._toc = f"{m.group('id')}; {what}"
+            self._collecting = False
+            return
+        if m := _PG_RESTORE_ITEM.match(raw):
+            if m.group("kind"):
+                self._current = f"{m.group('kind')} {m.group('name')}"
+            else:
+                self._current = f"TABLE DATA {m.group('table')}"
+            self._toc = None
+            self._collecting = False
+            return
+        if m := _PG_RESTORE_ERROR.match(raw):
+            message = m.group("msg").removeprefix("could not execute query: ")
+            message = message.removeprefix("ERROR:  ")
+            entry = self._toc or self._current
+            self._last, _ = self.record(
+                RestoreError(backup=self.backup, message=message, toc_entry=entry)
+            )
+            self._toc = None
+            self._collecting = False
+            return
+        last = self._last
+        if last is None:
+            return
+        if raw.startswith("Command was: "):
+            last.statement = raw.removeprefix("Command was: ")[:MAX_STATEMENT]
+            self._collecting = True
+        elif raw.startswith("pg_restore:"):
+            self._collecting = False
+        elif self._collecting and raw.strip():
+            if len(last.statement or "") < MAX_STATEMENT:
+                last.statement = (last.statement or "") + "\n" + raw
+        elif raw.startswith(_CONTINUATION) and len(last.detail or "") < MAX_STATEMENT:
+            last.detail = ((last.detail or "") + "\n" + raw.strip()).strip()
 
 
 def parse_psql(stderr: str, backup: str) -> list[RestoreError]:
-    errors: list[RestoreError] = []
-    for raw in stderr.splitlines():
-        if (m := _PSQL.match(raw)) or (m := _PSQL_OTHER.match(raw)):
-            if len(errors) >= MAX_ERRORS:
-                break
-            errors.append(
-                RestoreError(backup=backup, message=m.group("msg"), line=int(m.group("line")))
-            )
-        elif (m := _PSQL_STATEMENT.match(raw)) and errors and errors[-1].statement is None:
-            errors[-1].statement = m.group("stmt")[:2000]
-        elif errors and errors[-1].statement is not None and not raw.startswith("psql:"):
-            if len(errors[-1].statement) < 2000:  # continuation of a multi-line statement
-                errors[-1].statement += "\n" + raw
-        elif errors and raw.startswith(("DETAIL:", "CONTEXT:", "HINT:")):
-            errors[-1].message += " " + raw.strip()
-        elif raw.startswith(("psql: error:", "bash:", "gzip:", "zstd:", "lz4:", "timeout:")):
-            errors.append(RestoreError(backup=backup, message=raw.strip()))
-    return errors
+    parser = PsqlParser(backup)
+    for line in stderr.splitlines():
+        parser.feed(line)
+    return parser.errors
 
 
 def parse_pg_restore(stderr: str, backup: str) -> list[RestoreError]:
-    errors: list[RestoreError] = []
-    current: str | None = None
-    collecting = False
-    for raw in stderr.splitlines():
-        if m := _PG_RESTORE_ITEM.match(raw):
-            collecting = False
-            if m.group("kind"):
-                current = f"{m.group('kind')} {m.group('name')}"
-            elif m.group("table"):
-                current = f"TABLE DATA {m.group('table')}"
-            else:
-                current = (m.group("item") or m.group("pitem") or "").strip()
-            continue
-        if m := _PG_RESTORE_ERROR.match(raw):
-            if len(errors) >= MAX_ERRORS:
-                break
-            message = m.group("msg")
-            message = message.removeprefix("could not execute query: ")
-            errors.append(RestoreError(backup=backup, message=message, toc_entry=current))
-            collecting = False
-            continue
-        if not errors:
-            continue
-        if raw.startswith("Command was: "):
-            errors[-1].statement = raw.removeprefix("Command was: ")
-            collecting = True
-        elif raw.startswith("pg_restore:"):
-            collecting = False
-        elif collecting and raw.strip() and len(errors[-1].statement or "") < 2000:
-            errors[-1].statement = (errors[-1].statement or "") + "\n" + raw
-        elif raw.startswith(("DETAIL:", "CONTEXT:", "HINT:")):
-            errors[-1].message += " " + raw.strip()
-    return errors
+    parser = PgRestoreParser(backup)
+    for line in stderr.splitlines():
+        parser.feed(line)
+    return parser.errors
 
 
 class StderrCollector:
-    """Fed stderr chunks as they arrive; keeps a bounded amount of it: the lines that
-    matter to the parser (each cut at MAX_LINE), and the last few lines for messages."""
+    """Fed stderr chunks as they arrive; parses them line by line (each line cut at
+    MAX_LINE) and keeps the last few lines for messages. Memory stays bounded whatever
+    the tool prints."""
 
-    def __init__(self, tool: str, backup: str, max_bytes: int = 4 * 1024 * 1024) -> None:
+    def __init__(self, tool: str, backup: str, hinter: Hinter | None = None) -> None:
         self.tool = tool
-        self.backup = backup
-        self.max_bytes = max_bytes
-        self._kept: list[str] = []
-        self._kept_bytes = 0
+        self.parser: PsqlParser | PgRestoreParser = (
+            PsqlParser(backup, hinter) if tool == "psql" else PgRestoreParser(backup, hinter)
+        )
         self._partial = bytearray()
-        self._partial_cut = False
-        self.total_errors = 0
-        self.dropped_lines = 0
         self.tail: list[str] = []
 
     def feed(self, chunk: bytes) -> None:
@@ -109,13 +218,10 @@ class StderrCollector:
             room = MAX_LINE - len(self._partial)
             if room > 0:
                 self._partial += piece[:room]
-            if len(piece) > room:
-                self._partial_cut = True
             if end < 0:
                 return
             self._line(self._partial.decode("utf-8", "replace"))
             self._partial = bytearray()
-            self._partial_cut = False
             start = end + 1
 
     def close(self) -> None:
@@ -125,24 +231,19 @@ class StderrCollector:
 
     def _line(self, line: str) -> None:
         self.tail = [*self.tail[-(TAIL_LINES - 1) :], line[:500]]
-        if _is_error(line, self.tool):
-            self.total_errors += 1
-        if self._kept_bytes + len(line) > self.max_bytes:
-            self.dropped_lines += 1
-            return
-        self._kept.append(line)
-        self._kept_bytes += len(line) + 1
+        self.parser.feed(line)
 
+    @property
     def errors(self) -> list[RestoreError]:
-        text = "\n".join(self._kept)
-        parse = parse_psql if self.tool == "psql" else parse_pg_restore
-        return parse(text, self.backup)
+        return self.parser.errors
+
+    @property
+    def total_errors(self) -> int:
+        return self.parser.total
+
+    @property
+    def groups(self) -> list[ErrorGroup]:
+        return sorted(self.parser.groups.values(), key=lambda g: -g.count)
 
     def text(self) -> str:
         return "\n".join(self.tail)
-
-
-def _is_error(line: str, tool: str) -> bool:
-    if tool == "psql":
-        return bool(_PSQL.match(line) or _PSQL_OTHER.match(line))
-    return bool(_PG_RESTORE_ERROR.match(line))

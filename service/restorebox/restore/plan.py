@@ -1,11 +1,30 @@
-"""Decide how a list of backups is restored: which PostgreSQL major, which steps, which roles."""
+"""Decide how a list of backups is restored: which PostgreSQL major, which steps, which
+roles, and what must be translated for an older client.
+
+The version rule:
+
+* the **server** must be at least as new as the dump's source server (a newer server
+  reads an older server's SQL; the reverse is not promised);
+* the **client tools** (psql / pg_restore) should be at least as new as the pg_dump that
+  wrote the file. The oldest configured major that satisfies both is chosen (closest to
+  production). When no image has tools that new, the newest image whose server
+  qualifies is used, and what its client cannot run is translated or dropped, each
+  change reported;
+* an **archive** (custom, directory, tar) must be readable by the image's pg_restore:
+  that is the one hard limit on an explicit request;
+* an explicit ``postgres`` is honoured, with a warning when it is older than the dump's
+  server, and refused only when its pg_restore cannot read the archive."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..backups.model import Backup
+from ..backups.model import Backup, major_of
 from ..errors import InvalidRequest, NoSuitablePostgres
+
+# Archive format version -> the oldest pg_restore that reads it (pg_backup_archiver.h:
+# 1.14 came with 12, 1.15 with 16, 1.16 with 17).
+ARCHIVE_READERS = {(1, 14): 12, (1, 15): 16, (1, 16): 17}
 
 
 @dataclass(frozen=True)
@@ -13,6 +32,7 @@ class RestorePlan:
     major: int
     backups: tuple[Backup, ...]
     roles: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
 
     @property
     def total_bytes(self) -> int:
@@ -27,37 +47,76 @@ def _require_configured(major: int, configured: list[int]) -> None:
         )
 
 
+def archive_reader(backup: Backup) -> int:
+    """The oldest pg_restore major that reads this backup (0 for plain SQL)."""
+    if backup.format == "plain" or not backup.archive_version:
+        return 0
+    major, minor = (int(x) for x in backup.archive_version.split(".")[:2])
+    return max((m for (a, b), m in ARCHIVE_READERS.items() if (a, b) <= (major, minor)), default=0)
+
+
+def _max_major(backups: list[Backup], version: str) -> tuple[int, Backup | None]:
+    best: tuple[int, Backup | None] = (0, None)
+    for backup in backups:
+        major = major_of(getattr(backup, version)) or 0
+        if major > best[0]:
+            best = (major, backup)
+    return best
+
+
 def choose_major(
     backups: list[Backup], configured: list[int], requested: int | None, default: int
-) -> int:
-    """The oldest configured major at least as new as every backup's server and pg_dump.
-
-    Restoring into the oldest sufficient major keeps the sandbox closest to production;
-    an explicit request is honoured when it is new enough; backups that name no version
-    (hand-written SQL) get the default major, the newest unless configured otherwise."""
-    needed = max((b.required_major or 0 for b in backups), default=0)
+) -> tuple[int, list[str]]:
+    """The major to restore into, and warnings about the choice."""
+    server, server_culprit = _max_major(backups, "source_server_version")
+    tools, tools_culprit = _max_major(backups, "pg_dump_version")
+    reader_culprit = max(backups, key=archive_reader, default=None)
+    reader = archive_reader(reader_culprit) if reader_culprit else 0
+    warnings: list[str] = []
     if requested is not None:
         _require_configured(requested, configured)
-        if requested < needed:
-            culprit = max(backups, key=lambda b: b.required_major or 0)
+        if requested < reader and reader_culprit is not None:
             raise NoSuitablePostgres(
-                f"backup {culprit.name!r} was written by pg_dump {culprit.pg_dump_version} from "
-                f"server {culprit.source_server_version}; it needs PostgreSQL {needed} or newer, "
-                f"not {requested}",
-                needed=needed,
+                f"backup {reader_culprit.name!r} is a pg_dump {reader_culprit.pg_dump_version} "
+                f"archive (format {reader_culprit.archive_version}) that pg_restore "
+                f"{requested} cannot read; it needs PostgreSQL {reader} or newer",
+                needed=reader,
             )
-        return requested
-    if needed == 0:
-        return default
+        if requested < server and server_culprit is not None:
+            warnings.append(
+                f"PostgreSQL {requested} was asked for, older than the server "
+                f"{server_culprit.name} was dumped from ({server_culprit.source_server_version}):"
+                " objects or syntax newer than that may fail"
+            )
+        if requested < tools and tools_culprit is not None:
+            warnings.append(_older_tools(requested, tools_culprit))
+        return requested, warnings
+    hard = max(server, reader)
+    wanted = max(hard, tools)
+    if wanted == 0:
+        return default, warnings
     for major in sorted(configured):
-        if major >= needed:
-            return major
-    culprit = max(backups, key=lambda b: b.required_major or 0)
+        if major >= wanted:
+            return major, warnings
+    usable = [m for m in configured if m >= hard]
+    if usable and tools_culprit is not None:
+        major = max(usable)
+        return major, [_older_tools(major, tools_culprit)]
+    culprit = server_culprit if server >= reader else reader_culprit
+    assert culprit is not None
     raise NoSuitablePostgres(
-        f"backup {culprit.name!r} needs PostgreSQL {needed} or newer (server "
+        f"backup {culprit.name!r} needs PostgreSQL {hard} or newer (server "
         f"{culprit.source_server_version}, pg_dump {culprit.pg_dump_version}); the newest "
         f"configured image is {max(configured)}",
-        needed=needed,
+        needed=hard,
+    )
+
+
+def _older_tools(major: int, culprit: Backup) -> str:
+    return (
+        f"{culprit.name} was written by pg_dump {culprit.pg_dump_version}; no configured "
+        f"image has tools that new, so PostgreSQL {major}'s client restores it and what it "
+        "cannot run is translated (see the restore warnings)"
     )
 
 
@@ -68,6 +127,6 @@ def make_plan(
         major = requested if requested is not None else default
         _require_configured(major, configured)
         return RestorePlan(major, (), ())
-    major = choose_major(backups, configured, requested, default)
+    major, warnings = choose_major(backups, configured, requested, default)
     roles = sorted({role for b in backups for role in b.roles})
-    return RestorePlan(major, tuple(backups), tuple(roles))
+    return RestorePlan(major, tuple(backups), tuple(roles), tuple(warnings))

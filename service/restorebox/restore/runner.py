@@ -20,12 +20,15 @@ from psycopg import sql
 from ..backups.catalog import Member
 from ..backups.declared import split_qname
 from ..backups.model import Backup
+from ..backups.wrapped import open_wrapped
 from ..errors import Cancelled, RestoreFailed, RestoreTimeout
 from ..models import Progress, RestoreError, RestoreReport, RestoreStep, Sandbox
 from ..pg import connect
 from ..runtime import ExecResult, Runtime, UploadFile
 from .errors_parse import StderrCollector
+from .hints import HintContext, hint_for
 from .plan import RestorePlan
+from .translate import rules_for
 
 log = logging.getLogger("restorebox.restore")
 
@@ -44,7 +47,10 @@ STDOUT_KEPT = 64 * 1024  # what the service keeps of a command's stdout (it is d
 DECOMPRESS = {"none": "cat", "gzip": "gzip -dc", "zstd": "zstd -dcq", "lz4": "lz4 -dcq"}
 # Rows per COPY block of a data stream: "<table> <rows>" per block.
 _COUNT_AWK = shlex.quote(
-    r"/^COPY .* FROM stdin;$/ { t = $2; n = 0; c = 1; next } "
+    # The table is everything between "COPY " and the column list or "FROM stdin": quoted
+    # names may hold spaces.
+    r'/^COPY .* FROM stdin;$/ { t = substr($0, 6); sub(/ \(.*\) FROM stdin;$/, "", t); '
+    r'sub(/ FROM stdin;$/, "", t); n = 0; c = 1; next } '
     r"c && /^\\\.$/ { print t, n; c = 0; next } "
     r"c { n++ }"
 )
@@ -84,7 +90,12 @@ class RestoreRunner:
 
     # -- public -----------------------------------------------------------------
     def run(self, plan: RestorePlan, on_error: str) -> RestoreReport:
-        report = RestoreReport()
+        report = RestoreReport(warnings=list(plan.warnings))
+        for backup in plan.backups:
+            report.warnings += [
+                f"{backup.name}: translated for PostgreSQL {plan.major}: {rule.note}"
+                for rule in rules_for(backup, plan.major)
+            ]
         started = time.monotonic()
         self._tune(FAST_SETTINGS)
         report.roles_created = self._create_roles(plan.roles)
@@ -92,20 +103,34 @@ class RestoreRunner:
         try:
             for index, (backup, remote) in enumerate(zip(plan.backups, uploads, strict=True)):
                 self._check_time()
-                step, errors = self._restore_one(index, len(plan.backups), backup, remote, on_error)
+                data_only_alone = backup.content == "data" and not any(
+                    b.content in ("schema", "complete") for b in plan.backups[:index]
+                )
+                hints = HintContext(
+                    backup.name, data_only_alone, self.sandbox.postgres_version or 0
+                )
+                step, collector = self._restore_one(
+                    index, len(plan.backups), backup, remote, on_error, hints
+                )
+                errors = collector.errors
                 report.steps.append(step)
                 report.errors.extend(errors)
+                report.errors_total += step.errors_total
+                report.error_groups.extend(collector.groups)
                 if on_error == "stop" and (errors or step.exit_code != 0):
                     report.not_loaded = self._empty_tables(backup.data_tables)
                     first = errors[0] if errors else None
                     where = f" (line {first.line})" if first and first.line else ""
                     where += f" [{first.toc_entry}]" if first and first.toc_entry else ""
+                    hint = next((g.hint for g in collector.groups if g.hint), None)
                     message = (
                         f"restoring {backup.name} failed{where}: {first.message}"
                         if first
                         else f"restoring {backup.name} failed with exit code {step.exit_code}"
                     )
-                    raise RestoreFailed(message, report=report)
+                    raise RestoreFailed(
+                        message + (f" (hint: {hint})" if hint else ""), report=report
+                    )
         finally:
             report.duration_seconds = round(time.monotonic() - started, 3)
         if any(b.content == "data" for b in plan.backups):
@@ -149,7 +174,24 @@ class RestoreRunner:
         files: list[UploadFile] = []
         remotes: list[str] = []
         for index, backup in enumerate(plan.backups):
-            base = f"{UPLOAD_ROOT}/{index}/{backup.path.name}"
+            folder = f"{UPLOAD_ROOT}/{index}"
+            if backup.wrapper is not None:
+                # Members stream from inside the wrapper, checked as they were described.
+                wrapped = open_wrapped(backup.path, backup.wrapper)
+                assert wrapped is not None
+                if wrapped.directory:
+                    base = f"{folder}/dump"
+                    files += [
+                        UploadFile(backup.path, f"{base}/{e.name}", e.size, e.open)
+                        for e in wrapped.entries
+                    ]
+                else:
+                    entry = wrapped.single
+                    base = f"{folder}/{entry.name}"
+                    files.append(UploadFile(backup.path, base, entry.size, entry.open))
+                remotes.append(f"{TARGET_DIR}/{base}")
+                continue
+            base = f"{folder}/{backup.path.name}"
             remotes.append(f"{TARGET_DIR}/{base}")
             # Checked again now (a member may have changed since it was described).
             for member in self.members(backup.name, backup.path):
@@ -172,8 +214,14 @@ class RestoreRunner:
         return remotes
 
     def _restore_one(
-        self, index: int, count: int, backup: Backup, remote: str, on_error: str
-    ) -> tuple[RestoreStep, list[RestoreError]]:
+        self,
+        index: int,
+        count: int,
+        backup: Backup,
+        remote: str,
+        on_error: str,
+        hints: HintContext,
+    ) -> tuple[RestoreStep, StderrCollector]:
         data_only = backup.content == "data"
         remaining = max(1, int(self.deadline - time.monotonic()))
         env: dict[str, str] = {"PGUSER": self.sandbox.user, "PGDATABASE": self.sandbox.database}
@@ -184,6 +232,10 @@ class RestoreRunner:
                 # Data-only files load with FK and user triggers off (circular references,
                 # audit triggers); the setting lives and dies with psql's session.
                 env["PGOPTIONS"] = "-c session_replication_role=replica"
+        elif rules_for(backup, self.sandbox.postgres_version or 0):
+            # An archive that needs translating: its SQL goes through sed into psql.
+            tool = "psql"
+            argv = self._psql_argv(backup, remote, on_error, remaining)
         else:
             tool = "pg_restore"
             argv = self._pg_restore_argv(backup, remote, on_error, remaining)
@@ -205,7 +257,7 @@ class RestoreRunner:
             },
         )
         started = time.monotonic()
-        collector = StderrCollector(tool, backup.name)
+        collector = StderrCollector(tool, backup.name, lambda message: hint_for(message, hints))
         result = self._exec_with_progress(argv, env, index, count, backup, remote, collector)
         collector.close()
         step.duration_seconds = round(time.monotonic() - started, 3)
@@ -214,17 +266,16 @@ class RestoreRunner:
             raise RestoreTimeout(
                 f"restoring {backup.name} did not finish within {self.timeout_seconds:g} seconds",
             )
-        errors = collector.errors()
-        step.errors_total = max(collector.total_errors, len(errors))
-        if result.exit_code != 0 and not errors:
+        if result.exit_code != 0 and not collector.errors:
             tail = "; ".join(collector.text().strip().splitlines()[-5:]) or "no message"
-            errors.append(
+            collector.parser.record(
                 RestoreError(
                     backup=backup.name,
                     message=f"{tool} exited with code {result.exit_code}: {tail}",
                 )
             )
-        return step, errors
+        step.errors_total = collector.total_errors
+        return step, collector
 
     def _psql_argv(self, backup: Backup, remote: str, on_error: str, remaining: int) -> list[str]:
         stop = "1" if on_error == "stop" else "0"
@@ -234,7 +285,14 @@ class RestoreRunner:
         # Such lines become comments, so psql's line numbers still match the file.
         role_line = rf'^((CREATE|ALTER|DROP) (ROLE|USER) (IF EXISTS )?"?{user}"?( |;|$))'
         script = f"s/{role_line}/-- skipped by restorebox: \\1/I"
-        pipeline = f'{DECOMPRESS[backup.compression]} "$1" | sed -E {shlex.quote(script)}'
+        for rule in rules_for(backup, self.sandbox.postgres_version or 0):
+            script += "\n" + rule.sed
+        source = f'{DECOMPRESS[backup.compression]} "$1"'
+        if backup.format != "plain":
+            source = 'pg_restore -f - "$1"'
+            if backup.content == "data":
+                source = 'pg_restore -f - --data-only --disable-triggers "$1"'
+        pipeline = f"{source} | sed -E {shlex.quote(script)}"
         # Whatever the dump's queries print goes nowhere: only stderr is read, streamed.
         pipeline += f" | psql -X -q -b -v ON_ERROR_STOP={stop} -f - >/dev/null"
         return [

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import IO, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -60,11 +60,16 @@ class ExecResult:
 
 @dataclass(frozen=True)
 class UploadFile:
-    """A host file to put into a container at ``name`` (relative to the target folder)."""
+    """A host file to put into a container at ``name`` (relative to the target folder);
+    ``opener`` reads it from elsewhere (a member of a tar or zip) instead of ``source``."""
 
     source: Path
     name: str
     size: int
+    opener: Callable[[], IO[bytes]] | None = None
+
+    def open(self) -> IO[bytes]:
+        return self.opener() if self.opener is not None else self.source.open("rb")
 
 
 ProgressCallback = Callable[[int], None]

@@ -433,7 +433,7 @@ def _tar_stream(
         info.size, info.mode, info.mtime = upload.size, 0o644, now
         yield info.tobuf(format=tarfile.PAX_FORMAT)
         remaining = upload.size
-        with upload.source.open("rb") as handle:
+        with upload.open() as handle:
             while remaining > 0:
                 chunk = handle.read(min(_CHUNK, remaining))
                 if not chunk:

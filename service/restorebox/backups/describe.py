@@ -1,0 +1,190 @@
+"""Say what a backup is, from its content: format, compression, versions, what it
+declares, which tables carry data. Also inside tar, tar.gz and zip wrappers."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, cast
+
+import zstandard
+
+from ..errors import UnsupportedBackup
+from .archive import ArchiveToc, read_archive_toc, read_toc
+from .declared import archive_declarations
+from .model import Backup, Compression, Content, Format
+from .plain import PlainScan, scan_plain
+from .sniff import (
+    ARCHIVE_MAGIC,
+    HashingReader,
+    compression_of,
+    decompressing,
+    looks_like_sql,
+    sniff,
+)
+from .wrapped import Wrapped, open_wrapped, wrapper_of
+
+_READ_ERRORS = (OSError, EOFError, RuntimeError, zstandard.ZstdError)
+
+
+def _files_of(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file())
+    return [path]
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    for file in _files_of(path):
+        if path.is_dir():
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with file.open("rb") as handle:
+            while chunk := handle.read(1024 * 1024):
+                digest.update(chunk)
+                size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _content(has_schema: bool, has_data: bool) -> Content:
+    if has_schema and has_data:
+        return "complete"
+    if has_schema:
+        return "schema"
+    if has_data:
+        return "data"
+    return "unknown"
+
+
+def describe(name: str, path: Path) -> Backup:
+    """Read a backup and say what it is. Raises UnsupportedBackup for anything else."""
+    if path.is_file():
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+        wrapper = wrapper_of(path, head)
+        wrapped = open_wrapped(path, wrapper) if wrapper else None
+        if wrapped is not None:
+            return _describe_wrapped(name, path, wrapped)
+    fmt, compression = sniff(path)
+    if fmt == "plain":
+        try:
+            with path.open("rb") as handle:
+                hashing = HashingReader(handle)
+                source = io.BufferedReader(hashing) if compression == "none" else hashing
+                with decompressing(cast(IO[bytes], source), compression) as stream:
+                    scan = scan_plain(stream)
+                sha, size = hashing.finish()
+        except _READ_ERRORS as exc:
+            raise UnsupportedBackup(f"{name}: cannot read the dump: {exc}") from exc
+        return _finish(_from_scan(name, path, compression, scan, sha, size))
+    sha, size = _sha256(path)
+    return _finish(_from_toc(name, path, fmt, read_archive_toc(path, fmt), sha, size))
+
+
+def _describe_wrapped(name: str, path: Path, wrapped: Wrapped) -> Backup:
+    sha, size = _sha256(path)
+    if wrapped.directory:
+        toc_entry = next((e for e in wrapped.entries if e.name == "toc.dat"), None)
+        assert toc_entry is not None
+        with toc_entry.open() as stream:
+            toc = read_toc(stream, name)
+        backup = _from_toc(name, path, "directory", toc, sha, size)
+    else:
+        entry = wrapped.single
+        with entry.open() as stream:
+            head = stream.read(4096)
+        if head.startswith(ARCHIVE_MAGIC):
+            with entry.open() as stream:
+                toc = read_toc(stream, name)
+            backup = _from_toc(name, path, "custom", toc, sha, size)
+        else:
+            backup = _from_scan(
+                name, path, *_scan_member(name, entry.name, entry.open, head), sha, size
+            )
+    backup.wrapper = wrapped.wrapper
+    backup.warnings.append(
+        f"a {wrapped.wrapper} archive holding "
+        + ("a directory-format dump" if wrapped.directory else f"{wrapped.single.name}")
+        + "; restored from inside it"
+    )
+    return _finish(backup)
+
+
+def _scan_member(
+    name: str, member: str, opener: Callable[[], IO[bytes]], head: bytes
+) -> tuple[Compression, PlainScan]:
+    compression = compression_of(head)
+    try:
+        with opener() as raw, decompressing(raw, compression) as stream:
+            inner = stream.read(4096)
+        if not looks_like_sql(inner):
+            raise UnsupportedBackup(f"{name}: {member} inside it is not a pg_dump backup")
+        with opener() as raw, decompressing(raw, compression) as stream:
+            return compression, scan_plain(stream)
+    except _READ_ERRORS as exc:
+        raise UnsupportedBackup(f"{name}: cannot read {member} inside it: {exc}") from exc
+
+
+def _from_scan(
+    name: str, path: Path, compression: Compression, scan: PlainScan, sha: str, size: int
+) -> Backup:
+    objects = scan.declarations.objects
+    has_schema = any(o.kind in ("TABLE", "VIEW", "FUNCTION", "SCHEMA") for o in objects)
+    warnings = [
+        f"line {line}: psql meta-command {text!r} will run inside the sandbox only"
+        for line, text in scan.meta_commands[:20]
+    ]
+    if scan.cluster_dump:
+        warnings.append(
+            "pg_dumpall cluster dump: role statements aimed at the sandbox's own user are skipped"
+        )
+    return Backup(
+        name=name,
+        format="plain",
+        compression=compression,
+        content=_content(has_schema, bool(scan.data_tables)),
+        size_bytes=size,
+        sha256=sha,
+        source_server_version=scan.server_version,
+        pg_dump_version=scan.pg_dump_version,
+        cluster_dump=scan.cluster_dump,
+        internal_options=scan.internal_options,
+        warnings=warnings,
+        roles=sorted(scan.declarations.roles - scan.declarations.creates_roles),
+        objects=objects,
+        data_tables=sorted(scan.data_tables),
+        row_counts=dict(scan.data_tables),
+        path=path,
+    )
+
+
+def _from_toc(name: str, path: Path, fmt: Format, toc: ArchiveToc, sha: str, size: int) -> Backup:
+    objects, roles, data_tables = archive_declarations(toc)
+    has_schema = any(o.kind in ("TABLE", "VIEW", "FUNCTION", "SCHEMA") for o in objects)
+    compression: Compression = "none"
+    if toc.compression in ("gzip", "zstd", "lz4"):
+        compression = cast(Compression, toc.compression)
+    return Backup(
+        name=name,
+        format=fmt,
+        compression=compression,
+        content=_content(has_schema, bool(data_tables)),
+        size_bytes=size,
+        sha256=sha,
+        source_server_version=toc.server_version,
+        pg_dump_version=toc.pg_dump_version,
+        archive_version=f"{toc.version[0]}.{toc.version[1]}",
+        internal_options=any("SET (pg_attver=" in (e.defn or "") for e in toc.entries),
+        roles=sorted(roles),
+        objects=objects,
+        data_tables=sorted(data_tables),
+        path=path,
+    )
+
+
+def _finish(backup: Backup) -> Backup:
+    if backup.content == "unknown":
+        backup.warnings.append("the backup declares no tables and carries no data")
+    return backup
