@@ -66,6 +66,7 @@ class RestoreError(BaseModel):
     statement: str | None = None
     toc_entry: str | None = None
     cascaded: int = 0  # follow-on errors folded into this one (data rows of a failed COPY)
+    platform: bool = False  # about a managed platform's pieces, not the user's objects
 
 
 class ErrorGroup(BaseModel):
@@ -80,6 +81,18 @@ class ErrorGroup(BaseModel):
     first_toc_entry: str | None = None
     cascaded: int = 0
     hint: str | None = None
+    platform: bool = False
+
+
+class PlatformReport(BaseModel):
+    """How a managed platform's dump was met: what was prepared, stood in for, missing."""
+
+    profile: str
+    evidence: list[str] = Field(default_factory=list)
+    roles_prepared: list[str] = Field(default_factory=list)
+    helpers: list[str] = Field(default_factory=list)
+    stand_ins: list[str] = Field(default_factory=list)
+    gaps: list[str] = Field(default_factory=list)  # platform pieces that could not be provided
 
 
 class RestoreReport(BaseModel):
@@ -87,6 +100,7 @@ class RestoreReport(BaseModel):
     errors: list[RestoreError] = Field(default_factory=list)  # the first ones, whole
     errors_total: int = 0  # every error, listed or not (cascades not included)
     error_groups: list[ErrorGroup] = Field(default_factory=list)
+    platform: PlatformReport | None = None
     roles_created: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     # Rows per table the backups carry (COPY rows / INSERTs / archive data entries).
@@ -131,6 +145,7 @@ class Sandbox(BaseModel):
     container_id: str | None = None
     backups: list[str] = Field(default_factory=list)
     on_error: Literal["stop", "continue"] = "stop"
+    profile_requested: str = "auto"  # a platform profile name, "auto" or "none"
     probes_requested: list[str] | None = None  # None: every default probe
     assertions: list[Assertion] = Field(default_factory=list)
     keep_on_failure: bool = False

@@ -183,6 +183,7 @@ class Provisioner:
             self.settings.majors,
             sandbox.postgres_version,
             self.settings.default_major(),
+            sandbox.profile_requested,
         )
         self.transitions.update(
             sandbox.id, postgres_version=plan.major, image=self.settings.images[plan.major]

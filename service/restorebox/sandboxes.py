@@ -48,6 +48,7 @@ class CreateRequest:
     assertions: list[Assertion] = field(default_factory=list)
     keep_on_failure: bool = False
     owner: str = "admin"
+    profile: str = "auto"
 
 
 def database_name_for(backups: list[str]) -> str:
@@ -128,6 +129,7 @@ class SandboxManager:
                 self.settings.majors,
                 request.postgres,
                 self.settings.default_major(),
+                request.profile,
             )
         major = plan.major if plan else request.postgres
         now = utcnow()
@@ -146,6 +148,7 @@ class SandboxManager:
             url_host=self.settings.url_host,
             backups=list(request.backups),
             on_error=request.on_error,
+            profile_requested=request.profile,
             probes_requested=request.probes,
             assertions=request.assertions,
             keep_on_failure=request.keep_on_failure,

@@ -27,12 +27,12 @@ def sh(*argv: str, **kw: object) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def small_engine(tmp_path: Path, docker_runtime: object) -> Iterator[DockerRuntime]:
-    """An engine with 1.4 GB of disk, of which its one image takes half."""
+    """An engine with 2.4 GB of disk, of which its one image takes a third."""
     root = tmp_path / "engine"
     mount = root / "mnt"
     mount.mkdir(parents=True)
     disk = root / "disk.img"
-    sh("truncate", "-s", "1400M", str(disk))
+    sh("truncate", "-s", "2400M", str(disk))
     sh("mkfs.ext4", "-q", "-F", str(disk))
     sh("mount", "-o", "loop", str(disk), str(mount))
     exec_root = Path("/run/rbx-small-engine")  # short: unix socket paths live under it
@@ -77,10 +77,10 @@ def small_engine(tmp_path: Path, docker_runtime: object) -> Iterator[DockerRunti
 def test_disk_full_during_a_restore_fails_clearly_and_leaks_nothing(
     small_engine: DockerRuntime, tmp_path: Path, backups_dir: Path
 ) -> None:
-    # Small as a file, about 2 GB once restored: more than the engine has left.
+    # Small as a file, about 2.3 GB once restored: more than the engine has left.
     (backups_dir / "huge.sql").write_text(
         "CREATE TABLE big AS SELECT g, repeat(md5(g::text), 32) AS pad"
-        " FROM generate_series(1, 2000000) g;\n"
+        " FROM generate_series(1, 2300000) g;\n"
     )
     settings = service_settings(tmp_path, backups_dir, images={15: IMAGE})
     with TestClient(create_app(settings, small_engine)) as client:

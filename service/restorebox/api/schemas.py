@@ -33,6 +33,9 @@ class CreateSandbox(BaseModel):
     )
     database: str | None = Field(None, min_length=1, max_length=63)
     on_error: Literal["stop", "continue"] = "stop"
+    profile: Literal["auto", "none", "supabase", "rds", "cloudsql", "azure"] = Field(
+        "auto", description="managed platform the dump comes from: detected, none, or forced"
+    )
     probes: list[str] | Literal["none"] | None = None
     assertions: list[Assertion] = Field(default_factory=list, max_length=50)
     keep_on_failure: bool = False

@@ -12,6 +12,7 @@ from psycopg import sql
 
 from ..backups.model import Backup, DeclaredObject
 from ..models import RestoreReport, Sandbox
+from ..platforms import Classifier
 
 Status = Literal["pass", "warn", "fail"]
 
@@ -32,6 +33,23 @@ class Context:
     backups: tuple[Backup, ...]
     report: RestoreReport | None
     deadline: float
+    platform: Classifier = field(default_factory=lambda: Classifier(None))
+
+    def is_platform(self, obj: DeclaredObject) -> bool:
+        """A platform's piece: in a platform schema, a platform extension, or a user
+        object that could not be made because of a platform piece (named in such an
+        error's statement or archive entry)."""
+        profile = self.platform.profile
+        if profile is not None and (
+            obj.namespace in profile.schemas
+            or (obj.kind == "EXTENSION" and obj.name in profile.extensions)
+        ):
+            return True
+        report = self.report
+        return report is not None and any(
+            e.platform and obj.name in f"{e.statement or ''} {e.toc_entry or ''}"
+            for e in report.errors
+        )
 
     @property
     def declared(self) -> list[DeclaredObject]:

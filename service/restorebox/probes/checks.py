@@ -15,21 +15,34 @@ AMCHECK_SCHEMA = "restorebox_amcheck"
 
 
 def restore_errors(ctx: Context) -> Outcome:
+    """Errors on the user's objects fail; errors wholly about a managed platform's pieces
+    (its roles, schemas, extensions; see platforms/) only warn."""
     report = ctx.report
     if report is None:
         return Outcome("pass", "nothing was restored", {})
     errors = report.errors
     total = max(len(errors), report.errors_total)
+    user = [e for e in errors if not e.platform]
+    platform = [g for g in report.error_groups if g.platform]
     data = {
         "errors": total,
         "errors_listed": len(errors),
+        "user_errors": len(user),
+        "platform_errors": sum(g.count for g in platform),
         "groups": [g.model_dump(exclude_none=True) for g in first(report.error_groups, 20)],
-        "first": [e.model_dump(exclude_none=True) for e in first(errors, 10)],
+        "first": [e.model_dump(exclude_none=True) for e in first(user or errors, 10)],
         "not_loaded": report.not_loaded,
     }
-    if errors:
+    if user:
         return Outcome(
-            "fail", f"the restore reported {total} errors; first: {errors[0].message}", data
+            "fail", f"the restore reported {total} errors; first: {user[0].message}", data
+        )
+    if errors:
+        gaps = ", ".join(f"{g.count} x {g.template}" for g in platform[:3])
+        return Outcome(
+            "warn",
+            f"{total} errors, all about the platform's own pieces (not your data): {gaps}",
+            data,
         )
     return Outcome("pass", f"{len(report.steps)} restore steps, no errors", data)
 

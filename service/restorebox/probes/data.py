@@ -39,11 +39,22 @@ def row_parity(ctx: Context) -> Outcome:
         actual = _count(ctx, schema, name)
         if actual != rows:
             mismatches.append({"table": table, "expected": rows, "actual": actual})
+    platform = [m for m in mismatches if ctx.platform.is_platform_schema(m["table"].split(".")[0])]
+    mismatches = [m for m in mismatches if m not in platform]
     data = {
         "tables": len(expected),
         "rows_expected": sum(expected.values()),
         "mismatches": first(mismatches, 50),
+        "platform_mismatches": first(platform, 50),
     }
+    if platform and not mismatches:
+        worst = ", ".join(f"{m['table']} {m['actual']}/{m['expected']}" for m in platform[:5])
+        return Outcome(
+            "warn",
+            f"your tables hold exactly the backup's rows; {len(platform)} platform tables "
+            f"differ (actual/expected): {worst}",
+            data,
+        )
     if mismatches:
         worst = ", ".join(f"{m['table']} {m['actual']}/{m['expected']}" for m in mismatches[:5])
         return Outcome(

@@ -11,6 +11,8 @@ import psycopg
 
 from ..models import Assertion, ProbeResult, ProbeStatus, RestoreReport, Sandbox
 from ..pg import connect
+from ..platforms import Classifier
+from ..platforms.prepare import prepared_schemas
 from ..restore.plan import RestorePlan
 from .base import Context, Outcome
 from .catalog import PROBES
@@ -38,7 +40,9 @@ def run_probes(
     results: list[ProbeResult] = []
     deadline = time.monotonic() + timeout_seconds
     with connect(sandbox) as conn:
-        ctx = Context(conn, sandbox, plan.backups, report, deadline)
+        helpers = report.platform.helpers if report and report.platform else []
+        classifier = Classifier(plan.profile, prepared_schemas(helpers))
+        ctx = Context(conn, sandbox, plan.backups, report, deadline, classifier)
         jobs: list[tuple[str, str, Callable[[Context], Outcome]]] = [
             (p.name, p.description, p.check) for p in selected
         ]

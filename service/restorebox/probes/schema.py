@@ -55,19 +55,29 @@ def _describe(obj: DeclaredObject) -> str:
 def object_parity(ctx: Context) -> Outcome:
     declared = [o for o in ctx.declared if o.kind not in ("EXTENSION", "ROW SECURITY")]
     missing, checked = _missing(ctx, declared)
+    user = [o for o in missing if not ctx.is_platform(o)]
+    platform = [o for o in missing if ctx.is_platform(o)]
     by_kind = Counter(f"{o.namespace}:{o.kind}" for o in declared if o.kind in EXISTING)
     missing_by_kind = Counter(f"{o.namespace}:{o.kind}" for o in missing)
     data: dict[str, Any] = {
         "declared": checked,
-        "missing": [_describe(o) for o in first(missing, 50)],
+        "missing": [_describe(o) for o in first(user, 50)],
+        "platform_missing": [_describe(o) for o in first(platform, 50)],
         "declared_by_schema_kind": dict(sorted(by_kind.items())),
         "missing_by_schema_kind": dict(sorted(missing_by_kind.items())),
     }
-    if missing:
+    if user:
         return Outcome(
             "fail",
-            f"{len(missing)} of {checked} objects the backup declares are "
+            f"{len(user)} of {checked} objects the backup declares are "
             f"missing: {', '.join(data['missing'][:5])}",
+            data,
+        )
+    if platform:
+        return Outcome(
+            "warn",
+            f"all your objects exist; {len(platform)} platform objects could not be made: "
+            f"{', '.join(data['platform_missing'][:5])}",
             data,
         )
     return Outcome("pass", f"all {checked} declared objects exist", data)
@@ -141,6 +151,10 @@ def rls(ctx: Context) -> Outcome:
         "c.relnamespace WHERE c.relrowsecurity AND NOT EXISTS (SELECT FROM pg_policy p WHERE "
         "p.polrelid = c.oid) ORDER BY 1"
     )
+    # A platform's own tables are its business (Supabase's storage.objects, say).
+    unprotected = [
+        r for r in unprotected if not ctx.platform.is_platform_schema(r[0].split(".")[0])
+    ]
     declared = [o for o in ctx.declared if o.kind in ("POLICY", "ROW SECURITY")]
     missing, _ = _missing(ctx, declared)
     data = {
@@ -169,14 +183,24 @@ def rls(ctx: Context) -> Outcome:
 def extensions(ctx: Context) -> Outcome:
     declared = [o for o in ctx.declared if o.kind == "EXTENSION"]
     missing, _ = _missing(ctx, declared)
+    stand_ins = ctx.report.platform.stand_ins if ctx.report and ctx.report.platform else []
+    user = sorted({o.name for o in missing if not ctx.is_platform(o)})
+    platform = sorted({o.name for o in missing if ctx.is_platform(o)})
     data = {
         "declared": sorted({o.name for o in declared}),
-        "missing": sorted({o.name for o in missing}),
+        "missing": user,
+        "platform_missing": platform,
+        "stand_ins": stand_ins,
     }
-    if missing:
-        return Outcome(
-            "fail", f"extensions the backup needs are missing: {', '.join(data['missing'])}", data
-        )
+    if user:
+        return Outcome("fail", f"extensions the backup needs are missing: {', '.join(user)}", data)
+    if platform or stand_ins:
+        parts = []
+        if stand_ins:
+            parts.append(f"stood in for by restorebox: {', '.join(stand_ins)}")
+        if platform:
+            parts.append(f"platform extensions not available: {', '.join(platform)}")
+        return Outcome("warn", "; ".join(parts), data)
     return Outcome("pass", f"all {len(data['declared'])} extensions present", data)
 
 

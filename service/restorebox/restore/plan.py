@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from ..backups.model import Backup, major_of
 from ..errors import InvalidRequest, NoSuitablePostgres
+from ..platforms import PROFILES, Profile, detect
 
 # Archive format version -> the oldest pg_restore that reads it (pg_backup_archiver.h:
 # 1.14 came with 12, 1.15 with 16, 1.16 with 17).
@@ -33,6 +34,8 @@ class RestorePlan:
     backups: tuple[Backup, ...]
     roles: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    profile: Profile | None = None  # the managed platform the dumps come from
+    evidence: tuple[str, ...] = ()  # why that profile
 
     @property
     def total_bytes(self) -> int:
@@ -120,13 +123,33 @@ def _older_tools(major: int, culprit: Backup) -> str:
     )
 
 
+def choose_profile(backups: list[Backup], requested: str) -> tuple[Profile | None, list[str]]:
+    """``auto``: detected from the dumps; ``none``: no profile; a name: that profile."""
+    if requested == "none" or not backups:
+        return None, []
+    if requested != "auto":
+        if requested not in PROFILES:
+            raise InvalidRequest(
+                f"unknown profile {requested!r}; known: auto, none, " + ", ".join(PROFILES)
+            )
+        return PROFILES[requested], ["requested"]
+    return detect(backups)
+
+
 def make_plan(
-    backups: list[Backup], configured: list[int], requested: int | None, default: int
+    backups: list[Backup],
+    configured: list[int],
+    requested: int | None,
+    default: int,
+    profile: str = "auto",
 ) -> RestorePlan:
     if not backups:
         major = requested if requested is not None else default
         _require_configured(major, configured)
         return RestorePlan(major, (), ())
     major, warnings = choose_major(backups, configured, requested, default)
+    platform, evidence = choose_profile(backups, profile)
     roles = sorted({role for b in backups for role in b.roles})
-    return RestorePlan(major, tuple(backups), tuple(roles), tuple(warnings))
+    return RestorePlan(
+        major, tuple(backups), tuple(roles), tuple(warnings), platform, tuple(evidence)
+    )

@@ -22,8 +22,18 @@ from ..backups.declared import split_qname
 from ..backups.model import Backup
 from ..backups.wrapped import open_wrapped
 from ..errors import Cancelled, RestoreFailed, RestoreTimeout
-from ..models import Progress, RestoreError, RestoreReport, RestoreStep, Sandbox
+from ..models import (
+    ErrorGroup,
+    PlatformReport,
+    Progress,
+    RestoreError,
+    RestoreReport,
+    RestoreStep,
+    Sandbox,
+)
 from ..pg import connect
+from ..platforms import Classifier
+from ..platforms.prepare import prepare, prepared_schemas, stand_ins_in_use
 from ..runtime import ExecResult, Runtime, UploadFile
 from .errors_parse import StderrCollector
 from .hints import HintContext, hint_for
@@ -98,48 +108,83 @@ class RestoreRunner:
             ]
         started = time.monotonic()
         self._tune(FAST_SETTINGS)
+        classifier = self._prepare_platform(plan, report)
         report.roles_created = self._create_roles(plan.roles)
         uploads = self._upload(plan)
+        # With a platform profile the tools run to the end, and errors wholly explained by
+        # the platform's pieces are recorded, not fatal; the first error on a user object
+        # still fails the sandbox under on_error=stop.
+        tool_on_error = "continue" if plan.profile is not None else on_error
         try:
             for index, (backup, remote) in enumerate(zip(plan.backups, uploads, strict=True)):
                 self._check_time()
                 data_only_alone = backup.content == "data" and not any(
                     b.content in ("schema", "complete") for b in plan.backups[:index]
                 )
-                hints = HintContext(
-                    backup.name, data_only_alone, self.sandbox.postgres_version or 0
-                )
+                hints = HintContext(backup.name, data_only_alone, plan.major)
                 step, collector = self._restore_one(
-                    index, len(plan.backups), backup, remote, on_error, hints
+                    index, len(plan.backups), backup, remote, tool_on_error, hints
                 )
                 errors = collector.errors
+                for error in errors:
+                    error.platform = classifier.is_platform_error(error)
+                groups = collector.groups
+                for group in groups:
+                    group.platform = classifier.is_platform_error(
+                        RestoreError(
+                            backup=group.backup,
+                            message=group.first_message,
+                            toc_entry=group.first_toc_entry,
+                        )
+                    )
                 report.steps.append(step)
                 report.errors.extend(errors)
                 report.errors_total += step.errors_total
-                report.error_groups.extend(collector.groups)
-                if on_error == "stop" and (errors or step.exit_code != 0):
+                report.error_groups.extend(groups)
+                user_errors = [e for e in errors if not e.platform]
+                failed_silently = step.exit_code != 0 and not errors
+                if on_error == "stop" and (user_errors or failed_silently):
                     report.not_loaded = self._empty_tables(backup.data_tables)
-                    first = errors[0] if errors else None
-                    where = f" (line {first.line})" if first and first.line else ""
-                    where += f" [{first.toc_entry}]" if first and first.toc_entry else ""
-                    hint = next((g.hint for g in collector.groups if g.hint), None)
-                    message = (
-                        f"restoring {backup.name} failed{where}: {first.message}"
-                        if first
-                        else f"restoring {backup.name} failed with exit code {step.exit_code}"
-                    )
                     raise RestoreFailed(
-                        message + (f" (hint: {hint})" if hint else ""), report=report
+                        _failure_message(backup, step, user_errors, groups), report=report
                     )
         finally:
             report.duration_seconds = round(time.monotonic() - started, 3)
         if any(b.content == "data" for b in plan.backups):
             report.warnings += self._refresh_matviews()
         report.source_rows = self._source_rows(plan, uploads)
+        self._finish_platform(report)
         self._cleanup_uploads()
         self._tune({name: None for name in FAST_SETTINGS})
         self._analyze()
         return report
+
+    def _prepare_platform(self, plan: RestorePlan, report: RestoreReport) -> Classifier:
+        if plan.profile is None:
+            return Classifier(None)
+        self.on_progress(Progress(phase=f"preparing for {plan.profile.name}"))
+        with self._connect() as conn:
+            roles, helpers = prepare(conn, plan.profile, plan.backups)
+        report.platform = PlatformReport(
+            profile=plan.profile.name,
+            evidence=list(plan.evidence),
+            roles_prepared=roles,
+            helpers=helpers,
+        )
+        log.info(
+            "platform prepared",
+            extra={"sandbox": self.sandbox.id, "profile": plan.profile.name, "roles": roles},
+        )
+        return Classifier(plan.profile, prepared_schemas(helpers))
+
+    def _finish_platform(self, report: RestoreReport) -> None:
+        if report.platform is None:
+            return
+        with self._connect() as conn:
+            report.platform.stand_ins = stand_ins_in_use(conn)
+        report.platform.gaps = [
+            f"{g.count} x {g.template}" for g in report.error_groups if g.platform
+        ]
 
     # -- steps ------------------------------------------------------------------
     def _tune(self, settings: Mapping[str, str | None]) -> None:
@@ -502,3 +547,16 @@ class RestoreRunner:
         self.on_progress(Progress(phase="analyzing"))
         with self._connect() as conn:
             conn.execute("ANALYZE")
+
+
+def _failure_message(
+    backup: Backup, step: RestoreStep, errors: list[RestoreError], groups: list[ErrorGroup]
+) -> str:
+    first = errors[0] if errors else None
+    if first is None:
+        return f"restoring {backup.name} failed with exit code {step.exit_code}"
+    where = f" (line {first.line})" if first.line else ""
+    where += f" [{first.toc_entry}]" if first.toc_entry else ""
+    message = f"restoring {backup.name} failed{where}: {first.message}"
+    hint = next((g.hint for g in groups if g.hint and not g.platform), None)
+    return message + (f" (hint: {hint})" if hint else "")

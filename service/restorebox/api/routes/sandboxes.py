@@ -48,6 +48,7 @@ async def create_sandbox(
         assertions=body.assertions,
         keep_on_failure=body.keep_on_failure,
         owner=principal.name,
+        profile=body.profile,
     )
     manager = services.manager
     sandbox = await run_in_threadpool(manager.create, request)

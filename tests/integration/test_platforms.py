@@ -1,0 +1,118 @@
+"""Issue 8: dumps from managed platforms. Supabase-shaped dumps restore with the API's
+defaults: the user's tables and rows exact, the verdict `warn` naming only platform gaps
+and stand-ins; with the profile turned off, the same dump fails as it would by hand."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from tests.conftest import REPO, Api, query, row_counts
+
+pytestmark = pytest.mark.integration
+SUPABASE = REPO / "tests" / "fixtures" / "supabase"
+
+
+def statuses(sandbox: dict[str, Any]) -> dict[str, str]:
+    return {p["name"]: p["status"] for p in sandbox["probes"]}
+
+
+def probe(sandbox: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(p for p in sandbox["probes"] if p["name"] == name)
+
+
+def test_supabase_db_dump_pair_restores_with_defaults(api: Api, backups_dir: Path) -> None:
+    for name in ("db_dump_schema.sql", "db_dump_data.sql"):
+        shutil.copyfile(SUPABASE / name, backups_dir / name)
+    sandbox = api.create(backup=["db_dump_schema.sql", "db_dump_data.sql"])
+    platform = sandbox["restore"]["platform"]
+    assert platform["profile"] == "supabase"
+    assert "roles anon, authenticated, service_role" in platform["evidence"]
+    assert {"pg_graphql", "pgsodium", "supabase_vault", "pgjwt"} <= set(platform["stand_ins"])
+    assert "auth.uid()" in platform["helpers"]
+    url = sandbox["connection_url"]
+    counts = row_counts(url, ["public.lines", "public.work_orders"])
+    assert counts == {"public.lines": 6, "public.work_orders": 60}
+    # Only platform pieces are missing or stood in for: warn, never fail.
+    assert sandbox["verdict"] == "warn", [p for p in sandbox["probes"] if p["status"] == "fail"]
+    results = statuses(sandbox)
+    assert results["restore_errors"] == "warn"
+    assert results["row_parity"] == "pass"
+    assert results["extensions"] == "warn"
+    assert "supabase_realtime" in probe(sandbox, "restore_errors")["detail"] or any(
+        "publication" in g for g in platform["gaps"]
+    )
+    # The foreign key to auth.users could not be made: reported as the platform's gap.
+    assert "work_orders_assigned_to_fkey" in " ".join(
+        probe(sandbox, "object_parity")["data"]["platform_missing"]
+    )
+    # The webhook trigger exists and queues its request; nothing is sent.
+    with_trigger = query(url, "SELECT count(*) FROM pg_trigger WHERE tgname = 'work_order_webhook'")
+    assert with_trigger == [(1,)]
+    query(
+        url,
+        "INSERT INTO work_orders (line_id, title) SELECT id, 'new' FROM lines LIMIT 1 RETURNING id",
+    )
+    assert query(url, "SELECT count(*) FROM net.http_request_queue") == [(1,)]
+    # auth.uid() reads the request's JWT claims like the platform's does.
+    claims = '{"sub": "00000000-0000-0000-0000-000000000007", "role": "authenticated"}'
+    uid = query(
+        url,
+        f"SELECT set_config('request.jwt.claims', '{claims}', false), auth.uid()::text, "
+        "auth.role()",
+    )
+    assert uid[0][1:] == ("00000000-0000-0000-0000-000000000007", "authenticated")
+
+
+def test_with_the_profile_off_the_same_dump_fails_as_it_would_by_hand(
+    api: Api, backups_dir: Path
+) -> None:
+    shutil.copyfile(SUPABASE / "db_dump_schema.sql", backups_dir / "db_dump_schema.sql")
+    sandbox = api.create(expect="failed", backup="db_dump_schema.sql", profile="none")
+    assert sandbox["error"]["code"] == "restore_failed"
+    assert "does not exist" in sandbox["error"]["message"]
+    assert sandbox["restore"]["platform"] is None
+
+
+def _dump(sandbox: dict[str, Any], *args: str) -> bytes:
+    [container] = docker.from_env().containers.list(
+        filters={"label": f"restorebox.sandbox={sandbox['id']}"}
+    )
+    result = container.exec_run(
+        ["pg_dump", "-U", "restorebox", *args, sandbox["database"]], user="postgres", demux=True
+    )
+    assert result.exit_code == 0, result.output[1]
+    out: bytes = result.output[0]
+    return out
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("p", "project_full.sql"), ("c", "project.dump")])
+def test_full_pg_dump_of_a_supabase_shaped_project(
+    api: Api, backups_dir: Path, fmt: str, name: str
+) -> None:
+    shutil.copyfile(SUPABASE / "source.sql", backups_dir / "source.sql")
+    source = api.create(backup="source.sql", profile="none", probes="none")
+    (backups_dir / name).write_bytes(_dump(source, f"-F{fmt}"))
+    sandbox = api.create(backup=name)
+    assert sandbox["restore"]["platform"]["profile"] == "supabase"
+    tables = [
+        "public.profiles", "public.posts", "public.comments", "auth.users",
+        "storage.buckets", "realtime.messages_2025_01", "realtime.messages_2025_02",
+        "vault.secrets",
+    ]  # fmt: skip
+    assert row_counts(sandbox["connection_url"], tables) == row_counts(
+        source["connection_url"], tables
+    )
+    assert sandbox["verdict"] == "warn", [p for p in sandbox["probes"] if p["status"] != "pass"]
+    not_passing = {k: v for k, v in statuses(sandbox).items() if v != "pass"}
+    assert not_passing == {"extensions": "warn"}, not_passing  # stand-ins, and only that
+    owner = query(
+        sandbox["connection_url"],
+        "SELECT evtowner::regrole::text FROM pg_event_trigger"
+        " WHERE evtname = 'issue_pg_net_access'",
+    )
+    assert owner == [("supabase_admin",)]
