@@ -229,3 +229,16 @@ def live_server(
             thread.join(timeout=30)
 
     return factory
+
+
+def exec_in_sandbox(sandbox: dict[str, Any], *argv: str) -> bytes:
+    """Run a command in a sandbox's container (as postgres) and return its stdout."""
+    import docker
+
+    [container] = docker.from_env().containers.list(
+        filters={"label": f"{labels.SANDBOX}={sandbox['id']}"}
+    )
+    result = container.exec_run(list(argv), user="postgres", demux=True)
+    assert result.exit_code == 0, result.output[1]
+    out: bytes = result.output[0] or b""
+    return out

@@ -11,6 +11,8 @@
 # client that logs in successfully finds everything ready.
 set -eu
 
+# The cluster's bootstrap superuser: a name no dump uses (see the Dockerfile).
+BOOTSTRAP=${RESTOREBOX_BOOTSTRAP_USER:-restorebox_bootstrap}
 : "${POSTGRES_USER:=postgres}"
 : "${POSTGRES_DB:=$POSTGRES_USER}"
 export POSTGRES_USER POSTGRES_DB
@@ -24,7 +26,7 @@ set -- -c "cron.database_name=$POSTGRES_DB" "$@"
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     # The data directory was replaced (e.g. an empty mount): initialise it now.
-    initdb --pgdata="$PGDATA" --username=postgres --encoding=UTF8 --locale=C.UTF-8 \
+    initdb --pgdata="$PGDATA" --username="$BOOTSTRAP" --encoding=UTF8 --locale=C.UTF-8 \
         --auth-local=trust --auth-host=scram-sha-256 --no-sync --no-instructions >/dev/null
     printf "%s\n" "listen_addresses = '*'" "password_encryption = 'scram-sha-256'" \
         "unix_socket_directories = '/var/run/postgresql'" >> "$PGDATA/postgresql.conf"
@@ -55,16 +57,18 @@ until pg_isready -q -h /var/run/postgresql; do
     sleep 0.02
 done
 
-psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql -U postgres -d postgres <<'SQL'
+BOOTSTRAP_USER=$BOOTSTRAP psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql -U "$BOOTSTRAP" \
+    -d postgres <<'SQL'
 \getenv pass POSTGRES_PASSWORD
 \getenv user POSTGRES_USER
 \getenv db POSTGRES_DB
-SELECT :'db' <> 'postgres' AS create_db, :'user' = 'postgres' AS bootstrap_user \gset
+\getenv bootstrap BOOTSTRAP_USER
+SELECT :'db' <> 'postgres' AS create_db, :'user' = :'bootstrap' AS bootstrap_user \gset
 \if :create_db
 CREATE DATABASE :"db" STRATEGY FILE_COPY;
 \endif
 \if :bootstrap_user
-ALTER ROLE postgres PASSWORD :'pass';
+ALTER ROLE :"user" PASSWORD :'pass';
 \else
 CREATE ROLE :"user" SUPERUSER LOGIN PASSWORD :'pass';
 \endif

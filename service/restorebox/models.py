@@ -105,6 +105,8 @@ class RestoreReport(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     # Rows per table the backups carry (COPY rows / INSERTs / archive data entries).
     source_rows: dict[str, int] = Field(default_factory=dict)
+    # Every database the restore made, when the dump makes them (the sandbox's first).
+    databases: list[str] = Field(default_factory=list)
     # Data entries of a failed restore whose tables are still empty.
     not_loaded: list[str] = Field(default_factory=list)
     duration_seconds: float = 0.0
@@ -133,12 +135,17 @@ class Sandbox(BaseModel):
     owner: str = "admin"  # the principal that made it; others cannot see it
     postgres_version: int | None  # None while the backups are inspected
     image: str | None
+    platform_image: bool = False  # the image is a platform's own (no stand-ins needed)
     created_at: datetime
     expires_at: datetime
     protected: bool = False
     user: str = "restorebox"
     password: str = ""
     database: str = "sandbox"
+    # The dump makes its own databases (pg_dumpall, pg_dump --create): the server starts
+    # with only its maintenance database, and ``database`` is one the dump creates.
+    creates_databases: bool = False
+    database_requested: str | None = None  # what the request asked for, if anything
     host: str = "127.0.0.1"  # where the service connects
     url_host: str | None = None  # what connection URLs name, when it differs
     port: int | None = None
@@ -158,6 +165,11 @@ class Sandbox(BaseModel):
     verdict: Literal["pass", "warn", "fail"] | None = None
     ready_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def initial_database(self) -> str:
+        """The database that exists before the restore."""
+        return "postgres" if self.creates_databases else self.database
 
     @property
     def connection_url(self) -> str | None:

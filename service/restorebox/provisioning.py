@@ -16,7 +16,7 @@ from .errors import Cancelled, ContainerVanished, RestoreboxError, SandboxFailed
 from .models import ErrorInfo, Progress, Sandbox, Status, utcnow
 from .probes import run_probes
 from .readiness import wait_until_ready
-from .restore.plan import RestorePlan, make_plan
+from .restore.plan import RestorePlan, database_for, make_plan
 from .restore.runner import RestoreRunner
 from .runtime import ContainerSpec, Runtime
 from .runtime import labels as L
@@ -42,7 +42,7 @@ def spec_for(sandbox: Sandbox, settings: Settings, instance: str) -> ContainerSp
         name=f"restorebox-{sandbox.id}",
         env={
             "POSTGRES_USER": sandbox.user,
-            "POSTGRES_DB": sandbox.database,
+            "POSTGRES_DB": sandbox.initial_database,
             "POSTGRES_PASSWORD_FILE": PASSWORD_FILE,
         },
         labels=L.for_sandbox(instance, sandbox.id, sandbox.expires_at.isoformat()),
@@ -185,8 +185,16 @@ class Provisioner:
             self.settings.default_major(),
             sandbox.profile_requested,
         )
+        database = database_for(plan, sandbox.database_requested)
+        image, platform_image = self.settings.image_for(
+            plan.major, plan.profile.name if plan.profile else None
+        )
         self.transitions.update(
-            sandbox.id, postgres_version=plan.major, image=self.settings.images[plan.major]
+            sandbox.id,
+            postgres_version=plan.major,
+            image=image,
+            platform_image=platform_image,
+            **({"database": database, "creates_databases": True} if database else {}),
         )
         return plan
 

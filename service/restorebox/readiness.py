@@ -28,7 +28,7 @@ def wait_until_ready(runtime: Runtime, sandbox: Sandbox, timeout_seconds: float)
 
     def attempt() -> None:
         try:
-            with connect(sandbox, timeout=2) as conn:
+            with connect(sandbox, dbname=sandbox.initial_database, timeout=2) as conn:
                 conn.execute("SELECT 1")
         except psycopg.Error as exc:
             last_error[0] = str(exc).strip()

@@ -25,7 +25,7 @@ from .models import Assertion, Progress, Sandbox, Status, utcnow
 from .principals import ADMIN, Principal
 from .provisioning import Provisioner, remove_containers
 from .reconciler import Reconciler
-from .restore.plan import RestorePlan, make_plan
+from .restore.plan import RestorePlan, database_for, make_plan
 from .runtime import Runtime
 from .settings import Settings
 from .store import LIVE, Store
@@ -132,18 +132,28 @@ class SandboxManager:
                 request.profile,
             )
         major = plan.major if plan else request.postgres
+        image, platform_image = (None, False)
+        if major is not None:
+            profile = plan.profile.name if plan and plan.profile else None
+            image, platform_image = self.settings.image_for(major, profile)
+        database = request.database or database_name_for(request.backups)
+        if plan is not None:
+            database = database_for(plan, request.database) or database
         now = utcnow()
         sandbox = Sandbox(
             id=secrets.token_hex(6),
             status=Status.CREATING,
             owner=request.owner,
             postgres_version=major,
-            image=self.settings.images[major] if major is not None else None,
+            image=image,
+            platform_image=platform_image,
             created_at=now,
             expires_at=now + timedelta(seconds=ttl),
             user=SANDBOX_USER,
             password=secrets.token_urlsafe(24),
-            database=request.database or database_name_for(request.backups),
+            database=database,
+            creates_databases=bool(plan and plan.databases),
+            database_requested=request.database,
             host=self.settings.connect_host,
             url_host=self.settings.url_host,
             backups=list(request.backups),

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # RESTOREBOX_IMAGES='{"15": "restorebox/postgres:15", "17": "postgres:17"}'
     images: dict[int, str] = Field(default_factory=lambda: dict(DEFAULT_IMAGES))
     default_postgres: int | None = None  # None: the newest configured major
+    # A platform's own image per major, where an operator has one (their registry's copy
+    # of the platform's PostgreSQL): its dumps restore into it, with no stand-ins.
+    # RESTOREBOX_PROFILE_IMAGES='{"supabase": {"15": "registry.example/supabase/postgres:15"}}'
+    profile_images: dict[str, dict[int, str]] = Field(default_factory=dict)
 
     publish_host: str = "127.0.0.1"
     # Host name put in connection URLs; default: the publish host (127.0.0.1 when it is a
@@ -87,6 +91,11 @@ class Settings(BaseSettings):
     def connect_host(self) -> str:
         """Where the service itself reaches sandbox ports."""
         return "127.0.0.1" if self.publish_host in ("0.0.0.0", "::", "") else self.publish_host
+
+    def image_for(self, major: int, profile: str | None) -> tuple[str, bool]:
+        """The image for a major (and platform profile); True when it is the platform's own."""
+        own = self.profile_images.get(profile or "", {}).get(major)
+        return (own, True) if own else (self.images[major], False)
 
     def default_major(self) -> int:
         return self.default_postgres if self.default_postgres is not None else self.majors[-1]

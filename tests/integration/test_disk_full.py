@@ -19,6 +19,7 @@ from tests.conftest import AUTH, service_settings
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SOCKET = "unix:///run/restorebox-small-engine.sock"
 IMAGE = "restorebox/postgres:15"
+BRIDGE = "rbxdiskfull0"
 
 
 def sh(*argv: str, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -36,6 +37,12 @@ def small_engine(tmp_path: Path, docker_runtime: object) -> Iterator[DockerRunti
     sh("mkfs.ext4", "-q", "-F", str(disk))
     sh("mount", "-o", "loop", str(disk), str(mount))
     exec_root = Path("/run/rbx-small-engine")  # short: unix socket paths live under it
+    # A default bridge of its own: with "--bridge none" dockerd deletes the host's docker0,
+    # which the machine's own engine needs.
+    subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
+    sh("ip", "link", "add", BRIDGE, "type", "bridge")
+    sh("ip", "addr", "add", "10.213.77.1/24", "dev", BRIDGE)
+    sh("ip", "link", "set", BRIDGE, "up")
     daemon = subprocess.Popen(
         [
             "dockerd",
@@ -43,7 +50,7 @@ def small_engine(tmp_path: Path, docker_runtime: object) -> Iterator[DockerRunti
             "--exec-root", str(exec_root),
             "--pidfile", str(root / "dockerd.pid"),
             "-H", SOCKET,
-            "--bridge", "none",
+            "--bridge", BRIDGE,
             "--iptables=false",
             "--ip-masq=false",
         ],
@@ -72,6 +79,7 @@ def small_engine(tmp_path: Path, docker_runtime: object) -> Iterator[DockerRunti
         subprocess.run(["umount", "-l", str(mount)], check=False)
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(exec_root, ignore_errors=True)
+        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
 
 
 def test_disk_full_during_a_restore_fails_clearly_and_leaks_nothing(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api, Manufacturing, copy_backup
+from tests.conftest import Api, Manufacturing, copy_backup, exec_in_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -159,20 +159,6 @@ INSERT INTO "order items" SELECT g, g * 1.5 FROM generate_series(1, 10) g;
 """
 
 
-def pg_dump_of(sandbox: dict[str, Any], *args: str) -> bytes:
-    import docker
-
-    [container] = docker.from_env().containers.list(
-        filters={"label": f"restorebox.sandbox={sandbox['id']}"}
-    )
-    result = container.exec_run(
-        ["pg_dump", "-U", "restorebox", *args, sandbox["database"]], user="postgres", demux=True
-    )
-    assert result.exit_code == 0, result.output[1]
-    out: bytes = result.output[0]
-    return out
-
-
 @pytest.mark.parametrize("fmt", ["plain", "custom"])
 def test_partitions_inheritance_spaces_and_a_dumped_amcheck_pass(
     api: Api, backups_dir: Path, fmt: str
@@ -182,7 +168,8 @@ def test_partitions_inheritance_spaces_and_a_dumped_amcheck_pass(
     installs amcheck itself keeps it (and gets checked with it)."""
     (backups_dir / "shapes.sql").write_text(SHAPES)
     source = api.create(backup="shapes.sql", probes="none")
-    dumped = pg_dump_of(source, "-Fc") if fmt == "custom" else pg_dump_of(source)
+    args = ["-Fc"] if fmt == "custom" else []
+    dumped = exec_in_sandbox(source, "pg_dump", "-U", "restorebox", *args, source["database"])
     name = "shapes_dump.dump" if fmt == "custom" else "shapes_dump.sql"
     (backups_dir / name).write_bytes(dumped)
     sandbox = api.create(backup=name)

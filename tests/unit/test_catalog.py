@@ -245,3 +245,25 @@ def test_backups_over_the_size_limit_are_refused(tmp_path: Path) -> None:
     (tmp_path / "big.sql").write_bytes(PLAIN)
     with pytest.raises(BackupTooLarge, match="over the limit"):
         Catalog(tmp_path, max_bytes=100).get("big.sql")
+
+
+def test_files_that_make_databases_are_described_per_database(tmp_path: Path) -> None:
+    (tmp_path / "all.sql").write_text(
+        "--\n-- PostgreSQL database cluster dump\n--\n"
+        "CREATE ROLE app_owner;\n"
+        "\\connect template1\n"
+        "CREATE DATABASE small WITH TEMPLATE = template0 LOCALE = 'fr_FR.UTF-8';\n"
+        "\\connect -reuse-previous=on \"dbname='small'\"\n"
+        "CREATE TABLE public.a (id int);\nCOPY public.a (id) FROM stdin;\n1\n\\.\n"
+        'CREATE DATABASE "Big Data";\n'
+        '\\connect "Big Data"\n'
+        "CREATE TABLE public.b (id int);\nALTER TABLE public.b OWNER TO app_owner;\n"
+        "COPY public.b (id) FROM stdin;\n1\n2\n3\n\\.\n"
+    )
+    backup = Catalog(tmp_path).get("all.sql")
+    assert backup.databases == ["small", "Big Data"]
+    assert backup.main_database == "Big Data"  # the one holding the most rows
+    assert backup.row_counts == {"public.b": 3}
+    assert backup.per_database["small"].row_counts == {"public.a": 1}
+    assert backup.locales == ["fr_FR.UTF-8"]
+    assert "app_owner" not in backup.roles  # the file creates it itself

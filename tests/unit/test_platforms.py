@@ -56,3 +56,15 @@ def test_errors_about_platform_pieces_are_the_platforms() -> None:
     plain = Classifier(None)
     assert plain.is_platform_error(error('schema "public" already exists'))
     assert not plain.is_platform_error(error('relation "auth.users" does not exist'))
+
+
+def test_an_operators_platform_image_is_used_for_that_platforms_dumps(tmp_path: Path) -> None:
+    from restorebox.settings import Settings
+
+    settings = Settings(
+        state_dir=tmp_path,
+        profile_images={"supabase": {15: "registry.example/supabase/postgres:15.8"}},
+    )
+    assert settings.image_for(15, "supabase") == ("registry.example/supabase/postgres:15.8", True)
+    assert settings.image_for(17, "supabase") == ("restorebox/postgres:17", False)
+    assert settings.image_for(15, None) == ("restorebox/postgres:15", False)

@@ -14,8 +14,8 @@ import zstandard
 from ..errors import UnsupportedBackup
 from .archive import ArchiveToc, read_archive_toc, read_toc
 from .declared import archive_declarations
-from .model import Backup, Compression, Content, Format
-from .plain import PlainScan, scan_plain
+from .model import Backup, Compression, Content, DatabaseContent, Format
+from .plain import WATCHED, PlainScan, scan_plain
 from .sniff import (
     ARCHIVE_MAGIC,
     HashingReader,
@@ -140,6 +140,11 @@ def _from_scan(
         warnings.append(
             "pg_dumpall cluster dump: role statements aimed at the sandbox's own user are skipped"
         )
+    if scan.databases:
+        warnings.append(
+            f"creates and connects to databases ({', '.join(scan.databases)}): every one is "
+            f"restored; the sandbox hands out {scan.main_database}"
+        )
     return Backup(
         name=name,
         format="plain",
@@ -151,8 +156,21 @@ def _from_scan(
         pg_dump_version=scan.pg_dump_version,
         cluster_dump=scan.cluster_dump,
         internal_options=scan.internal_options,
+        databases=scan.databases,
+        main_database=scan.main_database,
+        per_database={
+            name: DatabaseContent(objects=declared.objects, row_counts=dict(rows))
+            for name, (declared, rows) in scan.per_database.items()
+        },
+        locales=sorted(scan.locales),
+        clean=scan.clean,
+        mentions=sorted(scan.mentions),
         warnings=warnings,
-        roles=sorted(scan.declarations.roles - scan.declarations.creates_roles),
+        roles=sorted(
+            scan.all_roles
+            if scan.per_database
+            else scan.declarations.roles - scan.declarations.creates_roles
+        ),
         objects=objects,
         data_tables=sorted(scan.data_tables),
         row_counts=dict(scan.data_tables),
@@ -177,6 +195,7 @@ def _from_toc(name: str, path: Path, fmt: Format, toc: ArchiveToc, sha: str, siz
         pg_dump_version=toc.pg_dump_version,
         archive_version=f"{toc.version[0]}.{toc.version[1]}",
         internal_options=any("SET (pg_attver=" in (e.defn or "") for e in toc.entries),
+        mentions=sorted({w for w in WATCHED for e in toc.entries if w in (e.defn or "")}),
         roles=sorted(roles),
         objects=objects,
         data_tables=sorted(data_tables),

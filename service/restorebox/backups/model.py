@@ -22,6 +22,13 @@ class DeclaredObject(BaseModel):
     table: str | None = None
 
 
+class DatabaseContent(BaseModel):
+    """What one database of a multi-database file (pg_dumpall, pg_dump --create) holds."""
+
+    objects: list[DeclaredObject] = Field(default_factory=list)
+    row_counts: dict[str, int] = Field(default_factory=dict)
+
+
 class Backup(BaseModel):
     name: str
     format: Format
@@ -36,6 +43,15 @@ class Backup(BaseModel):
     wrapper: Literal["tar", "tar.gz", "zip"] | None = None  # a dump inside an archive
     # The dump carries server-internal column options no server accepts (see translate).
     internal_options: bool = False
+    # Plain files that create and connect to databases: every database, the main one
+    # (the one a sandbox hands out), what each holds, and the locales they ask for.
+    databases: list[str] = Field(default_factory=list)
+    main_database: str | None = None
+    per_database: dict[str, DatabaseContent] = Field(default_factory=dict)
+    locales: list[str] = Field(default_factory=list)
+    clean: bool = False  # a --clean dump: DROP statements before each CREATE
+    # Platform schemas the dump's statements use without creating (see platforms/).
+    mentions: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     roles: list[str] = Field(default_factory=list)
     # Internal (the API's BackupOut names what is public); kept in the description cache.

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import IO
 
-from .declared import PlainDeclarations, split_qname
+from .declared import PlainDeclarations, split_qname, unquote
 
 _DUMPED_FROM = re.compile(r"^-- Dumped from database version (\S+)")
 _DUMPED_BY = re.compile(r"^-- Dumped by pg_dump(?:all)? version (\S+)")
@@ -17,7 +17,12 @@ _COPY = re.compile(
 _INSERT = re.compile(
     r"^INSERT INTO ((?:\"(?:[^\"]|\"\")+\"|[^\s.(]+)(?:\.(?:\"(?:[^\"]|\"\")+\"|[^\s(]+))?)"
 )
+_CREATE_DATABASE = re.compile(r'^CREATE DATABASE ("(?:[^"]|"")+"|[^\s;]+)(.*)$')
+_CONNECT = re.compile(r"^\\(?:connect|c)\s+(?:-reuse-previous=\S+\s+)?(.+?)\s*$")
+_LOCALE = re.compile(r"\b(?:LOCALE|LC_COLLATE|LC_CTYPE) = '([^']+)'")
 SAFE_META = {"connect", "c", "restrict", "unrestrict", "encoding", "set"}
+TEMPLATES = {"template0", "template1"}
+WATCHED = ("supabase_functions",)  # platform schemas whose use changes what is prepared
 
 
 @dataclass
@@ -29,6 +34,15 @@ class PlainScan:
     data_tables: dict[str, int] = field(default_factory=dict)  # table -> rows carried
     meta_commands: list[tuple[int, str]] = field(default_factory=list)
     declarations: PlainDeclarations = field(default_factory=PlainDeclarations)
+    # Files that make and connect to databases (pg_dumpall, pg_dump --create): what each
+    # database holds, in the order the file reaches them; the main one is described above.
+    databases: list[str] = field(default_factory=list)
+    per_database: dict[str, tuple[PlainDeclarations, dict[str, int]]] = field(default_factory=dict)
+    main_database: str | None = None
+    locales: set[str] = field(default_factory=set)
+    clean: bool = False  # DROP statements (pg_dump --clean)
+    mentions: set[str] = field(default_factory=set)
+    all_roles: set[str] = field(default_factory=set)
 
 
 def scan_plain(stream: IO[bytes]) -> PlainScan:
@@ -66,11 +80,74 @@ def scan_plain(stream: IO[bytes]) -> PlainScan:
             command = line[1:].split(None, 1)[0] if len(line) > 1 else ""
             if command.lower() not in SAFE_META:
                 result.meta_commands.append((number, line.strip()[:200]))
+            elif (match := _CONNECT.match(line.rstrip("\n"))) is not None:
+                _switch(result, _database_name(match.group(1)))
             continue
+        elif line.startswith("CREATE DATABASE "):
+            match = _CREATE_DATABASE.match(line)
+            if match:
+                _note_database(result, unquote(match.group(1)))
+                result.locales.update(_LOCALE.findall(match.group(2)))
+        if line.startswith("DROP "):
+            result.clean = True
+        for name in WATCHED:
+            if name in line:
+                result.mentions.add(name)
         if line.startswith("ALTER TABLE ONLY ") and "SET (pg_attver=" in line:
             result.internal_options = True
         result.declarations.feed(line)
+    _settle_databases(result)
     return result
+
+
+def _database_name(argument: str) -> str:
+    """\\connect's argument: a name, a quoted name, or a "dbname='x'" connection string."""
+    text = argument.strip()
+    quoted = len(text) > 1 and text.startswith('"') and text.endswith('"')
+    if quoted:
+        text = text[1:-1].replace('""', '"')
+    match = re.search(r"dbname='((?:[^']|\\')*)'", text) or re.search(r"dbname=(\S+)", text)
+    if match:
+        return match.group(1).replace("\\'", "'")
+    return text if quoted else text.split()[0]
+
+
+def _note_database(result: PlainScan, name: str) -> None:
+    if name not in TEMPLATES and name not in result.databases:
+        result.databases.append(name)
+
+
+def _switch(result: PlainScan, name: str) -> None:
+    """Later declarations and data belong to database ``name``."""
+    if not result.per_database:
+        # What came before the first \\connect is cluster-wide (roles) or belongs to the
+        # database psql started in: kept for its roles only.
+        result.per_database[""] = (result.declarations, result.data_tables)
+    _note_database(result, name)
+    if name not in result.per_database:
+        result.per_database[name] = (PlainDeclarations(), {})
+    result.declarations, result.data_tables = result.per_database[name]
+
+
+def _settle_databases(result: PlainScan) -> None:
+    if not result.per_database:
+        return
+    buckets = [d for d, _ in result.per_database.values()]
+    created = set().union(*(d.creates_roles for d in buckets))
+    result.all_roles = set().union(*(d.roles for d in buckets)) - created
+    for name in [*TEMPLATES, ""]:
+        result.per_database.pop(name, None)
+
+    # The main database: the one holding the most rows, then the most objects, preferring
+    # any over the maintenance database.
+    def weight(name: str) -> tuple[bool, int, int]:
+        declared, rows = result.per_database.get(name, (PlainDeclarations(), {}))
+        return (name != "postgres", sum(rows.values()), len(declared.objects))
+
+    ranked = sorted(result.databases, key=weight, reverse=True)
+    result.main_database = ranked[0] if ranked else None
+    if result.main_database in result.per_database:
+        result.declarations, result.data_tables = result.per_database[result.main_database]
 
 
 def _table_key(result: PlainScan, qname: str) -> str:

@@ -160,9 +160,21 @@ def _buffered(raw: io.RawIOBase) -> IO[bytes]:
     return cast(IO[bytes], io.BufferedReader(raw, buffer_size=1024 * 1024))
 
 
-class _TarMember(io.RawIOBase):
-    """A member of a tar file, opened on its own (each reader has its own handle)."""
+class _Member(io.RawIOBase):
+    """A member of an archive, read through its own handle on the archive."""
 
+    _stream: IO[bytes]
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _TarMember(_Member):
     def __init__(self, path: Path, wrapper: Wrapper, name: str) -> None:
         self._tar = tarfile.open(path, mode="r:gz" if wrapper == "tar.gz" else "r:")  # noqa: SIM115 -- closed in close()
         stream = self._tar.extractfile(name)
@@ -170,31 +182,15 @@ class _TarMember(io.RawIOBase):
             raise UnsupportedBackup(f"{path.name}: member {name!r} is not a file")
         self._stream = stream
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self._stream.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
     def close(self) -> None:
         self._tar.close()
         super().close()
 
 
-class _ZipMember(io.RawIOBase):
+class _ZipMember(_Member):
     def __init__(self, path: Path, name: str) -> None:
         self._zip = zipfile.ZipFile(path)
         self._stream = self._zip.open(name)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self._stream.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         self._stream.close()

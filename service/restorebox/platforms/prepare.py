@@ -66,10 +66,14 @@ END $$;
 
 
 def prepare(
-    conn: psycopg.Connection[Any], profile: Profile, backups: tuple[Backup, ...]
+    conn: psycopg.Connection[Any],
+    profile: Profile,
+    backups: tuple[Backup, ...],
+    platform_image: bool = False,
 ) -> tuple[list[str], list[str]]:
     """Create the platform's roles, base schemas and helpers; return (roles created,
-    schemas and helpers created)."""
+    schemas and helpers created). In the platform's own image only missing roles are made:
+    its schemas, helpers and extensions are the real ones."""
     existing = {row[0] for row in conn.execute("SELECT rolname FROM pg_roles")}
     created: list[str] = []
     for role in profile.roles:
@@ -85,6 +89,8 @@ def prepare(
             )
     declared = {o.name for b in backups for o in b.objects if o.kind == "SCHEMA"}
     made: list[str] = []
+    if platform_image:
+        return created, made
     for schema in profile.base_schemas:
         if schema not in declared:
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
@@ -92,7 +98,13 @@ def prepare(
     if profile.helpers and "auth" not in declared:
         conn.execute(AUTH_HELPERS)
         made += HELPERS
-    if profile.helpers and "supabase_functions" not in declared and _available(conn, "pg_net"):
+    mentioned = {m for b in backups for m in b.mentions}
+    if (
+        profile.helpers
+        and "supabase_functions" in mentioned
+        and "supabase_functions" not in declared
+        and _available(conn, "pg_net")
+    ):
         conn.execute(WEBHOOKS)
         made += ["schema supabase_functions", "supabase_functions.http_request()"]
     return created, made

@@ -38,6 +38,18 @@ class RestorePlan:
     evidence: tuple[str, ...] = ()  # why that profile
 
     @property
+    def databases(self) -> list[str]:
+        """Databases the dumps create and connect to, in order (none for most dumps)."""
+        seen: list[str] = []
+        for backup in self.backups:
+            seen += [d for d in backup.databases if d not in seen]
+        return seen
+
+    @property
+    def main_database(self) -> str | None:
+        return next((b.main_database for b in self.backups if b.main_database), None)
+
+    @property
     def total_bytes(self) -> int:
         return sum(b.size_bytes for b in self.backups)
 
@@ -153,3 +165,16 @@ def make_plan(
     return RestorePlan(
         major, tuple(backups), tuple(roles), tuple(warnings), platform, tuple(evidence)
     )
+
+
+def database_for(plan: RestorePlan, requested: str | None) -> str | None:
+    """For dumps that create their databases: the one the sandbox hands out (the request's,
+    which must be one of them, else the dump's main one). None for other dumps."""
+    if not plan.databases:
+        return None
+    if requested is not None and requested not in plan.databases:
+        raise InvalidRequest(
+            f"database {requested!r} is not one the backup creates; it creates "
+            + ", ".join(plan.databases)
+        )
+    return requested or plan.main_database

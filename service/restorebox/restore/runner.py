@@ -7,7 +7,6 @@ untrusted: whatever it makes psql do happens inside the unprivileged sandbox."""
 from __future__ import annotations
 
 import logging
-import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +34,7 @@ from ..pg import connect
 from ..platforms import Classifier
 from ..platforms.prepare import prepare, prepared_schemas, stand_ins_in_use
 from ..runtime import ExecResult, Runtime, UploadFile
+from .commands import COUNT_AWK, PROGRESS_SCRIPT, pg_restore_command, psql_command
 from .errors_parse import StderrCollector
 from .hints import HintContext, hint_for
 from .plan import RestorePlan
@@ -54,23 +54,7 @@ FAST_SETTINGS = {
     "autovacuum": "off",
 }
 STDOUT_KEPT = 64 * 1024  # what the service keeps of a command's stdout (it is discarded)
-DECOMPRESS = {"none": "cat", "gzip": "gzip -dc", "zstd": "zstd -dcq", "lz4": "lz4 -dcq"}
 # Rows per COPY block of a data stream: "<table> <rows>" per block.
-_COUNT_AWK = shlex.quote(
-    # The table is everything between "COPY " and the column list or "FROM stdin": quoted
-    # names may hold spaces.
-    r'/^COPY .* FROM stdin;$/ { t = substr($0, 6); sub(/ \(.*\) FROM stdin;$/, "", t); '
-    r'sub(/ FROM stdin;$/, "", t); n = 0; c = 1; next } '
-    r"c && /^\\\.$/ { print t, n; c = 0; next } "
-    r"c { n++ }"
-)
-_PROGRESS_SCRIPT = (
-    'for fd in /proc/[0-9]*/fd/*; do t=$(readlink "$fd" 2>/dev/null) || continue; '
-    'case "$t" in /tmp/restorebox/*) d=${fd%/fd/*}; n=${fd##*/}; '
-    "p=$(sed -n 's/^pos:[[:space:]]*//p' \"$d/fdinfo/$n\" 2>/dev/null); "
-    'echo "$p $t";; esac; done'
-)
-
 ProgressSink = Callable[[Progress], None]
 MemberLister = Callable[[str, Path], list[Member]]
 
@@ -109,7 +93,10 @@ class RestoreRunner:
         started = time.monotonic()
         self._tune(FAST_SETTINGS)
         classifier = self._prepare_platform(plan, report)
-        report.roles_created = self._create_roles(plan.roles)
+        created = self._create_roles(plan.roles)
+        prepared = report.platform.roles_prepared if report.platform else []
+        # Roles the dump names that the sandbox lacked, whoever made them.
+        report.roles_created = sorted(set(created) | (set(prepared) & set(plan.roles)))
         uploads = self._upload(plan)
         # With a platform profile the tools run to the end, and errors wholly explained by
         # the platform's pieces are recorded, not fatal; the first error on a user object
@@ -153,18 +140,19 @@ class RestoreRunner:
         if any(b.content == "data" for b in plan.backups):
             report.warnings += self._refresh_matviews()
         report.source_rows = self._source_rows(plan, uploads)
-        self._finish_platform(report)
+        report.databases = self._databases_made(plan)
+        self._finish_platform(plan, report)
         self._cleanup_uploads()
         self._tune({name: None for name in FAST_SETTINGS})
-        self._analyze()
+        self._analyze(report.databases)
         return report
 
     def _prepare_platform(self, plan: RestorePlan, report: RestoreReport) -> Classifier:
         if plan.profile is None:
             return Classifier(None)
         self.on_progress(Progress(phase=f"preparing for {plan.profile.name}"))
-        with self._connect() as conn:
-            roles, helpers = prepare(conn, plan.profile, plan.backups)
+        with self._connect(self.sandbox.initial_database) as conn:
+            roles, helpers = prepare(conn, plan.profile, plan.backups, self.sandbox.platform_image)
         report.platform = PlatformReport(
             profile=plan.profile.name,
             evidence=list(plan.evidence),
@@ -177,18 +165,20 @@ class RestoreRunner:
         )
         return Classifier(plan.profile, prepared_schemas(helpers))
 
-    def _finish_platform(self, report: RestoreReport) -> None:
+    def _finish_platform(self, plan: RestorePlan, report: RestoreReport) -> None:
         if report.platform is None:
             return
+        declared = {o.name for b in plan.backups for o in b.objects if o.kind == "EXTENSION"}
         with self._connect() as conn:
-            report.platform.stand_ins = stand_ins_in_use(conn)
+            # The stand-ins the dump asked for (pg_net made for webhooks is a helper).
+            report.platform.stand_ins = [e for e in stand_ins_in_use(conn) if e in declared]
         report.platform.gaps = [
             f"{g.count} x {g.template}" for g in report.error_groups if g.platform
         ]
 
     # -- steps ------------------------------------------------------------------
     def _tune(self, settings: Mapping[str, str | None]) -> None:
-        with self._connect() as conn:
+        with self._connect(self.sandbox.initial_database) as conn:
             for name, value in settings.items():
                 if value is None:
                     conn.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
@@ -204,7 +194,7 @@ class RestoreRunner:
         created: list[str] = []
         if not roles:
             return created
-        with self._connect() as conn:
+        with self._connect(self.sandbox.initial_database) as conn:
             existing = {row[0] for row in conn.execute("SELECT rolname FROM pg_roles")}
             for role in roles:
                 if role in existing:
@@ -269,10 +259,13 @@ class RestoreRunner:
     ) -> tuple[RestoreStep, StderrCollector]:
         data_only = backup.content == "data"
         remaining = max(1, int(self.deadline - time.monotonic()))
-        env: dict[str, str] = {"PGUSER": self.sandbox.user, "PGDATABASE": self.sandbox.database}
+        # A file that makes its own databases starts in the maintenance database and
+        # connects where it wants.
+        start = self.sandbox.initial_database if backup.databases else self.sandbox.database
+        env: dict[str, str] = {"PGUSER": self.sandbox.user, "PGDATABASE": start}
         if backup.format == "plain":
             tool = "psql"
-            argv = self._psql_argv(backup, remote, on_error, remaining)
+            argv = psql_command(backup, self.sandbox, remote, on_error, remaining)
             if data_only:
                 # Data-only files load with FK and user triggers off (circular references,
                 # audit triggers); the setting lives and dies with psql's session.
@@ -280,10 +273,12 @@ class RestoreRunner:
         elif rules_for(backup, self.sandbox.postgres_version or 0):
             # An archive that needs translating: its SQL goes through sed into psql.
             tool = "psql"
-            argv = self._psql_argv(backup, remote, on_error, remaining)
+            argv = psql_command(backup, self.sandbox, remote, on_error, remaining)
         else:
             tool = "pg_restore"
-            argv = self._pg_restore_argv(backup, remote, on_error, remaining)
+            argv = pg_restore_command(
+                backup, self.sandbox.database, remote, on_error, remaining, self.jobs
+            )
         step = RestoreStep(
             backup=backup.name,
             format=backup.format,
@@ -321,61 +316,6 @@ class RestoreRunner:
             )
         step.errors_total = collector.total_errors
         return step, collector
-
-    def _psql_argv(self, backup: Backup, remote: str, on_error: str, remaining: int) -> list[str]:
-        stop = "1" if on_error == "stop" else "0"
-        # No dump may drop, rename or demote the sandbox's own superuser (pg_dumpall
-        # files carry role statements; a hostile plain file might too).
-        user = self.sandbox.user
-        # Such lines become comments, so psql's line numbers still match the file.
-        role_line = rf'^((CREATE|ALTER|DROP) (ROLE|USER) (IF EXISTS )?"?{user}"?( |;|$))'
-        script = f"s/{role_line}/-- skipped by restorebox: \\1/I"
-        for rule in rules_for(backup, self.sandbox.postgres_version or 0):
-            script += "\n" + rule.sed
-        source = f'{DECOMPRESS[backup.compression]} "$1"'
-        if backup.format != "plain":
-            source = 'pg_restore -f - "$1"'
-            if backup.content == "data":
-                source = 'pg_restore -f - --data-only --disable-triggers "$1"'
-        pipeline = f"{source} | sed -E {shlex.quote(script)}"
-        # Whatever the dump's queries print goes nowhere: only stderr is read, streamed.
-        pipeline += f" | psql -X -q -b -v ON_ERROR_STOP={stop} -f - >/dev/null"
-        return [
-            "timeout",
-            "-k",
-            "10",
-            str(remaining),
-            "bash",
-            "-o",
-            "pipefail",
-            "-c",
-            pipeline,
-            "restore",
-            remote,
-        ]
-
-    def _pg_restore_argv(
-        self, backup: Backup, remote: str, on_error: str, remaining: int
-    ) -> list[str]:
-        argv = [
-            "timeout",
-            "-k",
-            "10",
-            str(remaining),
-            "pg_restore",
-            "--verbose",
-            "--no-password",
-            "-d",
-            self.sandbox.database,
-        ]
-        if backup.format in ("custom", "directory") and self.jobs > 1:
-            argv += ["-j", str(self.jobs)]
-        if on_error == "stop":
-            argv.append("--exit-on-error")
-        if backup.content == "data":
-            argv += ["--data-only", "--disable-triggers"]
-        argv.append(remote)
-        return argv
 
     def _exec_with_progress(
         self,
@@ -423,7 +363,7 @@ class RestoreRunner:
     def _bytes_read(self, remote: str) -> int:
         try:
             result = self.runtime.exec(
-                self.container_id, ["timeout", "10", "sh", "-c", _PROGRESS_SCRIPT]
+                self.container_id, ["timeout", "10", "sh", "-c", PROGRESS_SCRIPT]
             )
         except Exception:  # progress is best effort; the restore itself reports failures
             return 0
@@ -450,7 +390,7 @@ class RestoreRunner:
                         "-o",
                         "pipefail",
                         "-c",
-                        f'pg_restore -a -f - "$1" | awk {_COUNT_AWK}',
+                        f'pg_restore -a -f - "$1" | awk {COUNT_AWK}',
                         "count",
                         remote,
                     ],
@@ -519,16 +459,27 @@ class RestoreRunner:
             return list(tables)
         return empty
 
+    def _databases_made(self, plan: RestorePlan) -> list[str]:
+        """The databases the dumps made that exist now, the sandbox's first."""
+        wanted = plan.databases
+        if not wanted:
+            return []
+        with self._connect(self.sandbox.initial_database) as conn:
+            existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+        made = [d for d in wanted if d in existing]
+        return sorted(made, key=lambda d: d != self.sandbox.database)
+
     def _timeout_argv(self) -> list[str]:
         """Every command in the sandbox ends by the restore's deadline."""
         self._check_time()
         return ["timeout", "-k", "5", str(max(1, int(self.deadline - time.monotonic())))]
 
-    def _connect(self) -> psycopg.Connection:
-        """A connection whose statements end by the restore's deadline."""
+    def _connect(self, dbname: str | None = None) -> psycopg.Connection:
+        """A connection whose statements end by the restore's deadline (to the sandbox's
+        database unless told otherwise)."""
         self._check_time()
         remaining_ms = max(1000, int((self.deadline - time.monotonic()) * 1000))
-        return connect(self.sandbox, statement_timeout_ms=remaining_ms)
+        return connect(self.sandbox, dbname=dbname, statement_timeout_ms=remaining_ms)
 
     def _check_time(self) -> None:
         if time.monotonic() > self.deadline:
@@ -543,10 +494,11 @@ class RestoreRunner:
             user="root",
         )
 
-    def _analyze(self) -> None:
+    def _analyze(self, databases: list[str]) -> None:
         self.on_progress(Progress(phase="analyzing"))
-        with self._connect() as conn:
-            conn.execute("ANALYZE")
+        for database in databases or [self.sandbox.database]:
+            with self._connect(database) as conn:
+                conn.execute("ANALYZE")
 
 
 def _failure_message(

@@ -6,6 +6,7 @@ numbers (a translated line becomes a comment), and a note for the restore report
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..backups.model import Backup, major_of
@@ -38,14 +39,61 @@ RULES = [
 ]
 
 
+# Files that make their own databases: the maintenance database is never dropped or
+# made again (the sandbox's server needs it), whatever a pg_dumpall --clean says.
+MAINTENANCE = [
+    Rule(
+        0,
+        r'/^DROP DATABASE (IF EXISTS )?"?(postgres|template0|template1)"?( WITH \(FORCE\))?;$/'
+        r"s/^/-- restorebox: the maintenance database stays: /",
+        "DROP DATABASE of the maintenance database skipped",
+    ),
+    Rule(
+        0,
+        r'/^CREATE DATABASE "?(postgres|template0|template1)"? /'
+        r"s/^/-- restorebox: the maintenance database exists: /",
+        "CREATE DATABASE of the maintenance and template databases skipped (they exist)",
+    ),
+]
+# A --clean dump without --if-exists drops what a fresh sandbox does not have yet.
+CLEAN = Rule(
+    0,
+    r'/^DROP /{/ IF EXISTS /!s/^DROP ([A-Z]+( [A-Z]+)*) ("|[a-z_])/DROP \1 IF EXISTS \3/}',
+    "DROP statements of a --clean dump made IF EXISTS (the sandbox starts empty)",
+)
+# Locales restorebox's images have; a dump asking for another gets the closest.
+IMAGE_LOCALES = {"c", "posix", "c.utf-8", "c.utf8", "en_us.utf-8", "en_us.utf8"}
+
+
+def locale_rules(locales: list[str]) -> list[Rule]:
+    rules = []
+    for locale in locales:
+        if locale.lower() in IMAGE_LOCALES:
+            continue
+        closest = "en_US.UTF-8" if locale.lower().replace("-", "").endswith("utf8") else "C"
+        pattern = re.escape(locale).replace("/", r"\/")
+        rules.append(
+            Rule(
+                0,
+                rf"/^CREATE DATABASE /s/'{pattern}'/'{closest}'/g",
+                f"locale {locale} is not in the image: {closest} used (the closest it has)",
+            )
+        )
+    return rules
+
+
 def rules_for(backup: Backup, major: int) -> list[Rule]:
     """The rules a backup needs to load into ``major``'s psql and server. Plain files
     always pass through them; an archive only when its TOC shows it needs one (it is then
     restored as ``pg_restore -f - | sed | psql``, serially)."""
     written_by = major_of(backup.pg_dump_version) or 0
     needed = [rule for rule in RULES if major < rule.since <= written_by]
-    if backup.format == "plain":
-        return needed + (ALWAYS if backup.internal_options else [])
     if backup.internal_options:
-        return needed + ALWAYS
-    return []
+        needed += ALWAYS
+    if backup.format != "plain":
+        return needed if backup.internal_options else []
+    if backup.databases:
+        needed += MAINTENANCE + locale_rules(backup.locales)
+    if backup.clean:
+        needed.append(CLEAN)
+    return needed
