@@ -108,7 +108,7 @@ class Api:
         assert response.status_code in (201, 202), response.text
         sandbox: dict[str, Any] = response.json()
         if expect:
-            assert sandbox["status"] == expect, sandbox
+            assert sandbox["status"] == expect, (sandbox["error"], sandbox)
         return sandbox
 
     def containers(self) -> list[Any]:
@@ -118,6 +118,9 @@ class Api:
 
 def service_settings(tmp_path: Path, backups_dir: Path, **overrides: Any) -> Settings:
     """Settings of a service under test: its own state, the test's backups, a known token."""
+    # The snapshot cache is off unless a test is about it: every restore would otherwise
+    # leave an image behind for the rest of the suite.
+    overrides.setdefault("snapshot_max_bytes", 0)
     return Settings(
         state_dir=tmp_path / "state", backups_dir=backups_dir, api_token=TOKEN, **overrides
     )
@@ -151,6 +154,10 @@ def make_api(
         for container in leftovers:
             docker_runtime.remove(container.id)
         assert not leftovers, f"sandbox containers leaked: {[c.name for c in leftovers]}"
+        for image in docker_runtime.list_snapshots(
+            {labels.INSTANCE: api.services.manager.instance}
+        ):
+            docker_runtime.remove_snapshot(image)
 
 
 @pytest.fixture

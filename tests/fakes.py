@@ -6,7 +6,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from restorebox.runtime import Container, ContainerSpec, Endpoint, ExecResult, UploadFile
+from restorebox.runtime import (
+    Container,
+    ContainerSpec,
+    Endpoint,
+    ExecResult,
+    SnapshotImage,
+    UploadFile,
+)
 from restorebox.runtime.base import DEFAULT_MAX_OUTPUT, ProgressCallback, StreamCallback
 
 
@@ -17,6 +24,7 @@ class FakeRuntime:
         self.secrets: dict[str, dict[str, bytes]] = {}
         self.isolation: dict[str, dict[str, str]] = {}  # name -> labels (like networks)
         self.fail_remove = 0  # the next N removals raise, as an engine outage would
+        self.images: dict[str, dict[str, str]] = {}  # snapshots
         self._ids = itertools.count(1)
         self._ports = itertools.count(40000)
 
@@ -92,6 +100,27 @@ class FakeRuntime:
         for name in removed:
             del self.isolation[name]
         return removed
+
+    def snapshot(self, container_id: str, name: str, labels: dict[str, str]) -> SnapshotImage:
+        self.images[name] = dict(labels)
+        return SnapshotImage(name, 1000)
+
+    def remove_snapshot(self, image: str) -> bool:
+        if any(spec.image == image for spec in self.started if self._running(spec.name)):
+            return False
+        self.images.pop(image, None)
+        return True
+
+    def list_snapshots(self, labels: dict[str, str]) -> list[str]:
+        return sorted(
+            i for i, own in self.images.items() if all(own.get(k) == v for k, v in labels.items())
+        )
+
+    def image_id(self, image: str) -> str | None:
+        return f"sha256:{abs(hash(image)):x}"
+
+    def _running(self, name: str) -> bool:
+        return any(c.name == name for c in self.containers.values())
 
     def kill(self, container_id: str) -> None:
         """Simulate a container stopped from outside."""

@@ -34,7 +34,34 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     touch "$PGDATA/.restorebox-setup-pending"
 fi
 
+# A container from a snapshot carries the lock files of the server that ran when it was
+# taken; no server runs yet in this one, so they are stale (a reused PID would otherwise
+# make the new server refuse to start).
+rm -f "$PGDATA/postmaster.pid" /var/run/postgresql/.s.PGSQL.*
+
 if [ ! -e "$PGDATA/.restorebox-setup-pending" ]; then
+    if [ -n "${RESTOREBOX_NEW_PASSWORD_FILE:-}" ]; then
+        # A copy of a snapshot: before any TCP login is possible, give POSTGRES_USER the
+        # new password, so the snapshot's own never works on a copy. The server first
+        # listens on its socket only.
+        # fsync off for this short first run: its crash recovery then skips syncing the
+        # whole data directory (seconds for a big database); the clean stop that follows
+        # leaves a consistent cluster for the real start.
+        postgres -c listen_addresses= -c fsync=off "$@" &
+        server=$!
+        until pg_isready -q -h /var/run/postgresql; do
+            kill -0 "$server" 2>/dev/null || { wait "$server"; exit 1; }
+            sleep 0.02
+        done
+        NEW_PASSWORD=$(cat "$RESTOREBOX_NEW_PASSWORD_FILE") \
+            psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql -U "$BOOTSTRAP" -d postgres <<'SQL'
+\getenv pass NEW_PASSWORD
+\getenv user POSTGRES_USER
+ALTER ROLE :"user" PASSWORD :'pass';
+SQL
+        kill -INT "$server"
+        wait "$server" || true
+    fi
     unset POSTGRES_PASSWORD
     exec postgres "$@"
 fi

@@ -127,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--database")
     create.add_argument("--on-error", choices=["stop", "continue"], default="stop")
     create.add_argument("--wait", action="store_true", help="wait until ready; print the URL")
+    create.add_argument("--snapshot", help="copy this snapshot (id or name) instead of backups")
+    create.add_argument(
+        "--fresh", action="store_true", help="restore from the backups even if a snapshot has them"
+    )
     sub.add_parser("ls", help="list sandboxes")
     show = sub.add_parser("show", help="show a sandbox and its report")
     show.add_argument("id")
@@ -136,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     extend.add_argument("id")
     extend.add_argument("ttl", type=int)
     sub.add_parser("backups", help="list backups")
+    reset = sub.add_parser("reset", help="bring a sandbox back to its restored state (same URL)")
+    reset.add_argument("id")
+    snap = sub.add_parser("snapshot", help="save a sandbox's current state as a named snapshot")
+    snap.add_argument("id")
+    snap.add_argument("name")
+    sub.add_parser("snapshots", help="list snapshots")
     gc = sub.add_parser(
         "gc",
         help="find (and with --yes remove) sandbox containers no live state owns",
@@ -156,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "create":
             body: dict[str, Any] = {"wait": args.wait, "on_error": args.on_error}
+            if args.snapshot:
+                body["snapshot"] = args.snapshot
+            if args.fresh:
+                body["fresh"] = True
             if args.backup:
                 body["backup"] = args.backup
             for key, value in (
@@ -199,6 +213,31 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "extend":
             s = client.call("PATCH", f"/v1/sandboxes/{args.id}", json={"ttl_seconds": args.ttl})
             print(f"{s['id']} now expires at {s['expires_at']}")
+        elif args.command == "reset":
+            reset_done = client.call("POST", f"/v1/sandboxes/{args.id}/reset", json={"wait": True})
+            print(reset_done["connection_url"] or reset_done["status"])
+        elif args.command == "snapshot":
+            saved = client.call(
+                "POST", f"/v1/sandboxes/{args.id}/snapshot", json={"name": args.name}
+            )
+            print(
+                f"saved {saved['name']} ({saved['size_bytes']} bytes); copy it with: "
+                f"restorebox create --snapshot {saved['name']} --wait"
+            )
+        elif args.command == "snapshots":
+            rows = [
+                [
+                    s["id"],
+                    s["name"] or "-",
+                    s["kind"],
+                    ",".join(s["backups"]) or "-",
+                    str(s["size_bytes"]),
+                    s["created_at"][:19],
+                    s["last_used_at"][:19],
+                ]
+                for s in client.call("GET", "/v1/snapshots")["snapshots"]
+            ]
+            print(_table(rows, ["id", "name", "kind", "backups", "bytes", "made", "used"]))
         elif args.command == "backups":
             data = client.call("GET", "/v1/backups")
             if data["inspecting"]:
@@ -247,7 +286,7 @@ def garbage_collect(settings: Settings, instances: set[str], remove: bool) -> in
         for f in findings
     ]
     print(_table(rows, ["instance", "sandbox", "container", "verdict", "action"]))
-    strays = sum(1 for f in findings if f.verdict == "stray" and not f.removed)
+    strays = sum(1 for f in findings if f.verdict.startswith("stray") and not f.removed)
     if strays:
         print(f"{strays} stray containers; run again with --yes to remove them", file=sys.stderr)
     return 0

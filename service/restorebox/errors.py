@@ -41,6 +41,18 @@ class TooManySandboxes(RestoreboxError):
     code = "too_many_sandboxes"
 
 
+class SnapshotNotFound(RestoreboxError):
+    """Raised when no snapshot has the given id or name."""
+
+    code = "snapshot_not_found"
+
+
+class SnapshotInUse(RestoreboxError):
+    """Raised when a snapshot cannot be removed because live sandboxes use it."""
+
+    code = "snapshot_in_use"
+
+
 class BackupNotFound(RestoreboxError):
     """Raised when a backup name does not exist in the backups folder."""
 

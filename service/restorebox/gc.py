@@ -28,7 +28,7 @@ class Finding:
     instance: str
     sandbox: str
     container: str
-    verdict: str  # "live", "stray", "other instance"
+    verdict: str  # "live", "stray", "other instance", "snapshot", "stray snapshot"
     removed: bool = False
 
 
@@ -67,6 +67,21 @@ def collect(
             runtime.remove(container.id)
             removed = True
         findings.append(Finding(instance, sandbox, container.name, verdict, removed))
+    kept_images: set[str] = set()
+    if mine is not None and settings.snapshot_file.exists():
+        from .snapshots import SnapshotStore
+
+        snapshots = SnapshotStore(settings.snapshot_file)
+        try:
+            kept_images = {s.image for s in snapshots.list()}
+        finally:
+            snapshots.close()
+    for instance in sorted(instances | ({mine} if mine else set())):
+        for image in runtime.list_snapshots({L.MANAGED: "true", L.INSTANCE: instance}):
+            stray = instance != mine or image not in kept_images
+            removed = remove and stray and runtime.remove_snapshot(image)
+            verdict = "stray snapshot" if stray else "snapshot"
+            findings.append(Finding(instance, "-", image, verdict, removed))
     if remove:
         for instance in instances | ({mine} if mine else set()):
             keep = live if instance == mine else set()

@@ -18,6 +18,7 @@ class Status(StrEnum):
     RESTORING = "restoring"
     PROBING = "probing"
     READY = "ready"
+    RESETTING = "resetting"
     FAILED = "failed"
     DELETING = "deleting"
     DELETED = "deleted"
@@ -25,7 +26,7 @@ class Status(StrEnum):
 
     @property
     def in_progress(self) -> bool:
-        return self in (Status.CREATING, Status.RESTORING, Status.PROBING)
+        return self in (Status.CREATING, Status.RESTORING, Status.PROBING, Status.RESETTING)
 
     @property
     def final(self) -> bool:
@@ -145,6 +146,11 @@ class Sandbox(BaseModel):
     # The dump makes its own databases (pg_dumpall, pg_dump --create): the server starts
     # with only its maintenance database, and ``database`` is one the dump creates.
     creates_databases: bool = False
+    # Snapshots: the one this sandbox starts from (a copy) or was kept from (a restore);
+    # a reset goes back to it.
+    snapshot_id: str | None = None
+    from_snapshot: bool = False
+    fresh: bool = False  # restore from the backup even if a snapshot holds it
     database_requested: str | None = None  # what the request asked for, if anything
     host: str = "127.0.0.1"  # where the service connects
     url_host: str | None = None  # what connection URLs name, when it differs
@@ -177,3 +183,28 @@ class Sandbox(BaseModel):
             return None
         host = self.url_host or self.host
         return f"postgresql://{self.user}:{self.password}@{host}:{self.port}/{self.database}"
+
+
+class Snapshot(BaseModel):
+    """A restored (or saved) sandbox's data, kept so copies start in about a second.
+
+    Cache snapshots have a ``key`` (the backups' checksums, the image, the options) and are
+    evicted least-recently-used; named snapshots are a user's, saved from a sandbox."""
+
+    id: str
+    image: str
+    size_bytes: int
+    key: str | None = None
+    name: str | None = None
+    owner: str = "admin"
+    backups: list[str] = Field(default_factory=list)
+    backup_sha256: list[str] = Field(default_factory=list)
+    postgres_version: int
+    database: str
+    creates_databases: bool = False
+    source_sandbox: str | None = None
+    restore: RestoreReport | None = None
+    probes: list[ProbeResult] | None = None
+    verdict: Literal["pass", "warn", "fail"] | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime = Field(default_factory=utcnow)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .backups import Catalog
 from .errors import Cancelled, ContainerVanished, RestoreboxError, SandboxFailed
-from .models import ErrorInfo, Progress, Sandbox, Status, utcnow
+from .models import ErrorInfo, Progress, Sandbox, Snapshot, Status, utcnow
 from .probes import run_probes
 from .readiness import wait_until_ready
 from .restore.plan import RestorePlan, database_for, make_plan
@@ -21,6 +21,7 @@ from .restore.runner import RestoreRunner
 from .runtime import ContainerSpec, Runtime
 from .runtime import labels as L
 from .settings import Settings
+from .snapshots import SnapshotCache
 from .transitions import Transitions
 
 log = logging.getLogger("restorebox.provisioning")
@@ -34,17 +35,30 @@ class Worker:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-def spec_for(sandbox: Sandbox, settings: Settings, instance: str) -> ContainerSpec:
-    """The container of a sandbox. The password travels as a file, never as configuration."""
-    assert sandbox.image is not None
+def spec_for(
+    sandbox: Sandbox,
+    settings: Settings,
+    instance: str,
+    snapshot: Snapshot | None = None,
+    host_port: int | None = None,
+) -> ContainerSpec:
+    """The container of a sandbox: from its image, or a copy of a snapshot (whose own
+    password is replaced before any login). The password travels as a file, never as
+    configuration."""
+    image = snapshot.image if snapshot is not None else sandbox.image
+    assert image is not None
+    env = {
+        "POSTGRES_USER": sandbox.user,
+        "POSTGRES_DB": sandbox.initial_database,
+        "POSTGRES_PASSWORD_FILE": PASSWORD_FILE,
+    }
+    if snapshot is not None:
+        env["RESTOREBOX_NEW_PASSWORD_FILE"] = PASSWORD_FILE
     return ContainerSpec(
-        image=sandbox.image,
+        image=image,
         name=f"restorebox-{sandbox.id}",
-        env={
-            "POSTGRES_USER": sandbox.user,
-            "POSTGRES_DB": sandbox.initial_database,
-            "POSTGRES_PASSWORD_FILE": PASSWORD_FILE,
-        },
+        env=env,
+        host_port=host_port,
         labels=L.for_sandbox(instance, sandbox.id, sandbox.expires_at.isoformat()),
         publish_host=settings.publish_host,
         memory_bytes=settings.sandbox_memory_bytes,
@@ -62,7 +76,9 @@ class Provisioner:
         runtime: Runtime,
         catalog: Catalog,
         instance: str,
+        cache: SnapshotCache,
     ) -> None:
+        self.cache = cache
         self.settings = settings
         self.transitions = transitions
         self.runtime = runtime
@@ -130,38 +146,16 @@ class Provisioner:
             sandbox = self.transitions.get(sandbox_id)
             if plan is None:
                 plan = self._inspect_and_plan(sandbox)
+                sandbox = self.transitions.get(sandbox_id)
             self._check(cancelled)
-            self._start(sandbox_id, cancelled)
-            report = None
-            if plan.backups:
-                sandbox = self.transitions.move(
-                    sandbox_id, Status.RESTORING, progress=Progress(phase="restoring")
-                )
-                runner = RestoreRunner(
-                    self.runtime,
-                    sandbox,
-                    timeout_seconds=self.settings.restore_timeout_seconds,
-                    jobs=self.settings.restore_jobs,
-                    cancelled=cancelled,
-                    on_progress=lambda p: self._progress(sandbox_id, p),
-                    members=self.catalog.members,
-                )
-                try:
-                    report = runner.run(plan, sandbox.on_error)
-                except SandboxFailed as exc:
-                    if "report" in exc.details:
-                        self.transitions.update(sandbox_id, restore=exc.details["report"])
-                    raise
-                sandbox = self.transitions.update(sandbox_id, restore=report)
-            self._check(cancelled)
-            if sandbox.probes_requested != [] and (plan.backups or sandbox.assertions):
-                sandbox = self.transitions.move(
-                    sandbox_id, Status.PROBING, progress=Progress(phase="probing")
-                )
-                results, verdict = run_probes(
-                    sandbox, plan, report, self.settings.probe_timeout_seconds
-                )
-                self.transitions.update(sandbox_id, probes=results, verdict=verdict)
+            key = None if sandbox.from_snapshot else self.cache.key_for(sandbox, plan.backups)
+            snapshot = self._snapshot_to_copy(sandbox, key)
+            if snapshot is not None:
+                self._copy(sandbox_id, snapshot, cancelled)
+                return
+            self._restore_and_probe(sandbox_id, plan, cancelled)
+            if key is not None:
+                self._keep(sandbox_id, key, plan)
             self._check(cancelled)
             self.transitions.move(sandbox_id, Status.READY, progress=None, ready_at=utcnow())
             log.info("sandbox ready", extra={"sandbox": sandbox_id})
@@ -171,6 +165,114 @@ class Provisioner:
             self.fail(sandbox_id, exc)
         finally:
             self.unregister(sandbox_id)
+
+    def _restore_and_probe(
+        self, sandbox_id: str, plan: RestorePlan, cancelled: threading.Event
+    ) -> None:
+        self._start(sandbox_id, cancelled)
+        sandbox = self.transitions.get(sandbox_id)
+        report = None
+        if plan.backups:
+            sandbox = self.transitions.move(
+                sandbox_id, Status.RESTORING, progress=Progress(phase="restoring")
+            )
+            runner = RestoreRunner(
+                self.runtime,
+                sandbox,
+                timeout_seconds=self.settings.restore_timeout_seconds,
+                jobs=self.settings.restore_jobs,
+                cancelled=cancelled,
+                on_progress=lambda p: self._progress(sandbox_id, p),
+                members=self.catalog.members,
+            )
+            try:
+                report = runner.run(plan, sandbox.on_error)
+            except SandboxFailed as exc:
+                if "report" in exc.details:
+                    self.transitions.update(sandbox_id, restore=exc.details["report"])
+                raise
+            sandbox = self.transitions.update(sandbox_id, restore=report)
+        self._check(cancelled)
+        if sandbox.probes_requested != [] and (plan.backups or sandbox.assertions):
+            sandbox = self.transitions.move(
+                sandbox_id, Status.PROBING, progress=Progress(phase="probing")
+            )
+            results, verdict = run_probes(
+                sandbox, plan, report, self.settings.probe_timeout_seconds
+            )
+            self.transitions.update(sandbox_id, probes=results, verdict=verdict)
+
+    def _snapshot_to_copy(self, sandbox: Sandbox, key: str | None) -> Snapshot | None:
+        if sandbox.from_snapshot and sandbox.snapshot_id:
+            return self.cache.store.get(sandbox.snapshot_id)
+        if key is None or sandbox.fresh:
+            return None
+        return self.cache.find(key)
+
+    def _copy(self, sandbox_id: str, snapshot: Snapshot, cancelled: threading.Event) -> None:
+        """A sandbox from a snapshot: a new container and port, fresh credentials, and the
+        snapshot's report and probe results, marked as coming from it."""
+        self.transitions.update(
+            sandbox_id,
+            snapshot_id=snapshot.id,
+            from_snapshot=True,
+            database=snapshot.database,
+            creates_databases=snapshot.creates_databases,
+            postgres_version=snapshot.postgres_version,
+        )
+        self._start(sandbox_id, cancelled, snapshot=snapshot)
+        self.cache.store.touch(snapshot)
+        restore = snapshot.restore.model_copy() if snapshot.restore else None
+        if restore is not None:
+            restore.warnings = [
+                f"copied from snapshot {snapshot.id} of {snapshot.created_at.isoformat()}"
+                " (restore report and probe results are the snapshot's)",
+                *restore.warnings,
+            ]
+        self._check(cancelled)
+        self.transitions.move(
+            sandbox_id,
+            Status.READY,
+            progress=None,
+            ready_at=utcnow(),
+            restore=restore,
+            probes=snapshot.probes,
+            verdict=snapshot.verdict,
+        )
+        log.info("sandbox ready (copy)", extra={"sandbox": sandbox_id, "snapshot": snapshot.id})
+
+    def _keep(self, sandbox_id: str, key: str, plan: RestorePlan) -> None:
+        """Keep the restored state before anyone connects: the first sandbox waits for the
+        snapshot exactly as long as taking it takes (a checkpoint and a paused commit)."""
+        sandbox = self.transitions.update(sandbox_id, progress=Progress(phase="snapshotting"))
+        try:
+            snapshot = self.cache.take(sandbox, key=key, backups=plan.backups)
+        except RestoreboxError as exc:
+            log.warning("snapshot not taken", extra={"sandbox": sandbox_id, "error": exc.message})
+            return
+        self.transitions.update(sandbox_id, snapshot_id=snapshot.id)
+
+    def reset(self, sandbox_id: str) -> None:
+        """Back to the sandbox's snapshot, on the same port with the same password."""
+        with self._lock:
+            worker = self._workers[sandbox_id]
+        try:
+            sandbox = self.transitions.get(sandbox_id)
+            assert sandbox.snapshot_id is not None
+            snapshot = self.cache.store.get(sandbox.snapshot_id)
+            remove_containers(self.runtime, self.instance, sandbox)
+            self._start(sandbox_id, worker.cancelled, snapshot=snapshot, host_port=sandbox.port)
+            self.cache.store.touch(snapshot)
+            self.transitions.move(sandbox_id, Status.READY, progress=None)
+            log.info("sandbox reset", extra={"sandbox": sandbox_id, "snapshot": snapshot.id})
+        except Exception as exc:
+            self.fail(sandbox_id, exc)
+        finally:
+            self.unregister(sandbox_id)
+
+    def submit_reset(self, sandbox_id: str) -> None:
+        future = self._pool.submit(self.reset, sandbox_id)
+        future.add_done_callback(_log_crash)
 
     def _progress(self, sandbox_id: str, progress: Progress) -> None:
         self.transitions.update(sandbox_id, progress=progress)
@@ -198,9 +300,16 @@ class Provisioner:
         )
         return plan
 
-    def _start(self, sandbox_id: str, cancelled: threading.Event) -> None:
+    def _start(
+        self,
+        sandbox_id: str,
+        cancelled: threading.Event,
+        snapshot: Snapshot | None = None,
+        host_port: int | None = None,
+    ) -> None:
         sandbox = self.transitions.update(sandbox_id, progress=Progress(phase="starting"))
-        container = self.runtime.start(spec_for(sandbox, self.settings, self.instance))
+        spec = spec_for(sandbox, self.settings, self.instance, snapshot, host_port)
+        container = self.runtime.start(spec)
         endpoint = container.endpoint
         sandbox = self.transitions.update(
             sandbox_id,

@@ -20,6 +20,7 @@ from .models import ErrorInfo, Sandbox, Status, utcnow
 from .provisioning import Provisioner, remove_containers
 from .runtime import Container, Runtime
 from .runtime import labels as L
+from .snapshots import SnapshotStore
 from .store import LIVE
 from .transitions import Transitions
 
@@ -38,7 +39,9 @@ class Reconciler:
         instance: str,
         busy: Callable[[], set[str]],
         finish_delete: Callable[[Sandbox], object],
+        snapshots: SnapshotStore | None = None,
     ) -> None:
+        self.snapshots = snapshots
         self.transitions = transitions
         self.runtime = runtime
         self.provisioner = provisioner
@@ -86,9 +89,21 @@ class Reconciler:
         outcome["removed"] += self.runtime.prune(
             {L.MANAGED: "true", L.INSTANCE: self.instance}, keep
         )
+        outcome["removed"] += self._orphan_snapshots()
         if any(outcome.values()):
             log.info("reconciled", extra=outcome)
         return outcome
+
+    def _orphan_snapshots(self) -> list[str]:
+        """Snapshot images no record names (the service died while taking them)."""
+        if self.snapshots is None:
+            return []
+        known = {s.image for s in self.snapshots.list()}
+        removed = []
+        for image in self.runtime.list_snapshots({L.MANAGED: "true", L.INSTANCE: self.instance}):
+            if image not in known and self.runtime.remove_snapshot(image):
+                removed.append(image)
+        return removed
 
     def _held(self) -> set[str]:
         return self.provisioner.active() | self._busy()

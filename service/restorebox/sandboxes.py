@@ -19,15 +19,17 @@ from .errors import (
     InvalidRequest,
     SandboxConflict,
     SandboxNotFound,
+    SnapshotNotFound,
     TooManySandboxes,
 )
-from .models import Assertion, Progress, Sandbox, Status, utcnow
+from .models import Assertion, Progress, Sandbox, Snapshot, Status, utcnow
 from .principals import ADMIN, Principal
 from .provisioning import Provisioner, remove_containers
 from .reconciler import Reconciler
 from .restore.plan import RestorePlan, database_for, make_plan
 from .runtime import Runtime
 from .settings import Settings
+from .snapshots import SnapshotCache, SnapshotStore
 from .store import LIVE, Store
 from .transitions import Transitions
 
@@ -49,6 +51,8 @@ class CreateRequest:
     keep_on_failure: bool = False
     owner: str = "admin"
     profile: str = "auto"
+    snapshot: str | None = None  # a snapshot to copy (id or name) instead of backups
+    fresh: bool = False  # restore from the backups even if a snapshot holds them
 
 
 def database_name_for(backups: list[str]) -> str:
@@ -78,7 +82,12 @@ class SandboxManager:
         self.catalog = catalog
         self.instance = instance
         self.transitions = Transitions(store)
-        self.provisioner = Provisioner(settings, self.transitions, runtime, catalog, instance)
+        self.snapshots = SnapshotCache(
+            SnapshotStore(settings.snapshot_file), runtime, settings, instance
+        )
+        self.provisioner = Provisioner(
+            settings, self.transitions, runtime, catalog, instance, self.snapshots
+        )
         self._deleting: set[str] = set()
         self._lock = threading.Lock()
         self.reconciler = Reconciler(
@@ -88,6 +97,7 @@ class SandboxManager:
             instance,
             busy=self._busy,
             finish_delete=self._finish_delete,
+            snapshots=self.snapshots.store,
         )
         self._closing = False
 
@@ -114,6 +124,9 @@ class SandboxManager:
                 + ", ".join(map(str, self.settings.majors)),
                 postgres=request.postgres,
             )
+        snapshot = self._snapshot_for(request)
+        if snapshot is not None:
+            return self._record_and_submit(request, ttl, None, snapshot)
         # Bad names and oversized backups are 4xx at once; a backup not described yet gets
         # a short grace (most bad files are refused within milliseconds, so they are 4xx
         # too); past it, the worker goes on inspecting it (phase "inspecting").
@@ -131,7 +144,29 @@ class SandboxManager:
                 self.settings.default_major(),
                 request.profile,
             )
+        return self._record_and_submit(request, ttl, plan, None)
+
+    def _snapshot_for(self, request: CreateRequest) -> Snapshot | None:
+        if request.snapshot is None:
+            return None
+        if request.backups:
+            raise InvalidRequest("give either backup or snapshot, not both")
+        snapshot = self.snapshots.store.get(request.snapshot)
+        named_elsewhere = snapshot.name is not None and snapshot.owner != request.owner
+        if named_elsewhere and request.owner not in self.settings.admins:
+            raise SnapshotNotFound(f"no snapshot {request.snapshot!r}")
+        return snapshot
+
+    def _record_and_submit(
+        self,
+        request: CreateRequest,
+        ttl: int,
+        plan: RestorePlan | None,
+        snapshot: Snapshot | None,
+    ) -> Sandbox:
         major = plan.major if plan else request.postgres
+        if snapshot is not None:
+            major = snapshot.postgres_version
         image, platform_image = (None, False)
         if major is not None:
             profile = plan.profile.name if plan and plan.profile else None
@@ -139,6 +174,8 @@ class SandboxManager:
         database = request.database or database_name_for(request.backups)
         if plan is not None:
             database = database_for(plan, request.database) or database
+        if snapshot is not None:
+            database = snapshot.database
         now = utcnow()
         sandbox = Sandbox(
             id=secrets.token_hex(6),
@@ -152,17 +189,21 @@ class SandboxManager:
             user=SANDBOX_USER,
             password=secrets.token_urlsafe(24),
             database=database,
-            creates_databases=bool(plan and plan.databases),
+            creates_databases=bool(plan and plan.databases)
+            or bool(snapshot and snapshot.creates_databases),
             database_requested=request.database,
             host=self.settings.connect_host,
             url_host=self.settings.url_host,
-            backups=list(request.backups),
+            backups=list(snapshot.backups if snapshot else request.backups),
+            snapshot_id=snapshot.id if snapshot else None,
+            from_snapshot=snapshot is not None,
+            fresh=request.fresh,
             on_error=request.on_error,
             profile_requested=request.profile,
             probes_requested=request.probes,
             assertions=request.assertions,
             keep_on_failure=request.keep_on_failure,
-            progress=Progress(phase="queued" if plan else "inspecting"),
+            progress=Progress(phase="queued" if plan or snapshot else "inspecting"),
         )
         if self._closing:
             raise EngineUnavailable("the service is shutting down")
@@ -183,6 +224,8 @@ class SandboxManager:
             "sandbox requested",
             extra={"sandbox": sandbox.id, "postgres": major, "backups": request.backups},
         )
+        if snapshot is not None:
+            plan = RestorePlan(snapshot.postgres_version, (), ())
         self.provisioner.submit(sandbox.id, plan)
         return sandbox
 
@@ -230,6 +273,61 @@ class SandboxManager:
         if protected is not None:
             changes["protected"] = protected
         return self.transitions.update(sandbox_id, **changes)
+
+    # -- snapshots ------------------------------------------------------------------
+    def reset(self, sandbox_id: str, principal: Principal = ADMIN) -> Sandbox:
+        """Back to the restored state (its snapshot), keeping the URL."""
+        sandbox = self.get(sandbox_id, principal)
+        if sandbox.status != Status.READY:
+            raise SandboxConflict(f"sandbox {sandbox_id} is {sandbox.status.value}, not ready")
+        if sandbox.snapshot_id is None:
+            raise SandboxConflict(
+                f"sandbox {sandbox_id} has no snapshot to go back to (the cache is off, or "
+                "it is an empty sandbox)"
+            )
+        self.provisioner.register(sandbox_id)
+        moved = self.transitions.move(
+            sandbox_id, Status.RESETTING, progress=Progress(phase="resetting")
+        )
+        if moved.status != Status.RESETTING:
+            self.provisioner.unregister(sandbox_id)
+            raise SandboxConflict(f"sandbox {sandbox_id} is {moved.status.value}")
+        self.provisioner.submit_reset(sandbox_id)
+        return moved
+
+    def save_snapshot(self, sandbox_id: str, name: str, principal: Principal = ADMIN) -> Snapshot:
+        """Keep a sandbox's current state under ``name``; copies start from it."""
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", name):
+            raise InvalidRequest("a snapshot name is 1-63 letters, digits, _ . or -")
+        sandbox = self.get(sandbox_id, principal)
+        if sandbox.status != Status.READY:
+            raise SandboxConflict(f"sandbox {sandbox_id} is {sandbox.status.value}, not ready")
+        try:
+            self.snapshots.store.get(name)
+        except SnapshotNotFound:
+            pass
+        else:
+            raise SandboxConflict(f"a snapshot named {name!r} exists already")
+        return self.snapshots.take(sandbox, name=name, owner=principal.name)
+
+    def list_snapshots(self, principal: Principal = ADMIN) -> list[Snapshot]:
+        return [s for s in self.snapshots.store.list() if self._may_see(s, principal)]
+
+    def get_snapshot(self, ref: str, principal: Principal = ADMIN) -> Snapshot:
+        snapshot = self.snapshots.store.get(ref)
+        if not self._may_see(snapshot, principal):
+            raise SnapshotNotFound(f"no snapshot {ref!r}")
+        return snapshot
+
+    def delete_snapshot(self, ref: str, principal: Principal = ADMIN) -> None:
+        snapshot = self.get_snapshot(ref, principal)
+        if snapshot.name is None and not principal.admin:
+            raise SnapshotNotFound(f"no snapshot {ref!r}")  # the cache is the admins'
+        self.snapshots.delete(snapshot.id)
+
+    @staticmethod
+    def _may_see(snapshot: Snapshot, principal: Principal) -> bool:
+        return principal.admin or snapshot.name is None or snapshot.owner == principal.name
 
     # -- delete / expire ------------------------------------------------------------
     def delete(
@@ -281,3 +379,4 @@ class SandboxManager:
         removed); ready sandboxes keep running and are picked up by the next start."""
         self._closing = True
         self.provisioner.shutdown()
+        self.snapshots.store.close()

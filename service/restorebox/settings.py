@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     max_backup_bytes: int = Field(64 * 1024**3, ge=1)
     max_request_bytes: int = Field(1024 * 1024, ge=1024)
     keep_failed: bool = False
+    # Restored sandboxes are kept as snapshots up to this many bytes (least recently used
+    # go first); 0 turns the cache off. Named snapshots are not counted.
+    snapshot_max_bytes: int = Field(50 * 1024**3, ge=0)
     reap_interval_seconds: float = Field(2.0, gt=0)
     # "wait": true holds a request at most this long; then the answer is the current state
     # (202). Waiting holds no worker thread.
@@ -107,6 +110,10 @@ class Settings(BaseSettings):
     @property
     def database_file(self) -> Path:
         return self.state_dir / "state.sqlite3"
+
+    @property
+    def snapshot_file(self) -> Path:
+        return self.state_dir / "snapshots.sqlite3"
 
     @property
     def backup_cache_file(self) -> Path:

@@ -3,6 +3,7 @@ writes a sandbox record. Every write goes through ``Transitions``; a final state
 
     creating -> restoring -> probing -> ready
         any in-progress state -> failed | deleting
+    ready  -> resetting -> ready (back to its snapshot)
     ready  -> failed (container vanished) | deleting
     failed -> deleting
     deleting -> deleted | expired                      (final: nothing changes after)
@@ -24,7 +25,8 @@ ALLOWED: dict[Status, frozenset[Status]] = {
     S.CREATING: frozenset({S.RESTORING, S.PROBING, S.READY, S.FAILED, S.DELETING}),
     S.RESTORING: frozenset({S.PROBING, S.READY, S.FAILED, S.DELETING}),
     S.PROBING: frozenset({S.READY, S.FAILED, S.DELETING}),
-    S.READY: frozenset({S.FAILED, S.DELETING}),
+    S.READY: frozenset({S.RESETTING, S.FAILED, S.DELETING}),
+    S.RESETTING: frozenset({S.READY, S.FAILED, S.DELETING}),
     S.FAILED: frozenset({S.DELETING}),
     S.DELETING: frozenset({S.DELETED, S.EXPIRED}),
     S.DELETED: frozenset(),

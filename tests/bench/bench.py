@@ -7,6 +7,8 @@
 2. Restore: the largest manufacturing fixture (complete plain dump) through restorebox
    (probes off), against a naive `docker run` + `psql < dump` into a fresh container.
 3. Probes: probe time against restore time, at two database sizes.
+4. Copies: for each size, a cold restore (which keeps a snapshot), a warm copy from the
+   snapshot, and a reset, against the naive docker run + psql < dump.
 """
 
 from __future__ import annotations
@@ -115,12 +117,28 @@ class Service:
         self.client = TestClient(create_app(settings, DockerRuntime()))
         self.client.__enter__()
 
-    def create(self, **body: Any) -> dict[str, Any]:
+    def create(self, keep: bool = False, **body: Any) -> dict[str, Any]:
         response = self.client.post("/v1/sandboxes", json={"wait": True, **body}, headers=AUTH)
         sandbox: dict[str, Any] = response.json()
         assert sandbox["status"] == "ready", sandbox
-        self.client.delete(f"/v1/sandboxes/{sandbox['id']}", headers=AUTH)
+        if not keep:
+            self.delete(sandbox["id"])
         return sandbox
+
+    def delete(self, sandbox_id: str) -> None:
+        self.client.delete(f"/v1/sandboxes/{sandbox_id}", headers=AUTH)
+
+    def reset(self, sandbox_id: str) -> None:
+        response = self.client.post(
+            f"/v1/sandboxes/{sandbox_id}/reset", json={"wait": True}, headers=AUTH
+        )
+        assert response.json()["status"] == "ready", response.text
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = self.client.get("/v1/snapshots", headers=AUTH).json()[
+            "snapshots"
+        ]
+        return listed
 
     def close(self) -> None:
         self.client.__exit__(None, None, None)
@@ -158,7 +176,9 @@ def main() -> None:
     dump = fixtures[largest]
     runs = max(1, args.runs // 2)
     base, _ = median_time(lambda: docker_run_until_login("restorebox/postgres:15", dump), runs)
-    ours, _ = median_time(lambda: service.create(backup=f"scale{largest}.sql", probes="none"), runs)
+    ours, _ = median_time(
+        lambda: service.create(backup=f"scale{largest}.sql", probes="none", fresh=True), runs
+    )
     print(
         f"### Restore of the largest fixture ({dump.stat().st_size / 1e6:.1f} MB plain, "
         f"{rows[largest]} rows)\n"
@@ -174,7 +194,33 @@ def main() -> None:
         restore = sandbox["restore"]["duration_seconds"]
         probes = sum(p["duration_seconds"] for p in sandbox["probes"])
         print(f"| {rows[scale]} | {restore:.2f} | {probes:.2f} | {probes / restore:.2f} |")
+
+    print("\n### Copies: cold restore, warm copy from the snapshot, reset\n")
+    print(
+        "| dump MB | naive s | cold s (ratio) | warm s (ratio) | reset s (ratio) "
+        "| snapshot MB |\n|---|---|---|---|---|---|"
+    )
+    for scale in scales:
+        print(copies_row(service, f"scale{scale}.sql", fixtures[scale], runs, args.runs))
+    for snapshot in service.snapshots():
+        service.client.delete(f"/v1/snapshots/{snapshot['id']}", headers=AUTH)
     service.close()
+
+
+def copies_row(service: Service, name: str, dump: Path, runs: int, warm_runs: int) -> str:
+    """One size: the naive load, a cold restore (keeping its snapshot), warm copies, resets."""
+    naive, _ = median_time(lambda: docker_run_until_login("restorebox/postgres:15", dump), runs)
+    cold, _ = median_time(lambda: service.create(backup=name, fresh=True), runs)
+    warm, _ = median_time(lambda: service.create(backup=name), warm_runs)
+    held = service.create(keep=True, backup=name)
+    reset, _ = median_time(lambda: service.reset(held["id"]), warm_runs)
+    service.delete(held["id"])
+    size = next(s["size_bytes"] for s in service.snapshots() if s["backups"] == [name])
+    return (
+        f"| {dump.stat().st_size / 1e6:.1f} | {naive:.2f} "
+        f"| {cold:.2f} ({cold / naive:.2f}) | {warm:.2f} ({warm / naive:.3f}) "
+        f"| {reset:.2f} ({reset / naive:.3f}) | {size / 1e6:.0f} |"
+    )
 
 
 def _nproc() -> int:

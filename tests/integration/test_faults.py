@@ -54,6 +54,7 @@ class Service:
             "RESTOREBOX_BACKUPS_DIR": str(backups),
             "RESTOREBOX_API_TOKEN": TOKEN,
             "RESTOREBOX_REAP_INTERVAL_SECONDS": "0.5",
+            "RESTOREBOX_SNAPSHOT_MAX_BYTES": "0",  # a test about snapshots turns them on
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", headers=AUTH, timeout=60)

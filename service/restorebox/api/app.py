@@ -20,7 +20,7 @@ from ..tokens import load_or_create
 from . import errors
 from .deps import Services
 from .limits import BodySizeLimit
-from .routes import backups, health, sandboxes
+from .routes import backups, health, sandboxes, snapshots
 
 log = logging.getLogger("restorebox.api")
 
@@ -85,4 +85,5 @@ def create_app(
     app.include_router(health.router)
     app.include_router(backups.router)
     app.include_router(sandboxes.router)
+    app.include_router(snapshots.router)
     return app

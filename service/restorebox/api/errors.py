@@ -18,6 +18,8 @@ STATUS_FOR: dict[type[E.RestoreboxError], int] = {
     E.InvalidRequest: 422,
     E.SandboxNotFound: 404,
     E.SandboxConflict: 409,
+    E.SnapshotNotFound: 404,
+    E.SnapshotInUse: 409,
     E.TooManySandboxes: 429,
     E.BackupNotFound: 404,
     E.InvalidBackupName: 400,

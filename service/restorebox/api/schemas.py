@@ -16,6 +16,7 @@ from ..models import (
     Progress,
     RestoreReport,
     Sandbox,
+    Snapshot,
     Status,
 )
 
@@ -39,6 +40,12 @@ class CreateSandbox(BaseModel):
     probes: list[str] | Literal["none"] | None = None
     assertions: list[Assertion] = Field(default_factory=list, max_length=50)
     keep_on_failure: bool = False
+    snapshot: str | None = Field(
+        None, max_length=100, description="copy this snapshot (id or name) instead of backups"
+    )
+    fresh: bool = Field(
+        False, description="restore from the backups even if a snapshot holds them (refreshes it)"
+    )
 
     @field_validator("postgres")
     @classmethod
@@ -80,6 +87,8 @@ class SandboxOut(BaseModel):
     restore: RestoreReport | None
     verdict: Literal["pass", "warn", "fail"] | None
     probes: list[ProbeResult] | None
+    snapshot_id: str | None = Field(None, description="the snapshot a reset goes back to")
+    from_snapshot: bool = False
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -146,3 +155,41 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     engine: Literal["ok", "unavailable"]
     version: str
+
+
+class SnapshotOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str | None
+    kind: Literal["cache", "named"]
+    backups: list[str]
+    postgres_version: int
+    database: str
+    size_bytes: int
+    verdict: Literal["pass", "warn", "fail"] | None
+    source_sandbox: str | None
+    created_at: datetime
+    last_used_at: datetime
+
+    @classmethod
+    def of(cls, snapshot: Snapshot) -> SnapshotOut:
+        return cls.model_validate(
+            {**snapshot.model_dump(), "kind": "named" if snapshot.name else "cache"}
+        )
+
+
+class SnapshotList(BaseModel):
+    snapshots: list[SnapshotOut]
+
+
+class SaveSnapshot(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=63)
+
+
+class ResetSandbox(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    wait: bool = False

@@ -1,5 +1,21 @@
 """The container runtime seam: a small protocol, implemented for Docker in ``docker.py``."""
 
-from .base import Container, ContainerSpec, Endpoint, ExecResult, Runtime, UploadFile
+from .base import (
+    Container,
+    ContainerSpec,
+    Endpoint,
+    ExecResult,
+    Runtime,
+    SnapshotImage,
+    UploadFile,
+)
 
-__all__ = ["Container", "ContainerSpec", "Endpoint", "ExecResult", "Runtime", "UploadFile"]
+__all__ = [
+    "Container",
+    "ContainerSpec",
+    "Endpoint",
+    "ExecResult",
+    "Runtime",
+    "SnapshotImage",
+    "UploadFile",
+]

@@ -35,6 +35,15 @@ class ContainerSpec:
     pids: int = 1024
     command: Sequence[str] = ()
     secret_files: dict[str, bytes] = field(default_factory=dict, repr=False)
+    host_port: int | None = None  # publish on this port (a reset keeps its URL); None: any
+
+
+@dataclass(frozen=True)
+class SnapshotImage:
+    """A sandbox's filesystem, data directory included, kept to start copies from."""
+
+    image: str  # what a ContainerSpec names to start a copy
+    size: int  # bytes of its own (what it adds to the image it was made from)
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,19 @@ class Runtime(Protocol):
 
     def list_managed(self, labels: dict[str, str]) -> list[Container]:
         """Containers carrying all of ``labels``, running or not."""
+
+    def snapshot(self, container_id: str, name: str, labels: dict[str, str]) -> SnapshotImage:
+        """Keep the container's filesystem as an image copies start from (the container is
+        paused meanwhile: the copy is crash-consistent)."""
+
+    def remove_snapshot(self, image: str) -> bool:
+        """Remove a snapshot; False (and nothing removed) while containers still use it."""
+
+    def list_snapshots(self, labels: dict[str, str]) -> list[str]:
+        """Snapshots (by image name) carrying all of ``labels``."""
+
+    def image_id(self, image: str) -> str | None:
+        """The content id of an image (a snapshot key must change when the image does)."""
 
     def prune(self, labels: dict[str, str], keep: set[str]) -> list[str]:
         """Remove what the runtime made for sandboxes carrying ``labels`` (isolation,

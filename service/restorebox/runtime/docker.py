@@ -25,6 +25,7 @@ from .base import (
     Endpoint,
     ExecResult,
     ProgressCallback,
+    SnapshotImage,
     StreamCallback,
     UploadFile,
 )
@@ -141,7 +142,7 @@ class DockerRuntime:
         """Create once; after a transient error, the name tells whether it happened."""
         api = self.client.api
         host_config = api.create_host_config(
-            port_bindings={5432: (spec.publish_host, None)},
+            port_bindings={5432: (spec.publish_host, spec.host_port)},
             network_mode=network,
             mem_limit=spec.memory_bytes,
             memswap_limit=spec.memory_bytes,
@@ -292,19 +293,70 @@ class DockerRuntime:
             if not (exc.status_code == 409 and "already in progress" in str(exc)):
                 raise
         for network in networks:
-            self._remove_network(network)
+            self._remove_network(network, settle=True)
 
-    def _remove_network(self, name: str) -> None:
+    def _remove_network(self, name: str, settle: bool = False) -> None:
+        """Remove a network. With ``settle``, wait briefly for the endpoint of a container
+        just removed to go (the engine releases it a moment later); past that, or when
+        another removal holds it, the reconciler's prune removes it once it is empty."""
+        deadline = time.monotonic() + (3.0 if settle else 0.0)
+        while True:
+            try:
+                self._call(self.client.api.remove_network, name)
+                return
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError as exc:
+                if exc.status_code not in (403, 409):
+                    raise
+                if time.monotonic() >= deadline:
+                    log.debug("network still in use; left for pruning", extra={"network": name})
+                    return
+            time.sleep(0.1)
+
+    def snapshot(self, container_id: str, name: str, labels: dict[str, str]) -> SnapshotImage:
+        repository, _, tag = name.partition(":")
         try:
-            self._call(self.client.api.remove_network, name)
+            # One commit, never retried: a second would be another image.
+            made = self._call(
+                self.client.api.commit,
+                container_id,
+                repository=repository,
+                tag=tag or "latest",
+                conf={"Labels": labels},
+                pause=True,
+                retry=False,
+            )
+        except docker.errors.NotFound as exc:
+            raise ContainerVanished(f"container {container_id[:12]} is gone") from exc
+        image = self._call(self.client.api.inspect_image, made["Id"])
+        parent_size = 0
+        base = (self._call(self.client.api.inspect_container, container_id) or {}).get("Image")
+        if base:
+            parent_size = int(self._call(self.client.api.inspect_image, base).get("Size") or 0)
+        return SnapshotImage(name, max(0, int(image.get("Size") or 0) - parent_size))
+
+    def remove_snapshot(self, image: str) -> bool:
+        try:
+            self._call(self.client.api.remove_image, image, noprune=False)
         except docker.errors.NotFound:
-            return
+            return True
         except docker.errors.APIError as exc:
-            # Still in use (a concurrent removal of its container has not finished): the
-            # reconciler's prune removes it once it is empty.
-            if exc.status_code not in (403, 409):
-                raise
-            log.debug("network still in use; left for pruning", extra={"network": name})
+            if exc.status_code == 409:  # a container still uses it
+                return False
+            raise
+        return True
+
+    def list_snapshots(self, labels: dict[str, str]) -> list[str]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        rows = self._call(self.client.api.images, filters=filters)
+        return sorted(tag for row in rows for tag in row.get("RepoTags") or [])
+
+    def image_id(self, image: str) -> str | None:
+        try:
+            return str(self._call(self.client.api.inspect_image, image)["Id"])
+        except docker.errors.NotFound:
+            return None
 
     def prune(self, labels: dict[str, str], keep: set[str]) -> list[str]:
         """Networks of sandboxes that are neither kept nor used by any container."""

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from fastapi import APIRouter, Response, status
 from starlette.concurrency import run_in_threadpool
@@ -10,7 +11,16 @@ from ...errors import InvalidRequest
 from ...probes.catalog import PROBES
 from ...sandboxes import CreateRequest
 from ..deps import ManagerDep, PrincipalDep, ServicesDep
-from ..schemas import CreateSandbox, ReportOut, SandboxList, SandboxOut, UpdateSandbox
+from ..schemas import (
+    CreateSandbox,
+    ReportOut,
+    ResetSandbox,
+    SandboxList,
+    SandboxOut,
+    SaveSnapshot,
+    SnapshotOut,
+    UpdateSandbox,
+)
 
 router = APIRouter(prefix="/v1/sandboxes", tags=["sandboxes"])
 
@@ -49,18 +59,56 @@ async def create_sandbox(
         keep_on_failure=body.keep_on_failure,
         owner=principal.name,
         profile=body.profile,
+        snapshot=body.snapshot,
+        fresh=body.fresh,
     )
     manager = services.manager
     sandbox = await run_in_threadpool(manager.create, request)
     response.headers["Location"] = f"/v1/sandboxes/{sandbox.id}"
     if body.wait:
-        deadline = time.monotonic() + services.settings.max_wait_seconds
-        while not manager.is_settled(sandbox.id) and time.monotonic() < deadline:
-            await asyncio.sleep(WAIT_POLL_SECONDS)
-        sandbox = await run_in_threadpool(manager.get, sandbox.id)
-        if manager.is_settled(sandbox.id):
-            response.status_code = status.HTTP_201_CREATED
+        sandbox = await _settled(services, sandbox.id, response, status.HTTP_201_CREATED)
     return SandboxOut.of(sandbox)
+
+
+async def _settled(services: Any, sandbox_id: str, response: Response, done_status: int) -> Any:
+    """Wait (holding no thread) until no worker holds the sandbox, within the limit."""
+    manager = services.manager
+    deadline = time.monotonic() + services.settings.max_wait_seconds
+    while not manager.is_settled(sandbox_id) and time.monotonic() < deadline:
+        await asyncio.sleep(WAIT_POLL_SECONDS)
+    sandbox = await run_in_threadpool(manager.get, sandbox_id)
+    if manager.is_settled(sandbox_id):
+        response.status_code = done_status
+    return sandbox
+
+
+@router.post(
+    "/{sandbox_id}/reset",
+    response_model=SandboxOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={200: {"model": SandboxOut, "description": "reset done (wait=true)"}},
+)
+async def reset_sandbox(
+    sandbox_id: str,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    response: Response,
+    body: ResetSandbox | None = None,
+) -> SandboxOut:
+    """Back to the restored state in about a second, keeping the connection URL (user,
+    password, host, port): a connected application just reconnects."""
+    sandbox = await run_in_threadpool(services.manager.reset, sandbox_id, principal)
+    if body is not None and body.wait:
+        sandbox = await _settled(services, sandbox_id, response, status.HTTP_200_OK)
+    return SandboxOut.of(sandbox)
+
+
+@router.post("/{sandbox_id}/snapshot", response_model=SnapshotOut, status_code=201)
+def save_snapshot(
+    sandbox_id: str, body: SaveSnapshot, manager: ManagerDep, principal: PrincipalDep
+) -> SnapshotOut:
+    """Keep the sandbox's current state under a name; `{"snapshot": name}` copies it."""
+    return SnapshotOut.of(manager.save_snapshot(sandbox_id, body.name, principal))
 
 
 @router.get("", response_model=SandboxList)

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from ..deps import ManagerDep, PrincipalDep
+from ..schemas import SnapshotList, SnapshotOut
+
+router = APIRouter(prefix="/v1/snapshots", tags=["snapshots"])
+
+
+@router.get("", response_model=SnapshotList)
+def list_snapshots(manager: ManagerDep, principal: PrincipalDep) -> SnapshotList:
+    """Cache snapshots (restored backups) and your named ones, each with the backups it
+    holds, its size, and when it was made and last used."""
+    return SnapshotList(snapshots=[SnapshotOut.of(s) for s in manager.list_snapshots(principal)])
+
+
+@router.get("/{ref}", response_model=SnapshotOut)
+def get_snapshot(ref: str, manager: ManagerDep, principal: PrincipalDep) -> SnapshotOut:
+    return SnapshotOut.of(manager.get_snapshot(ref, principal))
+
+
+@router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def delete_snapshot(ref: str, manager: ManagerDep, principal: PrincipalDep) -> Response:
+    """Remove a snapshot (409 while live sandboxes use it)."""
+    manager.delete_snapshot(ref, principal)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,221 @@
+"""Snapshots: restored sandboxes kept as images, so later copies start in about a second.
+
+A cache snapshot is found by its key: the backups' checksums in order, the content id of
+the image they were restored into, and every option that changes the result. A changed
+backup or image never finds an old snapshot. The cache is bounded by size, least recently
+used first, and a snapshot live sandboxes use is never removed from under them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import sqlite3
+import threading
+from pathlib import Path
+
+from .backups.model import Backup
+from .errors import SnapshotInUse, SnapshotNotFound, StateUnavailable
+from .models import Sandbox, Snapshot, utcnow
+from .pg import connect
+from .runtime import Runtime
+from .runtime import labels as L
+from .settings import Settings
+
+log = logging.getLogger("restorebox.snapshots")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS snapshots (
+    id TEXT PRIMARY KEY,
+    key TEXT UNIQUE,
+    name TEXT UNIQUE,
+    doc TEXT NOT NULL
+);
+"""
+
+
+def cache_key(sandbox: Sandbox, backup_sha256: list[str], image_id: str) -> str:
+    """Everything that changes what a restore produces."""
+    material = {
+        "backups": backup_sha256,
+        "image": image_id,
+        "postgres": sandbox.postgres_version,
+        "database": sandbox.database,
+        "on_error": sandbox.on_error,
+        "profile": sandbox.profile_requested,
+        "probes": sandbox.probes_requested,
+        "assertions": [a.model_dump() for a in sandbox.assertions],
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+class SnapshotStore:
+    """Snapshot records in SQLite (the images themselves live in the engine)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StateUnavailable(f"cannot open snapshot state {path}: {exc}") from exc
+
+    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[Snapshot]:
+        with self._lock:
+            try:
+                rows = self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StateUnavailable(f"snapshot state {self.path}: {exc}") from exc
+        return [Snapshot.model_validate_json(doc) for (doc,) in rows]
+
+    def put(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO snapshots (id, key, name, doc) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+                    (snapshot.id, snapshot.key, snapshot.name, snapshot.model_dump_json()),
+                )
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.Error as exc:
+                raise StateUnavailable(f"snapshot state {self.path}: {exc}") from exc
+
+    def by_key(self, key: str) -> Snapshot | None:
+        found = self._query("SELECT doc FROM snapshots WHERE key = ?", (key,))
+        return found[0] if found else None
+
+    def get(self, ref: str) -> Snapshot:
+        """By id or by name."""
+        found = self._query("SELECT doc FROM snapshots WHERE id = ? OR name = ?", (ref, ref))
+        if not found:
+            raise SnapshotNotFound(f"no snapshot {ref!r}", snapshot=ref)
+        return found[0]
+
+    def list(self) -> list[Snapshot]:
+        return self._query("SELECT doc FROM snapshots ORDER BY rowid")
+
+    def touch(self, snapshot: Snapshot) -> None:
+        self.put(snapshot.model_copy(update={"last_used_at": utcnow()}))
+
+    def delete(self, snapshot_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM snapshots WHERE id = ?", (snapshot_id,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class SnapshotCache:
+    """Taking, finding and evicting snapshots; the engine holds the images."""
+
+    def __init__(
+        self, store: SnapshotStore, runtime: Runtime, settings: Settings, instance: str
+    ) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.settings = settings
+        self.instance = instance
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.snapshot_max_bytes > 0
+
+    def key_for(self, sandbox: Sandbox, backups: tuple[Backup, ...]) -> str | None:
+        if not self.enabled or not backups or sandbox.image is None:
+            return None
+        image_id = self.runtime.image_id(sandbox.image)
+        if image_id is None:
+            return None
+        return cache_key(sandbox, [b.sha256 for b in backups], image_id)
+
+    def find(self, key: str | None) -> Snapshot | None:
+        return self.store.by_key(key) if key else None
+
+    def take(
+        self,
+        sandbox: Sandbox,
+        *,
+        key: str | None = None,
+        name: str | None = None,
+        owner: str = "admin",
+        backups: tuple[Backup, ...] = (),
+    ) -> Snapshot:
+        """Checkpoint, then keep the container's filesystem (paused while it is copied:
+        a crash-consistent image whose WAL replays in a moment on start)."""
+        assert sandbox.container_id is not None
+        with connect(sandbox, dbname=sandbox.initial_database) as conn:
+            conn.execute("CHECKPOINT")
+        snapshot_id = secrets.token_hex(6)
+        labels = {
+            L.MANAGED: "true",
+            L.INSTANCE: self.instance,
+            "restorebox.snapshot": snapshot_id,
+        }
+        image = self.runtime.snapshot(
+            sandbox.container_id, f"restorebox/snapshot:{snapshot_id}", labels
+        )
+        # Recorded only once the image is whole: a crash before this leaves an image no
+        # record names, which the reconciler removes; never a half snapshot served.
+        snapshot = Snapshot(
+            id=snapshot_id,
+            image=image.image,
+            size_bytes=image.size,
+            key=key,
+            name=name,
+            owner=owner,
+            backups=list(sandbox.backups),
+            backup_sha256=[b.sha256 for b in backups],
+            postgres_version=sandbox.postgres_version or 0,
+            database=sandbox.database,
+            creates_databases=sandbox.creates_databases,
+            source_sandbox=sandbox.id,
+            restore=sandbox.restore,
+            probes=sandbox.probes,
+            verdict=sandbox.verdict,
+        )
+        with self._lock:
+            if key is not None:
+                stale = self.store.by_key(key)
+                if stale is not None:  # "fresh": the new restore replaces it
+                    self.store.delete(stale.id)
+                    self.runtime.remove_snapshot(stale.image)
+            self.store.put(snapshot)
+        log.info(
+            "snapshot taken",
+            extra={"sandbox": sandbox.id, "snapshot": snapshot_id, "bytes": image.size},
+        )
+        self.evict()
+        return snapshot
+
+    def evict(self) -> list[str]:
+        """Least recently used cache snapshots go until the cache fits its size; named
+        snapshots are their owners' and stay; one in use stays (the engine refuses)."""
+        removed: list[str] = []
+        with self._lock:
+            cached = [s for s in self.store.list() if s.key is not None]
+            total = sum(s.size_bytes for s in cached)
+            for snapshot in sorted(cached, key=lambda s: s.last_used_at):
+                if total <= self.settings.snapshot_max_bytes:
+                    break
+                if self.runtime.remove_snapshot(snapshot.image):
+                    self.store.delete(snapshot.id)
+                    total -= snapshot.size_bytes
+                    removed.append(snapshot.id)
+        if removed:
+            log.info("snapshots evicted", extra={"snapshots": removed})
+        return removed
+
+    def delete(self, ref: str) -> None:
+        snapshot = self.store.get(ref)
+        if not self.runtime.remove_snapshot(snapshot.image):
+            raise SnapshotInUse(
+                f"snapshot {snapshot.id} is used by live sandboxes; delete them first"
+            )
+        self.store.delete(snapshot.id)

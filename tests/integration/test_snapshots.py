@@ -1,0 +1,176 @@
+"""Issue 9: restore once, copy in a second. The snapshot cache (hits, misses on a changed
+backup or options, fresh), eviction that never removes a snapshot in use, reset keeping the
+URL, save-then-copy, and a kill -9 while a snapshot is being taken."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import psycopg
+import pytest
+
+from tests.conftest import THIRD_PARTY, Api, query
+from tests.integration.test_faults import Service, containers_of
+
+pytestmark = pytest.mark.integration
+
+
+def execute(url: str, sql: str) -> None:
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture
+def api(make_api: Any) -> Any:
+    """A service with the snapshot cache on (the suite's default is off)."""
+    with make_api(snapshot_max_bytes=10 * 1024**3) as api:
+        yield api
+
+
+def snapshots(api: Api) -> list[dict[str, Any]]:
+    listed: list[dict[str, Any]] = api.get("/v1/snapshots").json()["snapshots"]
+    return listed
+
+
+def northwind(backups_dir: Path, name: str = "northwind.sql") -> str:
+    shutil.copyfile(THIRD_PARTY / "northwind" / "northwind.sql", backups_dir / name)
+    return name
+
+
+def test_a_second_copy_comes_from_the_snapshot_with_fresh_credentials(
+    api: Api, backups_dir: Path
+) -> None:
+    name = northwind(backups_dir)
+    first = api.create(backup=name)
+    assert not first["from_snapshot"]
+    assert first["snapshot_id"]
+    [kept] = snapshots(api)
+    assert (kept["id"], kept["backups"], kept["kind"]) == (first["snapshot_id"], [name], "cache")
+    assert kept["size_bytes"] > 0
+
+    copy = api.create(backup=name)
+    assert copy["from_snapshot"]
+    assert copy["snapshot_id"] == kept["id"]
+    assert copy["verdict"] == first["verdict"]
+    assert "copied from snapshot" in copy["restore"]["warnings"][0]
+    assert copy["connection_url"] != first["connection_url"]
+    assert query(copy["connection_url"], "SELECT count(*) FROM orders") == [(830,)]
+    # The snapshot's password (the first sandbox's) never works on a copy.
+    old = psycopg.conninfo.conninfo_to_dict(first["connection_url"])
+    new = psycopg.conninfo.conninfo_to_dict(copy["connection_url"])
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(
+            host=new["host"], port=new["port"], user=new["user"],
+            password=old["password"], dbname=new["dbname"], connect_timeout=5,
+        )  # fmt: skip
+
+
+def test_changed_backups_options_and_fresh_miss_the_cache(api: Api, backups_dir: Path) -> None:
+    name = northwind(backups_dir)
+    first = api.create(backup=name)
+    other_options = api.create(backup=name, probes="none")
+    assert not other_options["from_snapshot"]
+    with (backups_dir / name).open("a") as handle:
+        handle.write("\n-- one more line\n")
+    changed = api.create(backup=name)
+    assert not changed["from_snapshot"]
+    assert changed["snapshot_id"] != first["snapshot_id"]
+    fresh = api.create(backup=name, fresh=True)
+    assert not fresh["from_snapshot"]
+    ids = {s["id"] for s in snapshots(api)}
+    assert fresh["snapshot_id"] in ids
+    assert changed["snapshot_id"] not in ids  # "fresh" replaced it
+    assert len(ids) == 3  # first, other options, the refreshed changed one
+
+
+def test_eviction_never_removes_a_snapshot_in_use(api: Api, backups_dir: Path) -> None:
+    name = northwind(backups_dir)
+    first = api.create(backup=name)
+    copy = api.create(backup=name)
+    manager = api.services.manager
+    manager.settings.snapshot_max_bytes = 1  # everything is over the limit now
+    assert manager.snapshots.evict() == []  # but the copy uses it
+    assert api.delete(f"/v1/snapshots/{first['snapshot_id']}").status_code == 409
+    assert api.delete(f"/v1/sandboxes/{copy['id']}").status_code == 204
+    assert manager.snapshots.evict() == [first["snapshot_id"]]
+    assert snapshots(api) == []
+
+
+def test_reset_keeps_the_url_and_brings_the_data_back(api: Api, backups_dir: Path) -> None:
+    name = northwind(backups_dir)
+    sandbox = api.create(backup=name)
+    url = sandbox["connection_url"]
+    execute(url, "DELETE FROM order_details")
+    started = time.monotonic()
+    response = api.post(f"/v1/sandboxes/{sandbox['id']}/reset", {"wait": True})
+    assert response.status_code == 200, response.text
+    assert time.monotonic() - started < 10
+    after = response.json()
+    assert after["status"] == "ready"
+    assert after["connection_url"] == url
+    assert query(url, "SELECT count(*) FROM order_details") == [(2155,)]
+
+
+def test_save_then_copy(api: Api, backups_dir: Path) -> None:
+    name = northwind(backups_dir)
+    sandbox = api.create(backup=name)
+    execute(sandbox["connection_url"], "CREATE TABLE migration_marker AS SELECT 42 AS v")
+    saved = api.post(f"/v1/sandboxes/{sandbox['id']}/snapshot", {"name": "after-migration"})
+    assert saved.status_code == 201, saved.text
+    assert saved.json()["kind"] == "named"
+    copy = api.create(snapshot="after-migration")
+    assert copy["from_snapshot"]
+    assert query(copy["connection_url"], "SELECT v FROM migration_marker") == [(42,)]
+    again = api.post(f"/v1/sandboxes/{sandbox['id']}/snapshot", {"name": "after-migration"})
+    assert again.status_code == 409
+
+
+def test_kill_9_while_a_snapshot_is_taken_serves_no_half_snapshot(
+    tmp_path: Path, backups_dir: Path, docker_runtime: object
+) -> None:
+    (backups_dir / "big.sql").write_text(
+        "CREATE TABLE t (id int, pad text);\n"
+        "INSERT INTO t SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 1500000) g;\n"
+    )
+    service = Service(tmp_path / "state", backups_dir)
+    service.env["RESTOREBOX_SNAPSHOT_MAX_BYTES"] = str(10 * 1024**3)
+    service.start()
+    try:
+        made = service.http.post(
+            "/v1/sandboxes", json={"backup": "big.sql", "probes": "none"}
+        ).json()
+        deadline = time.monotonic() + 120
+        while True:
+            body = service.http.get(f"/v1/sandboxes/{made['id']}").json()
+            if (body.get("progress") or {}).get("phase") == "snapshotting":
+                break
+            assert body["status"] not in ("ready", "failed"), "the snapshot phase was missed"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        service.stop(signal.SIGKILL)
+        service.start()
+        after = service.wait_status(made["id"], {"failed"})
+        assert after["error"]["code"] == "interrupted"
+        assert service.http.get("/v1/snapshots").json()["snapshots"] == []
+        engine = docker.from_env()
+        instance = (tmp_path / "state" / "instance-id").read_text().strip()
+        mine = {"label": f"restorebox.instance={instance}"}
+        deadline = time.monotonic() + 60
+        while engine.images.list(filters=mine) or containers_of(made["id"]):
+            assert time.monotonic() < deadline, "a snapshot image or container leaked"
+            time.sleep(0.5)
+        again = service.http.post(
+            "/v1/sandboxes", json={"backup": "big.sql", "probes": "none", "wait": True}
+        ).json()
+        assert again["status"] == "ready"
+        assert not again["from_snapshot"]
+        assert service.http.delete(f"/v1/sandboxes/{again['id']}").status_code == 204
+        for snapshot in service.http.get("/v1/snapshots").json()["snapshots"]:
+            assert service.http.delete(f"/v1/snapshots/{snapshot['id']}").status_code == 204
+    finally:
+        service.stop(signal.SIGTERM)
