@@ -22,6 +22,7 @@ from .pg import connect
 from .runtime import Runtime
 from .runtime import labels as L
 from .settings import Settings
+from .sqlite import open_database
 
 log = logging.getLogger("restorebox.snapshots")
 
@@ -56,13 +57,7 @@ class SnapshotStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise StateUnavailable(f"cannot open snapshot state {path}: {exc}") from exc
+        self._db = open_database(path, _SCHEMA, "snapshot state")
 
     def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[Snapshot]:
         with self._lock:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .errors import SandboxNotFound, StateUnavailable
 from .models import Sandbox, Status
+from .sqlite import open_database
 
 LIVE = frozenset(s for s in Status if not s.final)
 
@@ -34,18 +35,11 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if not path.exists():
-                path.touch(mode=0o600)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            # Overwritten and deleted content (passwords of deleted sandboxes) is zeroed.
-            self._db.execute("PRAGMA secure_delete=ON")
-            self._db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise StateUnavailable(f"cannot open state database {path}: {exc}") from exc
+        # secure_delete: overwritten and deleted content (passwords of deleted sandboxes)
+        # is zeroed.
+        self._db = open_database(
+            path, _SCHEMA, "state database", "synchronous=NORMAL", "secure_delete=ON"
+        )
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

@@ -11,7 +11,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from ..errors import StateUnavailable
+from ..sqlite import open_database
 from .model import Backup
 
 _SCHEMA = """
@@ -33,13 +33,7 @@ class DescriptionCache:
         self._db: sqlite3.Connection | None = None
         if path is None:
             return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise StateUnavailable(f"cannot open the backup cache {path}: {exc}") from exc
+        self._db = open_database(path, _SCHEMA, "the backup cache")
 
     def get(self, name: str, stamp: str) -> Described | None:
         with self._lock:
