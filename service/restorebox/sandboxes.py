@@ -83,7 +83,11 @@ class SandboxManager:
         self.instance = instance
         self.transitions = Transitions(store)
         self.snapshots = SnapshotCache(
-            SnapshotStore(settings.snapshot_file), runtime, settings, instance
+            SnapshotStore(settings.snapshot_file),
+            runtime,
+            settings,
+            instance,
+            referenced=self._referenced_snapshots,
         )
         self.provisioner = Provisioner(
             settings, self.transitions, runtime, catalog, instance, self.snapshots
@@ -285,6 +289,12 @@ class SandboxManager:
                 f"sandbox {sandbox_id} has no snapshot to go back to (the cache is off, or "
                 "it is an empty sandbox)"
             )
+        try:
+            self.snapshots.store.get(sandbox.snapshot_id)
+        except SnapshotNotFound:
+            raise SandboxConflict(
+                f"the snapshot sandbox {sandbox_id} would go back to is gone"
+            ) from None
         self.provisioner.register(sandbox_id)
         moved = self.transitions.move(
             sandbox_id, Status.RESETTING, progress=Progress(phase="resetting")
@@ -324,6 +334,9 @@ class SandboxManager:
         if snapshot.name is None and not principal.admin:
             raise SnapshotNotFound(f"no snapshot {ref!r}")  # the cache is the admins'
         self.snapshots.delete(snapshot.id)
+
+    def _referenced_snapshots(self) -> set[str]:
+        return {s.snapshot_id for s in self.store.list(set(LIVE)) if s.snapshot_id}
 
     @staticmethod
     def _may_see(snapshot: Snapshot, principal: Principal) -> bool:

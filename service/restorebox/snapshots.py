@@ -13,6 +13,7 @@ import logging
 import secrets
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from .backups.model import Backup
@@ -110,8 +111,16 @@ class SnapshotCache:
     """Taking, finding and evicting snapshots; the engine holds the images."""
 
     def __init__(
-        self, store: SnapshotStore, runtime: Runtime, settings: Settings, instance: str
+        self,
+        store: SnapshotStore,
+        runtime: Runtime,
+        settings: Settings,
+        instance: str,
+        referenced: Callable[[], set[str]] = set,
     ) -> None:
+        # Snapshots live sandboxes go back to on reset: in use, even when no container
+        # runs from their image (a restored sandbox's own snapshot).
+        self.referenced = referenced
         self.store = store
         self.runtime = runtime
         self.settings = settings
@@ -196,9 +205,12 @@ class SnapshotCache:
         with self._lock:
             cached = [s for s in self.store.list() if s.key is not None]
             total = sum(s.size_bytes for s in cached)
+            referenced = self.referenced()
             for snapshot in sorted(cached, key=lambda s: s.last_used_at):
                 if total <= self.settings.snapshot_max_bytes:
                     break
+                if snapshot.id in referenced:
+                    continue
                 if self.runtime.remove_snapshot(snapshot.image):
                     self.store.delete(snapshot.id)
                     total -= snapshot.size_bytes
@@ -209,7 +221,7 @@ class SnapshotCache:
 
     def delete(self, ref: str) -> None:
         snapshot = self.store.get(ref)
-        if not self.runtime.remove_snapshot(snapshot.image):
+        if snapshot.id in self.referenced() or not self.runtime.remove_snapshot(snapshot.image):
             raise SnapshotInUse(
                 f"snapshot {snapshot.id} is used by live sandboxes; delete them first"
             )

@@ -94,6 +94,8 @@ def docker_run_until_login(image: str, dump: Path | None = None) -> None:
                         "psql",
                         "-X",
                         "-q",
+                        "-U",
+                        "restorebox",
                         "-d",
                         "postgres",
                     ],

@@ -97,6 +97,8 @@ def test_eviction_never_removes_a_snapshot_in_use(api: Api, backups_dir: Path) -
     assert manager.snapshots.evict() == []  # but the copy uses it
     assert api.delete(f"/v1/snapshots/{first['snapshot_id']}").status_code == 409
     assert api.delete(f"/v1/sandboxes/{copy['id']}").status_code == 204
+    assert manager.snapshots.evict() == []  # the first sandbox still resets to it
+    assert api.delete(f"/v1/sandboxes/{first['id']}").status_code == 204
     assert manager.snapshots.evict() == [first["snapshot_id"]]
     assert snapshots(api) == []
 

@@ -24,7 +24,7 @@ from ..schemas import (
 
 router = APIRouter(prefix="/v1/sandboxes", tags=["sandboxes"])
 
-WAIT_POLL_SECONDS = 0.1
+WAIT_POLL_SECONDS = 0.02  # a dict lookup per poll: cheap, and a ready sandbox answers at once
 
 
 @router.post(
