@@ -40,6 +40,7 @@ def server(tmp_path: Path, docker_runtime: object) -> Iterator[dict[str, str]]:
         "RESTOREBOX_PORT": str(port),
         "RESTOREBOX_STATE_DIR": str(tmp_path / "s"),
         "RESTOREBOX_BACKUPS_DIR": str(backups),
+        "RESTOREBOX_SNAPSHOT_MAX_BYTES": "0",  # no snapshot images left behind
     }
     env.pop("RESTOREBOX_API_TOKEN", None)
     proc = subprocess.Popen(

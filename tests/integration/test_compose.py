@@ -44,6 +44,7 @@ def test_compose_up_restore_down(tmp_path: Path, docker_runtime: object) -> None
         "RESTOREBOX_API_TOKEN": "compose-token",
         "RESTOREBOX_PORT": str(port),
         "RESTOREBOX_BACKUPS": str(backups),
+        "RESTOREBOX_SNAPSHOT_MAX_BYTES": "0",  # `down -v` drops the state; no images stay
     }
     engine = docker.from_env()
     up = compose(env, "up", "-d")
