@@ -4,7 +4,7 @@ engine; tests/unit/test_runtime_protocol.py runs the same behaviour checks on bo
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from restorebox.runtime import (
     Container,
@@ -55,7 +55,10 @@ class FakeRuntime:
         user: str = "postgres",
         on_stderr: StreamCallback | None = None,
         max_output: int = DEFAULT_MAX_OUTPUT,
+        stdin: Iterable[bytes] | None = None,
     ) -> ExecResult:
+        for _ in stdin or ():  # a command that reads all of its input
+            pass
         return ExecResult(0, b"", b"")
 
     def copy_in(

@@ -131,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument(
         "--fresh", action="store_true", help="restore from the backups even if a snapshot has them"
     )
+    create.add_argument(
+        "--no-snapshot",
+        action="store_true",
+        help="a one-off check: do not keep a snapshot of the restore (ready sooner)",
+    )
     sub.add_parser("ls", help="list sandboxes")
     show = sub.add_parser("show", help="show a sandbox and its report")
     show.add_argument("id")
@@ -170,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                 body["snapshot"] = args.snapshot
             if args.fresh:
                 body["fresh"] = True
+            if args.no_snapshot:
+                body["keep_snapshot"] = False
             if args.backup:
                 body["backup"] = args.backup
             for key, value in (

@@ -151,6 +151,7 @@ class Sandbox(BaseModel):
     snapshot_id: str | None = None
     from_snapshot: bool = False
     fresh: bool = False  # restore from the backup even if a snapshot holds it
+    keep_snapshot: bool = True  # after a restore, keep a snapshot for copies and resets
     database_requested: str | None = None  # what the request asked for, if anything
     host: str = "127.0.0.1"  # where the service connects
     url_host: str | None = None  # what connection URLs name, when it differs

@@ -7,6 +7,7 @@ do now, the reconciler retries (it sees a failed sandbox still holding a contain
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -154,7 +155,7 @@ class Provisioner:
                 self._copy(sandbox_id, snapshot, cancelled)
                 return
             self._restore_and_probe(sandbox_id, plan, cancelled)
-            if key is not None:
+            if key is not None and sandbox.keep_snapshot:
                 self._keep(sandbox_id, key, plan)
             self._check(cancelled)
             self.transitions.move(sandbox_id, Status.READY, progress=None, ready_at=utcnow())
@@ -180,7 +181,7 @@ class Provisioner:
                 self.runtime,
                 sandbox,
                 timeout_seconds=self.settings.restore_timeout_seconds,
-                jobs=self.settings.restore_jobs,
+                jobs=self.settings.restore_jobs or max(1, math.ceil(self.settings.sandbox_cpus)),
                 cancelled=cancelled,
                 on_progress=lambda p: self._progress(sandbox_id, p),
                 members=self.catalog.members,

@@ -53,6 +53,7 @@ class CreateRequest:
     profile: str = "auto"
     snapshot: str | None = None  # a snapshot to copy (id or name) instead of backups
     fresh: bool = False  # restore from the backups even if a snapshot holds them
+    keep_snapshot: bool = True  # a one-off check (False) leaves no snapshot behind
 
 
 def database_name_for(backups: list[str]) -> str:
@@ -202,6 +203,7 @@ class SandboxManager:
             snapshot_id=snapshot.id if snapshot else None,
             from_snapshot=snapshot is not None,
             fresh=request.fresh,
+            keep_snapshot=request.keep_snapshot,
             on_error=request.on_error,
             profile_requested=request.profile,
             probes_requested=request.probes,

@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     ready_timeout_seconds: float = Field(60.0, gt=0)
     restore_timeout_seconds: float = Field(3600.0, gt=0)
     probe_timeout_seconds: float = Field(300.0, gt=0)
-    restore_jobs: int = Field(2, ge=1, le=32)
+    # pg_restore -j and parallel ANALYZE; None: one job per CPU the sandbox may use.
+    restore_jobs: int | None = Field(None, ge=1, le=32)
     max_backup_bytes: int = Field(64 * 1024**3, ge=1)
     max_request_bytes: int = Field(1024 * 1024, ge=1024)
     keep_failed: bool = False

@@ -1,66 +1,90 @@
-"""Benchmarks, reported as ratios against a baseline measured in the same run.
+"""Benchmarks, reported as ratios against baselines measured in the same run.
 
-    scripts/bench [--runs N] [--scales 20,200]
+    scripts/bench [--runs 3] [--sizes 5,300,1500]
 
-1. Empty sandbox: POST /v1/sandboxes wait=true until ready, against a plain `docker run`
-   of the same image plus a loop that waits for a real login.
-2. Restore: the largest manufacturing fixture (complete plain dump) through restorebox
-   (probes off), against a naive `docker run` + `psql < dump` into a fresh container.
-3. Probes: probe time against restore time, at two database sizes.
-4. Copies: for each size, a cold restore (which keeps a snapshot), a warm copy from the
-   snapshot, and a reset, against the naive docker run + psql < dump.
+For each size, a pgbench database dumped as plain SQL and as a custom archive (generated
+here, cached under tests/.generated/bench-pgbench), timed until a query succeeds:
+
+- naive: `docker run` of the image, a login loop, then `docker exec -i psql < dump`;
+- testcontainers-python's PostgresContainer on the same image, then the same load;
+- restorebox cold (probes off, and every probe on; the plain dump, and the custom archive
+  with probes off), a one-off check that keeps no snapshot;
+- restorebox cold keeping its snapshot (what the first create of a backup costs);
+- restorebox warm (a copy from that snapshot) and reset;
+
+with throughput (dump MB / cold seconds), the service's peak memory (VmHWM of the
+`restorebox serve` process, reset before each size), the snapshot's size and what a copy
+writes. Then ten warm copies requested at once, and an empty sandbox against docker run.
+The service runs as its own process, exactly as `scripts/serve` runs it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import secrets
+import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import docker
+import httpx
 import psycopg
-from fastapi.testclient import TestClient
-
-from restorebox.api import create_app
-from restorebox.runtime.docker import DockerRuntime
-from restorebox.settings import Settings
-from tests.fixtures.manufacturing.generate import generate
 
 TOKEN = "bench-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 REPO = Path(__file__).resolve().parents[2]
+IMAGE = "restorebox/postgres:17"
+MAJOR = "17"
+LABELS = {"restorebox.bench": "true"}
 
 
-def median_time(fn: Callable[[], None], runs: int) -> tuple[float, list[float]]:
+def median_time(fn: Callable[[], object], runs: int) -> float:
     times = []
     for _ in range(runs):
         started = time.perf_counter()
         fn()
         times.append(time.perf_counter() - started)
-    return statistics.median(times), times
+    return statistics.median(times)
 
 
-def docker_run_until_login(image: str, dump: Path | None = None) -> None:
-    """The baseline: what a developer would script by hand."""
+def wait_for_login(url: str, timeout: float = 120) -> None:
+    delay, deadline = 0.02, time.monotonic() + timeout
+    while True:
+        try:
+            with psycopg.connect(url, connect_timeout=2) as conn:
+                conn.execute("select 1")
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+@contextlib.contextmanager
+def naive_container(image: str = IMAGE) -> Iterator[tuple[Any, str]]:
+    """What a developer scripts by hand: docker run, then poll until a login works."""
     client = docker.from_env()
     password = secrets.token_hex(8)
     container = client.containers.run(
         image,
         detach=True,
-        # The same contract restorebox uses: a named user and database.
         environment={
             "POSTGRES_PASSWORD": password,
             "POSTGRES_USER": "restorebox",
             "POSTGRES_DB": "sandbox",
         },
         ports={"5432/tcp": ("127.0.0.1", None)},
-        labels={"restorebox.bench": "true"},
+        labels=LABELS,
     )
     try:
         container.reload()
@@ -69,166 +93,335 @@ def docker_run_until_login(image: str, dump: Path | None = None) -> None:
             container.reload()
         port = container.attrs["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"]
         url = f"postgresql://restorebox:{password}@127.0.0.1:{port}/sandbox"
-        delay = 0.02
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with psycopg.connect(url, connect_timeout=2) as conn:
-                    conn.execute("select 1")
-                break
-            except psycopg.OperationalError:
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
-        else:
-            raise TimeoutError(container.logs(tail=20).decode())
-        if dump is not None:
-            with dump.open("rb") as handle:
-                subprocess.run(
-                    [
-                        "docker",
-                        "exec",
-                        "-i",
-                        "-u",
-                        "postgres",
-                        container.id,
-                        "psql",
-                        "-X",
-                        "-q",
-                        "-U",
-                        "restorebox",
-                        "-d",
-                        "postgres",
-                    ],
-                    stdin=handle,
-                    check=True,
-                    stdout=subprocess.DEVNULL,
-                )
+        wait_for_login(url)
+        yield container, url
     finally:
         container.remove(force=True, v=True)
 
 
-class Service:
-    def __init__(self, backups: Path, state: Path) -> None:
-        settings = Settings(
-            state_dir=state,
-            backups_dir=backups,
-            api_token=TOKEN,
-            restore_timeout_seconds=3600,
-            probe_timeout_seconds=3600,
+def load_with_psql(container_id: str, dump: Path, database: str = "sandbox") -> None:
+    argv = ["docker", "exec", "-i", "-u", "postgres", container_id]
+    with dump.open("rb") as handle:
+        subprocess.run(
+            [*argv, "psql", "-X", "-q", "-U", "restorebox", "-d", database],
+            stdin=handle,
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
-        self.client = TestClient(create_app(settings, DockerRuntime()))
-        self.client.__enter__()
+
+
+def naive(dump: Path | None) -> None:
+    with naive_container() as (container, url):
+        if dump is not None:
+            load_with_psql(container.id, dump)
+        wait_for_login(url)
+
+
+def with_testcontainers(dump: Path) -> None:
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # no registry for ryuk
+    from testcontainers.postgres import PostgresContainer
+
+    with PostgresContainer(
+        IMAGE, username="restorebox", password=secrets.token_hex(8), dbname="sandbox"
+    ) as postgres:
+        container_id = postgres.get_wrapped_container().id
+        load_with_psql(container_id, dump)
+        url = postgres.get_connection_url(driver=None)
+        wait_for_login(url)
+
+
+# -- the dumps ----------------------------------------------------------------------------
+def pgbench_dumps(size_mb: int) -> tuple[Path, Path]:
+    """A pgbench database of about ``size_mb`` MB as plain SQL, and as a custom archive."""
+    out = REPO / "tests" / ".generated" / "bench-pgbench" / f"{size_mb}mb"
+    plain, custom = out / "pgbench.sql", out / "pgbench.dump"
+    stamp = out / ".stamp"
+    image_id = docker.from_env().images.get(IMAGE).id
+    if stamp.exists() and stamp.read_text() == image_id and plain.exists() and custom.exists():
+        return plain, custom
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    scale = max(1, size_mb // 10)  # ~10 MB of plain SQL per pgbench scale unit
+    print(f"generating a {size_mb} MB pgbench dump (scale {scale})...", file=sys.stderr)
+    with naive_container() as (container, _url):
+        env = {"PGUSER": "restorebox", "PGDATABASE": "sandbox"}
+        _run(container, ["pgbench", "-i", "-q", "-s", str(scale)], env)
+        if size_mb < 10:  # keep a share of the accounts to reach the size asked for
+            keep = size_mb * 10_000
+            _run(container, ["psql", "-c", f"DELETE FROM pgbench_accounts WHERE aid > {keep}"], env)
+        _run(container, ["pg_dump", "-f", "/tmp/pgbench.sql"], env)
+        _run(container, ["pg_dump", "-Fc", "-f", "/tmp/pgbench.dump"], env)
+        for path in (plain, custom):
+            with path.open("wb") as handle:
+                subprocess.run(
+                    ["docker", "exec", container.id, "cat", f"/tmp/{path.name}"],
+                    stdout=handle,
+                    check=True,
+                )
+    stamp.write_text(image_id)
+    return plain, custom
+
+
+def _run(container: Any, argv: list[str], env: dict[str, str]) -> None:
+    code, output = container.exec_run(argv, environment=env, user="postgres")
+    if code != 0:
+        raise RuntimeError(f"{argv}: {output.decode()[-500:]}")
+
+
+# -- the service --------------------------------------------------------------------------
+@dataclass
+class Service:
+    """`restorebox serve` in its own process, driven over HTTP."""
+
+    backups: Path
+    state: Path
+    process: subprocess.Popen[bytes] = field(init=False)
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        port = _free_port()
+        env = {
+            **os.environ,
+            "RESTOREBOX_STATE_DIR": str(self.state),
+            "RESTOREBOX_BACKUPS_DIR": str(self.backups),
+            "RESTOREBOX_API_TOKEN": TOKEN,
+            "RESTOREBOX_PORT": str(port),
+            "RESTOREBOX_MAX_SANDBOXES": "16",
+            "RESTOREBOX_RESTORE_TIMEOUT_SECONDS": "3600",
+            "RESTOREBOX_PROBE_TIMEOUT_SECONDS": "3600",
+            "RESTOREBOX_MAX_WAIT_SECONDS": "3600",
+        }
+        self.log = (self.state.parent / "service.log").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "restorebox.cli", "serve"],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.http = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=3700,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if self.http.get("/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("the service did not start; see service.log")
+            time.sleep(0.1)
+
+    def describe(self, name: str) -> None:
+        """Wait until the catalog has read the backup (off the request path)."""
+        while self.http.get(f"/v1/backups/{name}").status_code == 202:
+            time.sleep(0.2)
 
     def create(self, keep: bool = False, **body: Any) -> dict[str, Any]:
-        response = self.client.post("/v1/sandboxes", json={"wait": True, **body}, headers=AUTH)
+        response = self.http.post("/v1/sandboxes", json={"wait": True, **body})
         sandbox: dict[str, Any] = response.json()
-        assert sandbox["status"] == "ready", sandbox
+        assert sandbox.get("status") == "ready", sandbox
+        wait_for_login(sandbox["connection_url"])
         if not keep:
             self.delete(sandbox["id"])
         return sandbox
 
     def delete(self, sandbox_id: str) -> None:
-        self.client.delete(f"/v1/sandboxes/{sandbox_id}", headers=AUTH)
+        self.http.delete(f"/v1/sandboxes/{sandbox_id}")
 
-    def reset(self, sandbox_id: str) -> None:
-        response = self.client.post(
-            f"/v1/sandboxes/{sandbox_id}/reset", json={"wait": True}, headers=AUTH
-        )
+    def reset(self, sandbox: dict[str, Any]) -> None:
+        response = self.http.post(f"/v1/sandboxes/{sandbox['id']}/reset", json={"wait": True})
         assert response.json()["status"] == "ready", response.text
+        wait_for_login(sandbox["connection_url"])
 
     def snapshots(self) -> list[dict[str, Any]]:
-        listed: list[dict[str, Any]] = self.client.get("/v1/snapshots", headers=AUTH).json()[
-            "snapshots"
-        ]
+        listed: list[dict[str, Any]] = self.http.get("/v1/snapshots").json()["snapshots"]
         return listed
 
+    def reset_peak_memory(self) -> None:
+        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+
+    def peak_memory_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
     def close(self) -> None:
-        self.client.__exit__(None, None, None)
+        for snapshot in self.snapshots():
+            self.http.delete(f"/v1/snapshots/{snapshot['id']}")
+        self.process.terminate()
+        self.process.wait(timeout=60)
+        self.log.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def copy_disk_mb(sandbox: dict[str, Any]) -> float:
+    """What a copy has written on top of its snapshot image (the container's own layer)."""
+    api = docker.from_env().api
+    for container in api.containers(filters={"label": f"restorebox.sandbox={sandbox['id']}"}):
+        return float(api.inspect_container(container["Id"], size=True)["SizeRw"]) / 1e6
+    return float("nan")
+
+
+# -- the run ------------------------------------------------------------------------------
+@dataclass
+class SizeResult:
+    size_mb: float
+    naive: float
+    testcontainers: float
+    cold_off: float
+    cold_on: float
+    cold_custom: float
+    cold_keeping: float
+    warm: float
+    reset: float
+    snapshot_mb: float
+    copy_mb: float
+    peak_mb: float
+
+
+def measure_size(service: Service, size_mb: int, runs: int) -> SizeResult:
+    plain, custom = pgbench_dumps(size_mb)
+    for dump in (plain, custom):
+        shutil.copy(dump, service.backups / f"{size_mb}mb-{dump.name}")
+    name, archive = f"{size_mb}mb-{plain.name}", f"{size_mb}mb-{custom.name}"
+    service.describe(name)
+    service.describe(archive)
+    service.reset_peak_memory()
+    base = {"postgres": MAJOR, "keep_snapshot": False}
+    result = SizeResult(
+        size_mb=plain.stat().st_size / 1e6,
+        naive=median_time(lambda: naive(plain), runs),
+        testcontainers=median_time(lambda: with_testcontainers(plain), runs),
+        cold_off=median_time(lambda: service.create(backup=name, probes="none", **base), runs),
+        cold_on=median_time(lambda: service.create(backup=name, **base), runs),
+        cold_custom=median_time(
+            lambda: service.create(backup=archive, probes="none", **base), runs
+        ),
+        cold_keeping=median_time(
+            lambda: service.create(backup=name, postgres=MAJOR, fresh=True), 1
+        ),
+        warm=0.0,
+        reset=0.0,
+        snapshot_mb=0.0,
+        copy_mb=0.0,
+        peak_mb=service.peak_memory_mb(),
+    )
+    result.warm = median_time(lambda: service.create(backup=name, postgres=MAJOR), runs)
+    held = service.create(keep=True, backup=name, postgres=MAJOR)
+    result.copy_mb = copy_disk_mb(held)
+    result.reset = median_time(lambda: service.reset(held), runs)
+    service.delete(held["id"])
+    result.snapshot_mb = next(
+        s["size_bytes"] / 1e6 for s in service.snapshots() if s["backups"] == [name]
+    )
+    return result
+
+
+def concurrent_warm(service: Service, name: str, count: int) -> tuple[float, float]:
+    """(slowest of ``count`` warm copies asked for at once, one warm copy alone)."""
+    single = median_time(lambda: service.create(backup=name, postgres=MAJOR), 3)
+
+    def one(_: int) -> float:
+        started = time.perf_counter()
+        service.create(backup=name, postgres=MAJOR)
+        return time.perf_counter() - started
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        slowest = max(pool.map(one, range(count)))
+    return slowest, single
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--scales", default="20,200")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sizes", default="5,300,1500", help="dump sizes in MB")
     args = parser.parse_args()
-    scales = [int(s) for s in args.scales.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="restorebox-bench-"))
-    backups = work / "backups"
-    backups.mkdir()
-    fixtures: dict[int, Path] = {}
-    rows: dict[int, int] = {}
-    for scale in scales:
-        out = REPO / "tests" / ".generated" / f"bench-{scale}"
-        rows[scale] = sum(generate(out, scale).values())
-        fixtures[scale] = out / "manufacturing_complete.sql"
-        (backups / f"scale{scale}.sql").write_bytes(fixtures[scale].read_bytes())
+    (work / "backups").mkdir()
+    service = Service(work / "backups", work / "state")
+    try:
+        report(service, sizes, args.runs)
+    finally:
+        service.close()
+        shutil.rmtree(work, ignore_errors=True)
 
-    service = Service(backups, work / "state")
+
+def report(service: Service, sizes: list[int], runs: int) -> None:
     print("## restorebox benchmarks\n")
-    print(f"runs per figure: {args.runs} (median); machine: `nproc`={_nproc()}\n")
+    print(f"`scripts/bench --runs {runs} --sizes {','.join(map(str, sizes))}`; ")
+    print(f"median of {runs} runs; machine: {os.cpu_count()} CPUs; image `{IMAGE}`.\n")
+    results = {size: measure_size(service, size, runs) for size in sizes}
 
-    base, _ = median_time(lambda: docker_run_until_login("restorebox/postgres:17"), args.runs)
-    ours, _ = median_time(lambda: service.create(postgres="17"), args.runs)
-    print("### Empty sandbox: POST wait=true to ready\n")
-    print("| what | median s | ratio |\n|---|---|---|")
-    print(f"| docker run + login loop (baseline) | {base:.2f} | 1.00 |")
-    print(f"| restorebox POST /v1/sandboxes wait=true | {ours:.2f} | {ours / base:.2f} |\n")
-
-    largest = max(scales)
-    dump = fixtures[largest]
-    runs = max(1, args.runs // 2)
-    base, _ = median_time(lambda: docker_run_until_login("restorebox/postgres:15", dump), runs)
-    ours, _ = median_time(
-        lambda: service.create(backup=f"scale{largest}.sql", probes="none", fresh=True), runs
-    )
+    print("### Time until a query succeeds (seconds; ratio to the naive method)\n")
     print(
-        f"### Restore of the largest fixture ({dump.stat().st_size / 1e6:.1f} MB plain, "
-        f"{rows[largest]} rows)\n"
+        "| dump | naive | testcontainers | cold, probes off | cold, probes on "
+        "| cold custom, probes off | cold keeping a snapshot | warm | reset |"
     )
-    print("| what | median s | ratio |\n|---|---|---|")
-    print(f"| docker run + psql < dump (baseline) | {base:.2f} | 1.00 |")
-    print(f"| restorebox restore, probes off | {ours:.2f} | {ours / base:.2f} |\n")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results.values():
+        n = r.naive
 
-    print("### Probe time against restore time\n")
-    print("| rows | restore s | probes s | probes / restore |\n|---|---|---|---|")
-    for scale in scales:
-        sandbox = service.create(backup=f"scale{scale}.sql")
-        restore = sandbox["restore"]["duration_seconds"]
-        probes = sum(p["duration_seconds"] for p in sandbox["probes"])
-        print(f"| {rows[scale]} | {restore:.2f} | {probes:.2f} | {probes / restore:.2f} |")
+        def cell(value: float, naive: float = n) -> str:
+            return f"{value:.2f} ({value / naive:.2f})"
 
-    print("\n### Copies: cold restore, warm copy from the snapshot, reset\n")
+        print(
+            f"| {r.size_mb:.0f} MB | {r.naive:.2f} | {cell(r.testcontainers)} "
+            f"| {cell(r.cold_off)} | {cell(r.cold_on)} | {cell(r.cold_custom)} "
+            f"| {cell(r.cold_keeping)} | {r.warm:.2f} ({r.warm / n:.3f}) "
+            f"| {r.reset:.2f} ({r.reset / n:.3f}) |"
+        )
+    print("\n### Throughput, memory, disk\n")
     print(
-        "| dump MB | naive s | cold s (ratio) | warm s (ratio) | reset s (ratio) "
-        "| snapshot MB |\n|---|---|---|---|---|---|"
+        "| dump | naive MB/s | cold MB/s (probes off) | service peak memory MB "
+        "| snapshot MB | a copy writes MB |"
     )
-    for scale in scales:
-        print(copies_row(service, f"scale{scale}.sql", fixtures[scale], runs, args.runs))
-    for snapshot in service.snapshots():
-        service.client.delete(f"/v1/snapshots/{snapshot['id']}", headers=AUTH)
-    service.close()
+    print("|---|---|---|---|---|---|")
+    for r in results.values():
+        print(
+            f"| {r.size_mb:.0f} MB | {r.size_mb / r.naive:.0f} | {r.size_mb / r.cold_off:.0f} "
+            f"| {r.peak_mb:.0f} | {r.snapshot_mb:.0f} | {r.copy_mb:.1f} |"
+        )
 
+    largest, smallest = results[max(sizes)], results[min(sizes)]
+    slowest, single = concurrent_warm(service, f"{max(sizes)}mb-pgbench.sql", 10)
+    print(f"\n### Ten warm copies of the {largest.size_mb:.0f} MB dump requested at once\n")
+    print(f"slowest {slowest:.2f} s; one alone {single:.2f} s: {slowest / single:.2f}x\n")
 
-def copies_row(service: Service, name: str, dump: Path, runs: int, warm_runs: int) -> str:
-    """One size: the naive load, a cold restore (keeping its snapshot), warm copies, resets."""
-    naive, _ = median_time(lambda: docker_run_until_login("restorebox/postgres:15", dump), runs)
-    cold, _ = median_time(lambda: service.create(backup=name, fresh=True), runs)
-    warm, _ = median_time(lambda: service.create(backup=name), warm_runs)
-    held = service.create(keep=True, backup=name)
-    reset, _ = median_time(lambda: service.reset(held["id"]), warm_runs)
-    service.delete(held["id"])
-    size = next(s["size_bytes"] for s in service.snapshots() if s["backups"] == [name])
-    return (
-        f"| {dump.stat().st_size / 1e6:.1f} | {naive:.2f} "
-        f"| {cold:.2f} ({cold / naive:.2f}) | {warm:.2f} ({warm / naive:.3f}) "
-        f"| {reset:.2f} ({reset / naive:.3f}) | {size / 1e6:.0f} |"
+    empty_base = median_time(lambda: naive(None), runs)
+    empty = median_time(lambda: service.create(postgres=MAJOR), runs)
+    print("### Empty sandbox (what a warm pool could save of a cold restore)\n")
+    print(
+        f"docker run + login loop {empty_base:.2f} s; restorebox {empty:.2f} s "
+        f"({empty / empty_base:.2f}x); that is {empty / largest.cold_off:.1%} of the "
+        f"{largest.size_mb:.0f} MB cold restore.\n"
     )
 
-
-def _nproc() -> int:
-    import os
-
-    return os.cpu_count() or 0
+    print("### Targets\n")
+    checks = [
+        ("warm copy of the largest >= 25x faster than naive", largest.naive / largest.warm, 25),
+        ("warm largest within 1.3x of warm smallest", 1.3 - largest.warm / smallest.warm, 0),
+        ("reset no slower than a warm copy", largest.warm - largest.reset, 0),
+        ("cold plain, probes off, within 1.05x naive", 1.05 - largest.cold_off / largest.naive, 0),
+        ("cold plain, probes on, within 1.25x naive", 1.25 - largest.cold_on / largest.naive, 0),
+        ("cold custom faster than naive plain", largest.naive - largest.cold_custom, 0),
+        ("ten warm copies at once: slowest within 3x one", 3 - slowest / single, 0),
+        ("service peak memory under 200 MB", 200 - max(r.peak_mb for r in results.values()), 0),
+    ]
+    print("| target | met |\n|---|---|")
+    for label, value, threshold in checks:
+        print(f"| {label} | {'yes' if value >= threshold else 'NO'} |")
 
 
 if __name__ == "__main__":

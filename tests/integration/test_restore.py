@@ -368,3 +368,39 @@ def test_unsafe_or_ambiguous_wrappers_are_refused(
         assert response.json()["code"] == "unsupported_backup"
         assert words in response.json()["message"]
     assert api.containers() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "counted"),
+    [
+        ("manufacturing.dump", True),  # gzip
+        ("manufacturing_pg17_zstd.dump", True),
+        ("manufacturing_pg17.dump", True),
+        ("manufacturing.dir", True),
+        ("manufacturing_pg17_lz4.dump", True),
+        ("manufacturing.tar", False),
+    ],
+)
+def test_archive_rows_are_counted_in_the_describing_pass(
+    manufacturing: Manufacturing, name: str, counted: bool
+) -> None:
+    from restorebox.backups.describe import describe
+
+    backup = describe(name, manufacturing.dir / name)
+    assert backup.row_counts == (manufacturing.counts if counted else None)
+
+
+def test_a_damaged_archive_data_area_leaves_counting_to_the_sandbox(
+    manufacturing: Manufacturing, tmp_path: Path
+) -> None:
+    from restorebox.backups.describe import describe
+
+    data = bytearray((manufacturing.dir / "manufacturing.dump").read_bytes())
+    # Garble the last quarter (data blocks), keep the table of contents.
+    start = len(data) * 3 // 4
+    data[start:] = bytes(b ^ 0x5A for b in data[start:])
+    damaged = tmp_path / "damaged.dump"
+    damaged.write_bytes(bytes(data))
+    backup = describe("damaged.dump", damaged)
+    assert backup.row_counts is None
+    assert backup.format == "custom"

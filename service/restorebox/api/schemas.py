@@ -46,6 +46,11 @@ class CreateSandbox(BaseModel):
     fresh: bool = Field(
         False, description="restore from the backups even if a snapshot holds them (refreshes it)"
     )
+    keep_snapshot: bool = Field(
+        True,
+        description="after a restore, keep a snapshot so later copies and resets take a second "
+        "(false: a one-off check that is ready sooner and leaves no snapshot)",
+    )
 
     @field_validator("postgres")
     @classmethod

@@ -26,6 +26,7 @@ class TocEntry:
     namespace: str | None
     owner: str | None
     defn: str | None
+    copy_stmt: str | None = None
 
 
 @dataclass
@@ -37,9 +38,10 @@ class ArchiveToc:
     server_version: str | None
     pg_dump_version: str | None
     entries: list[TocEntry] = field(default_factory=list)
+    int_size: int = 4
 
 
-class _Reader:
+class Reader:
     def __init__(self, stream: IO[bytes], name: str) -> None:
         self.stream = stream
         self.name = name
@@ -73,7 +75,7 @@ class _Reader:
 
 
 def read_toc(stream: IO[bytes], name: str) -> ArchiveToc:
-    r = _Reader(stream, name)
+    r = Reader(stream, name)
     if r.bytes(5) != b"PGDMP":
         raise UnsupportedBackup(f"{name}: not a pg_dump archive (no PGDMP header)")
     vmaj, vmin = r.byte(), r.byte()
@@ -98,6 +100,7 @@ def read_toc(stream: IO[bytes], name: str) -> ArchiveToc:
     dbname = r.str()
     server_version, dump_version = r.str(), r.str()
     toc = ArchiveToc(version, fmt, compression, dbname, server_version, dump_version)
+    toc.int_size = r.int_size
     count = r.int()
     if count < 0 or count > 10_000_000:
         raise UnsupportedBackup(f"{name}: corrupt table of contents ({count} entries)")
@@ -110,7 +113,7 @@ def read_toc(stream: IO[bytes], name: str) -> ArchiveToc:
         r.int()  # section
         defn = r.str()
         r.str()  # drop statement
-        r.str()  # copy statement
+        copy_stmt = r.str()
         namespace = r.str()
         r.str()  # tablespace
         if version >= (1, 14, 0):
@@ -125,7 +128,9 @@ def read_toc(stream: IO[bytes], name: str) -> ArchiveToc:
             r.offset()  # data state flag + data position
         else:
             r.str()  # file name
-        toc.entries.append(TocEntry(dump_id, had_dumper, tag, desc, namespace, owner, defn))
+        toc.entries.append(
+            TocEntry(dump_id, had_dumper, tag, desc, namespace, owner, defn, copy_stmt)
+        )
     return toc
 
 

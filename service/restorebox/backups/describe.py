@@ -13,6 +13,13 @@ import zstandard
 
 from ..errors import UnsupportedBackup
 from .archive import ArchiveToc, read_archive_toc, read_toc
+from .archive_rows import (
+    READ_SIZE,
+    copy_tables,
+    count_custom_rows,
+    count_directory_file,
+    data_file_table,
+)
 from .declared import archive_declarations
 from .model import Backup, Compression, Content, DatabaseContent, Format
 from .plain import WATCHED, PlainScan, scan_plain
@@ -36,16 +43,56 @@ def _files_of(path: Path) -> list[Path]:
 
 
 def _sha256(path: Path) -> tuple[str, int]:
+    sha, size, _ = _hash_directory(path, {}) if path.is_dir() else _hash_file(path)
+    return sha, size
+
+
+def _hash_file(path: Path) -> tuple[str, int, None]:
+    with path.open("rb") as handle:
+        hashing = HashingReader(handle)
+        return (*hashing.finish(), None)
+
+
+def _hash_directory(path: Path, tables: dict[int, str]) -> tuple[str, int, dict[str, int] | None]:
+    """One pass over a directory archive's files: the checksum (names and contents) and,
+    for its COPY data files, the rows per table (None if any data file was unreadable)."""
     digest = hashlib.sha256()
     size = 0
+    counts: dict[str, int] | None = {}
     for file in _files_of(path):
-        if path.is_dir():
-            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        table = data_file_table(file, tables) if file.parent == path else None
         with file.open("rb") as handle:
-            while chunk := handle.read(1024 * 1024):
-                digest.update(chunk)
-                size += len(chunk)
-    return digest.hexdigest(), size
+            hashing = HashingReader(handle, digest)
+            if table is not None and counts is not None:
+                rows = count_directory_file(file, cast(IO[bytes], hashing))
+                if rows is None:
+                    counts = None
+                else:
+                    counts[table] = counts.get(table, 0) + rows
+            size += hashing.finish()[1]
+    return digest.hexdigest(), size, counts
+
+
+def _describe_archive(name: str, path: Path, fmt: Format) -> Backup:
+    """Hash, read the table of contents and count the COPY rows in one pass."""
+    counts: dict[str, int] | None = None
+    if fmt == "directory":
+        toc = read_archive_toc(path, fmt)
+        sha, size, counts = _hash_directory(path, copy_tables(toc))
+    elif fmt == "custom":
+        with path.open("rb") as handle:
+            hashing = HashingReader(handle)
+            buffered = io.BufferedReader(hashing, buffer_size=READ_SIZE)
+            toc = read_toc(buffered, name)
+            counts = count_custom_rows(buffered, toc, name)
+            sha, size = hashing.finish()
+    else:
+        sha, size = _sha256(path)
+        toc = read_archive_toc(path, fmt)
+    backup = _from_toc(name, path, fmt, toc, sha, size)
+    backup.row_counts = counts
+    return backup
 
 
 def _content(has_schema: bool, has_data: bool) -> Content:
@@ -79,8 +126,10 @@ def describe(name: str, path: Path) -> Backup:
         except _READ_ERRORS as exc:
             raise UnsupportedBackup(f"{name}: cannot read the dump: {exc}") from exc
         return _finish(_from_scan(name, path, compression, scan, sha, size))
-    sha, size = _sha256(path)
-    return _finish(_from_toc(name, path, fmt, read_archive_toc(path, fmt), sha, size))
+    try:
+        return _finish(_describe_archive(name, path, fmt))
+    except _READ_ERRORS as exc:
+        raise UnsupportedBackup(f"{name}: cannot read the archive: {exc}") from exc
 
 
 def _describe_wrapped(name: str, path: Path, wrapped: Wrapped) -> Backup:

@@ -61,9 +61,9 @@ class HashingReader(io.RawIOBase):
     """Reads through to ``raw`` while hashing every byte, so one pass both scans a dump
     and computes its checksum."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: IO[bytes], digest: Any = None) -> None:
         self.raw = raw
-        self.digest = hashlib.sha256()
+        self.digest = digest if digest is not None else hashlib.sha256()
         self.size = 0
 
     def readable(self) -> bool:

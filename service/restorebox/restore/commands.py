@@ -9,6 +9,7 @@ from ..backups.model import Backup
 from ..models import Sandbox
 from .translate import rules_for
 
+STDIN = "-"  # a plain file streamed into the pipeline rather than staged
 BOOTSTRAP_USER = "restorebox_bootstrap"  # images/postgres: initdb's superuser
 DECOMPRESS = {"none": "cat", "gzip": "gzip -dc", "zstd": "zstd -dcq", "lz4": "lz4 -dcq"}
 COUNT_AWK = shlex.quote(
@@ -35,7 +36,7 @@ def psql_command(
     backup: Backup, sandbox: Sandbox, remote: str, on_error: str, remaining: int
 ) -> list[str]:
     """Decompress (or pg_restore -f -), translate with sed, load with psql. The file is
-    "$1" of the bash script, never spliced into it."""
+    "$1" of the bash script, never spliced into it, or standard input (``STDIN``)."""
     stop = "1" if on_error == "stop" else "0"
     # No dump may drop, rename or demote the sandbox's own superuser (pg_dumpall files
     # carry role statements; a hostile plain file might too), nor the image's bootstrap
@@ -48,7 +49,9 @@ def psql_command(
     script += f"s/{role_line}/-- skipped by restorebox: \\1/I"
     for rule in rules_for(backup, sandbox.postgres_version or 0):
         script += "\n" + rule.sed
-    source = f'{DECOMPRESS[backup.compression]} "$1"'
+    source = DECOMPRESS[backup.compression]
+    if remote != STDIN:
+        source += ' "$1"'
     if backup.format != "plain":
         source = 'pg_restore -f - "$1"'
         if backup.content == "data":

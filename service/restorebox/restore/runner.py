@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,7 +34,13 @@ from ..pg import connect
 from ..platforms import Classifier
 from ..platforms.prepare import prepare, prepared_schemas, stand_ins_in_use
 from ..runtime import ExecResult, Runtime, UploadFile
-from .commands import COUNT_AWK, PROGRESS_SCRIPT, pg_restore_command, psql_command
+from .commands import (
+    COUNT_AWK,
+    PROGRESS_SCRIPT,
+    STDIN,
+    pg_restore_command,
+    psql_command,
+)
 from .errors_parse import StderrCollector
 from .hints import HintContext, hint_for
 from .plan import RestorePlan
@@ -53,6 +59,7 @@ FAST_SETTINGS = {
     "checkpoint_timeout": "30min",
     "autovacuum": "off",
 }
+STREAM_CHUNK = 1024 * 1024
 STDOUT_KEPT = 64 * 1024  # what the service keeps of a command's stdout (it is discarded)
 # Rows per COPY block of a data stream: "<table> <rows>" per block.
 ProgressSink = Callable[[Progress], None]
@@ -205,11 +212,16 @@ class RestoreRunner:
             log.info("created roles", extra={"sandbox": self.sandbox.id, "roles": created})
         return created
 
-    def _upload(self, plan: RestorePlan) -> list[str]:
+    def _upload(self, plan: RestorePlan) -> list[str | None]:
+        """Stage the archives in the container (pg_restore -j needs a file it can seek);
+        plain files are not staged (None): they stream straight into psql."""
         files: list[UploadFile] = []
-        remotes: list[str] = []
+        remotes: list[str | None] = []
         for index, backup in enumerate(plan.backups):
             folder = f"{UPLOAD_ROOT}/{index}"
+            if self._streams(backup):
+                remotes.append(None)
+                continue
             if backup.wrapper is not None:
                 # Members stream from inside the wrapper, checked as they were described.
                 wrapped = open_wrapped(backup.path, backup.wrapper)
@@ -232,6 +244,8 @@ class RestoreRunner:
             for member in self.members(backup.name, backup.path):
                 name = f"{base}/{member.name}" if backup.path.is_dir() else base
                 files.append(UploadFile(member.path, name, member.size))
+        if not files:
+            return remotes
         total = sum(f.size for f in files)
         last = [0.0]
 
@@ -248,12 +262,36 @@ class RestoreRunner:
         self.runtime.copy_in(self.container_id, TARGET_DIR, files, progress)
         return remotes
 
+    def _streams(self, backup: Backup) -> bool:
+        """Plain SQL (compressed or not, loose or the one file of a wrapper) goes to psql
+        on its standard input: no staged copy, and progress is the bytes sent."""
+        return backup.format == "plain"
+
+    def _stream_opener(self, backup: Backup) -> UploadFile:
+        if backup.wrapper is not None:
+            wrapped = open_wrapped(backup.path, backup.wrapper)
+            assert wrapped is not None
+            entry = wrapped.single
+            return UploadFile(backup.path, entry.name, entry.size, entry.open)
+        # Checked again now (it may have changed since it was described).
+        (member,) = self.members(backup.name, backup.path)
+        return UploadFile(member.path, member.name, member.size)
+
+    def _chunks(self, source: UploadFile, sent: list[int]) -> Iterator[bytes]:
+        """The file in 1 MiB chunks; stops with the sandbox (deleted) or its deadline."""
+        with source.open() as handle:
+            while chunk := handle.read(STREAM_CHUNK):
+                if self.cancelled.is_set() or time.monotonic() > self.deadline:
+                    return  # the restore's own checks say why, once the command ends
+                sent[0] += len(chunk)
+                yield chunk
+
     def _restore_one(
         self,
         index: int,
         count: int,
         backup: Backup,
-        remote: str,
+        remote: str | None,
         on_error: str,
         hints: HintContext,
     ) -> tuple[RestoreStep, StderrCollector]:
@@ -263,9 +301,9 @@ class RestoreRunner:
         # connects where it wants.
         start = self.sandbox.initial_database if backup.databases else self.sandbox.database
         env: dict[str, str] = {"PGUSER": self.sandbox.user, "PGDATABASE": start}
-        if backup.format == "plain":
+        if remote is None:
             tool = "psql"
-            argv = psql_command(backup, self.sandbox, remote, on_error, remaining)
+            argv = psql_command(backup, self.sandbox, STDIN, on_error, remaining)
             if data_only:
                 # Data-only files load with FK and user triggers off (circular references,
                 # audit triggers); the setting lives and dies with psql's session.
@@ -324,9 +362,11 @@ class RestoreRunner:
         index: int,
         count: int,
         backup: Backup,
-        remote: str,
+        remote: str | None,
         collector: StderrCollector,
     ) -> ExecResult:
+        sent = [0]
+        stdin = None if remote is not None else self._chunks(self._stream_opener(backup), sent)
         # Not a `with` block: leaving it would wait for the command, and a cancelled
         # restore must return at once (removing the container then ends the command).
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-exec")
@@ -338,6 +378,7 @@ class RestoreRunner:
                 env=env,
                 on_stderr=collector.feed,
                 max_output=STDOUT_KEPT,
+                stdin=stdin,
             )
             while True:
                 try:
@@ -346,7 +387,7 @@ class RestoreRunner:
                     pass
                 if self.cancelled.is_set():
                     raise Cancelled("the sandbox was deleted while restoring")
-                done = self._bytes_read(remote)
+                done = sent[0] if remote is None else self._bytes_read(remote)
                 self.on_progress(
                     Progress(
                         phase="restoring",
@@ -374,13 +415,13 @@ class RestoreRunner:
                 positions[path] = max(positions.get(path, 0), int(pos))
         return sum(positions.values())
 
-    def _source_rows(self, plan: RestorePlan, remotes: list[str]) -> dict[str, int]:
+    def _source_rows(self, plan: RestorePlan, remotes: list[str | None]) -> dict[str, int]:
         """Rows per table the backups carry. Plain files were counted when catalogued;
         archives are counted here by the sandbox's own pg_restore, which reads them."""
         total: dict[str, int] = {}
         for backup, remote in zip(plan.backups, remotes, strict=True):
             counts = backup.row_counts
-            if counts is None:
+            if counts is None and remote is not None:
                 self.on_progress(Progress(phase="counting source rows", file=backup.name))
                 result = self.runtime.exec(
                     self.container_id,
@@ -401,7 +442,7 @@ class RestoreRunner:
                     if number.isdigit():
                         key = ".".join(split_qname(qname))
                         counts[key] = counts.get(key, 0) + int(number)
-            for table, rows in counts.items():
+            for table, rows in (counts or {}).items():
                 total[table] = total.get(table, 0) + rows
         return total
 
@@ -495,10 +536,36 @@ class RestoreRunner:
         )
 
     def _analyze(self, databases: list[str]) -> None:
+        """Planner statistics for every table, ``jobs`` tables at a time (vacuumdb), then
+        the partitioned parents, which vacuumdb leaves out."""
         self.on_progress(Progress(phase="analyzing"))
         for database in databases or [self.sandbox.database]:
+            result = self.runtime.exec(
+                self.container_id,
+                [
+                    *self._timeout_argv(),
+                    "vacuumdb",
+                    "--analyze-only",
+                    "--quiet",
+                    f"--jobs={self.jobs}",
+                    f"--dbname={database}",
+                ],
+                env={"PGUSER": self.sandbox.user},
+            )
             with self._connect(database) as conn:
-                conn.execute("ANALYZE")
+                if result.exit_code != 0:
+                    log.warning(
+                        "parallel analyze failed; analyzing in one session",
+                        extra={"sandbox": self.sandbox.id, "stderr": result.stderr[-500:]},
+                    )
+                    conn.execute("ANALYZE")
+                    continue
+                parents = conn.execute(
+                    "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'p'"
+                ).fetchall()
+                for (parent,) in parents:
+                    conn.execute(sql.SQL("ANALYZE {}").format(sql.SQL(parent)))
 
 
 def _failure_message(

@@ -6,7 +6,7 @@ each runtime's business. ``docs/kubernetes.md`` maps it onto a second engine."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
@@ -112,10 +112,14 @@ class Runtime(Protocol):
         user: str = "postgres",
         on_stderr: StreamCallback | None = None,
         max_output: int = DEFAULT_MAX_OUTPUT,
+        stdin: Iterable[bytes] | None = None,
     ) -> ExecResult:
         """Run a command inside a running container and wait for it. Output is streamed:
         ``on_stderr`` sees every stderr chunk as it arrives, and the service keeps at
-        most ``max_output`` bytes of each stream, whatever the command prints."""
+        most ``max_output`` bytes of each stream, whatever the command prints. ``stdin``
+        chunks are written to the command's standard input as it reads them (a backup
+        streamed in without a staged copy); its end closes the input. A command that
+        exits before reading everything ends the iteration early, not in an error."""
 
     def copy_in(
         self,

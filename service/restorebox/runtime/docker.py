@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
+import socket
 import tarfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import docker
 import docker.errors
+import docker.utils.socket
 import requests
 import urllib3
 
@@ -221,16 +224,25 @@ class DockerRuntime:
         user: str = "postgres",
         on_stderr: StreamCallback | None = None,
         max_output: int = DEFAULT_MAX_OUTPUT,
+        stdin: Iterable[bytes] | None = None,
     ) -> ExecResult:
         api = self.client.api
         out, err = _Capped(max_output), _Capped(max_output)
         try:
             exec_id = self._call(
-                api.exec_create, container_id, list(argv), environment=env or {}, user=user
+                api.exec_create,
+                container_id,
+                list(argv),
+                environment=env or {},
+                user=user,
+                stdin=stdin is not None,
             )["Id"]
             # Streamed, never buffered whole: a command printing gigabytes costs the
             # service at most max_output bytes per stream.
-            chunks = self._call(api.exec_start, exec_id, stream=True, demux=True, retry=False)
+            if stdin is None:
+                chunks = self._call(api.exec_start, exec_id, stream=True, demux=True, retry=False)
+            else:
+                chunks = self._exec_feeding(exec_id, stdin)
             for stdout, stderr in chunks:
                 if stdout:
                     out.add(stdout)
@@ -257,6 +269,43 @@ class DockerRuntime:
             stdout_truncated=out.truncated,
             stderr_truncated=err.truncated,
         )
+
+    def _exec_feeding(
+        self, exec_id: str, stdin: Iterable[bytes]
+    ) -> Iterator[tuple[bytes | None, bytes | None]]:
+        """Start an exec attached to a raw socket: a thread writes ``stdin`` and then
+        closes the write side (the command sees end of input), while this generator
+        yields the command's (stdout, stderr) frames."""
+        sock = self._call(self.client.api.exec_start, exec_id, socket=True, retry=False)
+        raw: socket.socket = getattr(sock, "_sock", sock)
+        failure: list[BaseException] = []
+
+        def feed() -> None:
+            try:
+                for chunk in stdin:
+                    raw.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the command stopped reading (it exited): its exit code says why
+            except BaseException as exc:  # re-raised by the reader below
+                failure.append(exc)
+            finally:
+                with contextlib.suppress(OSError):
+                    raw.shutdown(socket.SHUT_WR)
+
+        writer = threading.Thread(target=feed, name="exec-stdin", daemon=True)
+        writer.start()
+        try:
+            frames = docker.utils.socket.frames_iter(sock, tty=False)  # type: ignore[no-untyped-call]
+            for stream, data in frames:
+                if stream == docker.utils.socket.STDOUT:
+                    yield data, None
+                elif stream == docker.utils.socket.STDERR:
+                    yield None, data
+        finally:
+            writer.join(timeout=5)
+            sock.close()
+        if failure:
+            raise failure[0]
 
     def copy_in(
         self,

@@ -61,6 +61,7 @@ async def create_sandbox(
         profile=body.profile,
         snapshot=body.snapshot,
         fresh=body.fresh,
+        keep_snapshot=body.keep_snapshot,
     )
     manager = services.manager
     sandbox = await run_in_threadpool(manager.create, request)
