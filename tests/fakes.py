@@ -73,7 +73,7 @@ class FakeRuntime:
     def logs(self, container_id: str, tail: int = 100) -> str:
         return "fake log"
 
-    def remove(self, container_id: str) -> None:
+    def remove(self, container_id: str, *, keep_isolation: bool = False) -> None:
         if self.fail_remove:
             self.fail_remove -= 1
             from restorebox.errors import EngineUnavailable

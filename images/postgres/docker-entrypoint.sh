@@ -41,26 +41,39 @@ rm -f "$PGDATA/postmaster.pid" /var/run/postgresql/.s.PGSQL.*
 
 if [ ! -e "$PGDATA/.restorebox-setup-pending" ]; then
     if [ -n "${RESTOREBOX_NEW_PASSWORD_FILE:-}" ]; then
-        # A copy of a snapshot: before any TCP login is possible, give POSTGRES_USER the
-        # new password, so the snapshot's own never works on a copy. The server first
-        # listens on its socket only.
-        # fsync off for this short first run: its crash recovery then skips syncing the
-        # whole data directory (seconds for a big database); the clean stop that follows
-        # leaves a consistent cluster for the real start.
-        postgres -c listen_addresses= -c fsync=off "$@" &
+        # A copy of a snapshot, started once: until POSTGRES_USER has the new password,
+        # pg_hba.conf admits the local socket only (the snapshot's password never works
+        # over TCP), and fsync is off so the crash recovery of a snapshot taken from a
+        # running server skips syncing the whole data directory. Then both files are
+        # put back and the configuration reloaded: TCP logins with the new password work,
+        # and fsync is on again.
+        cp -p "$PGDATA/pg_hba.conf" "$PGDATA/pg_hba.conf.restorebox"
+        grep -E '^[[:space:]]*local[[:space:]]' "$PGDATA/pg_hba.conf.restorebox" \
+            > "$PGDATA/pg_hba.conf" || true
+        cp -p "$PGDATA/postgresql.auto.conf" "$PGDATA/postgresql.auto.conf.restorebox"
+        echo "fsync = off" >> "$PGDATA/postgresql.auto.conf"
+        unset POSTGRES_PASSWORD
+        postgres "$@" &
         server=$!
+        trap 'kill -INT "$server" 2>/dev/null' INT TERM
         until pg_isready -q -h /var/run/postgresql; do
             kill -0 "$server" 2>/dev/null || { wait "$server"; exit 1; }
-            sleep 0.02
+            sleep 0.01
         done
+        mv "$PGDATA/pg_hba.conf.restorebox" "$PGDATA/pg_hba.conf"
+        mv "$PGDATA/postgresql.auto.conf.restorebox" "$PGDATA/postgresql.auto.conf"
         NEW_PASSWORD=$(cat "$RESTOREBOX_NEW_PASSWORD_FILE") \
             psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql -U "$BOOTSTRAP" -d postgres <<'SQL'
 \getenv pass NEW_PASSWORD
 \getenv user POSTGRES_USER
 ALTER ROLE :"user" PASSWORD :'pass';
+\o /dev/null
+SELECT pg_reload_conf();
 SQL
-        kill -INT "$server"
-        wait "$server" || true
+        while kill -0 "$server" 2>/dev/null; do
+            wait "$server" || true
+        done
+        exit 0
     fi
     unset POSTGRES_PASSWORD
     exec postgres "$@"

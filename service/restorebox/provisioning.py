@@ -6,9 +6,11 @@ do now, the reconciler retries (it sees a failed sandbox still holding a contain
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -87,9 +89,13 @@ class Provisioner:
         self.instance = instance
         self._workers: dict[str, Worker] = {}
         self._lock = threading.Lock()
+        # Every sandbox being made has a thread (copies and resets take a second and never
+        # queue behind restores); at most ``workers`` restores run at once.
         self._pool = ThreadPoolExecutor(
-            max_workers=settings.workers, thread_name_prefix="provision"
+            max_workers=max(settings.workers, settings.max_sandboxes),
+            thread_name_prefix="provision",
         )
+        self._restore_slots = threading.BoundedSemaphore(settings.workers)
 
     # -- workers ------------------------------------------------------------------
     def register(self, sandbox_id: str) -> None:
@@ -154,9 +160,10 @@ class Provisioner:
             if snapshot is not None:
                 self._copy(sandbox_id, snapshot, cancelled)
                 return
-            self._restore_and_probe(sandbox_id, plan, cancelled)
-            if key is not None and sandbox.keep_snapshot:
-                self._keep(sandbox_id, key, plan)
+            with self._restore_slot(sandbox_id, cancelled):
+                self._restore_and_probe(sandbox_id, plan, cancelled)
+                if key is not None and sandbox.keep_snapshot:
+                    self._keep(sandbox_id, key, plan)
             self._check(cancelled)
             self.transitions.move(sandbox_id, Status.READY, progress=None, ready_at=utcnow())
             log.info("sandbox ready", extra={"sandbox": sandbox_id})
@@ -166,6 +173,17 @@ class Provisioner:
             self.fail(sandbox_id, exc)
         finally:
             self.unregister(sandbox_id)
+
+    @contextlib.contextmanager
+    def _restore_slot(self, sandbox_id: str, cancelled: threading.Event) -> Iterator[None]:
+        if not self._restore_slots.acquire(blocking=False):
+            self._progress(sandbox_id, Progress(phase="waiting for a restore slot"))
+            while not self._restore_slots.acquire(timeout=0.5):
+                self._check(cancelled)
+        try:
+            yield
+        finally:
+            self._restore_slots.release()
 
     def _restore_and_probe(
         self, sandbox_id: str, plan: RestorePlan, cancelled: threading.Event
@@ -261,7 +279,7 @@ class Provisioner:
             sandbox = self.transitions.get(sandbox_id)
             assert sandbox.snapshot_id is not None
             snapshot = self.cache.store.get(sandbox.snapshot_id)
-            remove_containers(self.runtime, self.instance, sandbox)
+            remove_containers(self.runtime, self.instance, sandbox, keep_isolation=True)
             self._start(sandbox_id, worker.cancelled, snapshot=snapshot, host_port=sandbox.port)
             self.cache.store.touch(snapshot)
             self.transitions.move(sandbox_id, Status.READY, progress=None)
@@ -367,7 +385,9 @@ class Provisioner:
             log.exception("cleanup after failure failed; will retry", extra={"sandbox": sandbox_id})
 
 
-def remove_containers(runtime: Runtime, instance: str, sandbox: Sandbox) -> None:
+def remove_containers(
+    runtime: Runtime, instance: str, sandbox: Sandbox, *, keep_isolation: bool = False
+) -> None:
     """Remove every container of a sandbox: the recorded one and any found by label
     (a worker may have started one a moment ago)."""
     found = runtime.list_managed({L.INSTANCE: instance, L.SANDBOX: sandbox.id})
@@ -375,7 +395,7 @@ def remove_containers(runtime: Runtime, instance: str, sandbox: Sandbox) -> None
     if sandbox.container_id:
         ids.add(sandbox.container_id)
     for container_id in sorted(ids):
-        runtime.remove(container_id)
+        runtime.remove(container_id, keep_isolation=keep_isolation)
 
 
 def _log_crash(future: Future[None]) -> None:

@@ -47,13 +47,10 @@ MAJOR = "17"
 LABELS = {"restorebox.bench": "true"}
 
 
-def median_time(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+def median_time(fn: Callable[[], float], runs: int) -> float:
+    """Median of what ``fn`` returns: the seconds until a query succeeded (clean-up
+    afterwards is not counted, for any method)."""
+    return statistics.median(fn() for _ in range(runs))
 
 
 def wait_for_login(url: str, timeout: float = 120) -> None:
@@ -110,17 +107,20 @@ def load_with_psql(container_id: str, dump: Path, database: str = "sandbox") -> 
         )
 
 
-def naive(dump: Path | None) -> None:
+def naive(dump: Path | None) -> float:
+    started = time.perf_counter()
     with naive_container() as (container, url):
         if dump is not None:
             load_with_psql(container.id, dump)
         wait_for_login(url)
+        return time.perf_counter() - started
 
 
-def with_testcontainers(dump: Path) -> None:
+def with_testcontainers(dump: Path) -> float:
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # no registry for ryuk
     from testcontainers.postgres import PostgresContainer
 
+    started = time.perf_counter()
     with PostgresContainer(
         IMAGE, username="restorebox", password=secrets.token_hex(8), dbname="sandbox"
     ) as postgres:
@@ -128,6 +128,7 @@ def with_testcontainers(dump: Path) -> None:
         load_with_psql(container_id, dump)
         url = postgres.get_connection_url(driver=None)
         wait_for_login(url)
+        return time.perf_counter() - started
 
 
 # -- the dumps ----------------------------------------------------------------------------
@@ -219,22 +220,30 @@ class Service:
         while self.http.get(f"/v1/backups/{name}").status_code == 202:
             time.sleep(0.2)
 
-    def create(self, keep: bool = False, **body: Any) -> dict[str, Any]:
+    def create(self, **body: Any) -> dict[str, Any]:
+        started = time.perf_counter()
         response = self.http.post("/v1/sandboxes", json={"wait": True, **body})
         sandbox: dict[str, Any] = response.json()
         assert sandbox.get("status") == "ready", sandbox
         wait_for_login(sandbox["connection_url"])
-        if not keep:
-            self.delete(sandbox["id"])
+        sandbox["elapsed"] = time.perf_counter() - started
         return sandbox
+
+    def timed(self, **body: Any) -> float:
+        """Seconds until a new sandbox answered a query; it is deleted afterwards."""
+        sandbox = self.create(**body)
+        self.delete(sandbox["id"])
+        return float(sandbox["elapsed"])
 
     def delete(self, sandbox_id: str) -> None:
         self.http.delete(f"/v1/sandboxes/{sandbox_id}")
 
-    def reset(self, sandbox: dict[str, Any]) -> None:
+    def reset(self, sandbox: dict[str, Any]) -> float:
+        started = time.perf_counter()
         response = self.http.post(f"/v1/sandboxes/{sandbox['id']}/reset", json={"wait": True})
         assert response.json()["status"] == "ready", response.text
         wait_for_login(sandbox["connection_url"])
+        return time.perf_counter() - started
 
     def snapshots(self) -> list[dict[str, Any]]:
         listed: list[dict[str, Any]] = self.http.get("/v1/snapshots").json()["snapshots"]
@@ -268,8 +277,9 @@ def _free_port() -> int:
 def copy_disk_mb(sandbox: dict[str, Any]) -> float:
     """What a copy has written on top of its snapshot image (the container's own layer)."""
     api = docker.from_env().api
-    for container in api.containers(filters={"label": f"restorebox.sandbox={sandbox['id']}"}):
-        return float(api.inspect_container(container["Id"], size=True)["SizeRw"]) / 1e6
+    label = f"restorebox.sandbox={sandbox['id']}"
+    for container in api.containers(filters={"label": label}, size=True):
+        return float(container.get("SizeRw", 0)) / 1e6
     return float("nan")
 
 
@@ -303,22 +313,18 @@ def measure_size(service: Service, size_mb: int, runs: int) -> SizeResult:
         size_mb=plain.stat().st_size / 1e6,
         naive=median_time(lambda: naive(plain), runs),
         testcontainers=median_time(lambda: with_testcontainers(plain), runs),
-        cold_off=median_time(lambda: service.create(backup=name, probes="none", **base), runs),
-        cold_on=median_time(lambda: service.create(backup=name, **base), runs),
-        cold_custom=median_time(
-            lambda: service.create(backup=archive, probes="none", **base), runs
-        ),
-        cold_keeping=median_time(
-            lambda: service.create(backup=name, postgres=MAJOR, fresh=True), 1
-        ),
+        cold_off=median_time(lambda: service.timed(backup=name, probes="none", **base), runs),
+        cold_on=median_time(lambda: service.timed(backup=name, **base), runs),
+        cold_custom=median_time(lambda: service.timed(backup=archive, probes="none", **base), runs),
+        cold_keeping=service.timed(backup=name, postgres=MAJOR, fresh=True),
         warm=0.0,
         reset=0.0,
         snapshot_mb=0.0,
         copy_mb=0.0,
         peak_mb=service.peak_memory_mb(),
     )
-    result.warm = median_time(lambda: service.create(backup=name, postgres=MAJOR), runs)
-    held = service.create(keep=True, backup=name, postgres=MAJOR)
+    result.warm = median_time(lambda: service.timed(backup=name, postgres=MAJOR), runs)
+    held = service.create(backup=name, postgres=MAJOR)
     result.copy_mb = copy_disk_mb(held)
     result.reset = median_time(lambda: service.reset(held), runs)
     service.delete(held["id"])
@@ -330,16 +336,12 @@ def measure_size(service: Service, size_mb: int, runs: int) -> SizeResult:
 
 def concurrent_warm(service: Service, name: str, count: int) -> tuple[float, float]:
     """(slowest of ``count`` warm copies asked for at once, one warm copy alone)."""
-    single = median_time(lambda: service.create(backup=name, postgres=MAJOR), 3)
-
-    def one(_: int) -> float:
-        started = time.perf_counter()
-        service.create(backup=name, postgres=MAJOR)
-        return time.perf_counter() - started
-
+    single = median_time(lambda: service.timed(backup=name, postgres=MAJOR), 3)
     with ThreadPoolExecutor(max_workers=count) as pool:
-        slowest = max(pool.map(one, range(count)))
-    return slowest, single
+        made = list(pool.map(lambda _: service.create(backup=name, postgres=MAJOR), range(count)))
+    for sandbox in made:
+        service.delete(sandbox["id"])
+    return max(float(s["elapsed"]) for s in made), single
 
 
 def main() -> None:
@@ -400,7 +402,7 @@ def report(service: Service, sizes: list[int], runs: int) -> None:
     print(f"slowest {slowest:.2f} s; one alone {single:.2f} s: {slowest / single:.2f}x\n")
 
     empty_base = median_time(lambda: naive(None), runs)
-    empty = median_time(lambda: service.create(postgres=MAJOR), runs)
+    empty = median_time(lambda: service.timed(postgres=MAJOR), runs)
     print("### Empty sandbox (what a warm pool could save of a cold restore)\n")
     print(
         f"docker run + login loop {empty_base:.2f} s; restorebox {empty:.2f} s "

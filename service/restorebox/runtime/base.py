@@ -133,9 +133,11 @@ class Runtime(Protocol):
     def logs(self, container_id: str, tail: int = 100) -> str:
         """The container's last log lines."""
 
-    def remove(self, container_id: str) -> None:
+    def remove(self, container_id: str, *, keep_isolation: bool = False) -> None:
         """Remove the container, its storage and its isolation; a missing container is
-        not an error."""
+        not an error. ``keep_isolation``: the sandbox starts again at once (a reset), so
+        what isolates it stays for the next container (the reconciler prunes it later if
+        not)."""
 
     def list_managed(self, labels: dict[str, str]) -> list[Container]:
         """Containers carrying all of ``labels``, running or not."""

@@ -326,7 +326,7 @@ class DockerRuntime:
             return ""
         return bytes(data).decode("utf-8", "replace")
 
-    def remove(self, container_id: str) -> None:
+    def remove(self, container_id: str, *, keep_isolation: bool = False) -> None:
         networks: list[str] = []
         try:
             attrs = self._call(self.client.api.inspect_container, container_id)
@@ -341,7 +341,7 @@ class DockerRuntime:
         except docker.errors.APIError as exc:
             if not (exc.status_code == 409 and "already in progress" in str(exc)):
                 raise
-        for network in networks:
+        for network in [] if keep_isolation else networks:
             self._remove_network(network, settle=True)
 
     def _remove_network(self, name: str, settle: bool = False) -> None:
