@@ -4,46 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import shutil
 import sys
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
-
+from .client import Client, ClientError, SandboxFailed
 from .errors import RestoreboxError
+from .progress_view import ProgressView
 from .settings import Settings
 from .tokens import read_for_client
 
 
-class ApiError(Exception):
-    pass
-
-
-class Client:
-    def __init__(self, base_url: str, token: str | None, timeout: float = 3600) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self.http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise ApiError(f"cannot reach restorebox at {self.http.base_url}: {exc}") from exc
-        if response.status_code >= 400:
-            try:
-                body = response.json()
-                raise ApiError(f"{body.get('code')}: {body.get('message')}")
-            except ValueError:
-                raise ApiError(f"HTTP {response.status_code}: {response.text[:500]}") from None
-        return response.json() if response.content else None
-
-
 def _client(settings: Settings, args: argparse.Namespace) -> Client:
-    url = (
-        args.url or os.environ.get("RESTOREBOX_URL") or (f"http://{settings.host}:{settings.port}")
-    )
-    return Client(url, read_for_client(settings))
+    url = args.url or os.environ.get("RESTOREBOX_URL") or f"http://{settings.host}:{settings.port}"
+    token = os.environ.get("RESTOREBOX_TOKEN") or read_for_client(settings)
+    return Client(url, token, timeout=3600)
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:
@@ -113,7 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="restorebox", description=__doc__)
     parser.add_argument("--url", help="API base URL (default http://HOST:PORT from settings)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the service in the foreground")
+    serve_cmd = sub.add_parser("serve", help="run the service in the foreground")
+    serve_cmd.add_argument(
+        "--log-format",
+        choices=["auto", "json", "text"],
+        default=os.environ.get("RESTOREBOX_LOG_FORMAT", "auto"),
+        help="auto: readable coloured lines on a terminal, JSON lines otherwise",
+    )
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON")
     create = sub.add_parser("create", help="create a sandbox")
     create.add_argument(
         "--backup",
@@ -136,21 +123,35 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="a one-off check: do not keep a snapshot of the restore (ready sooner)",
     )
-    sub.add_parser("ls", help="list sandboxes")
-    show = sub.add_parser("show", help="show a sandbox and its report")
+    sub.add_parser("ls", help="list sandboxes", parents=[as_json])
+    show = sub.add_parser("show", help="show a sandbox and its report", parents=[as_json])
     show.add_argument("id")
     rm = sub.add_parser("rm", help="delete a sandbox")
     rm.add_argument("id")
     extend = sub.add_parser("extend", help="give a sandbox a new TTL, counted from now")
     extend.add_argument("id")
     extend.add_argument("ttl", type=int)
-    sub.add_parser("backups", help="list backups")
+    sub.add_parser("backups", help="list backups", parents=[as_json])
     reset = sub.add_parser("reset", help="bring a sandbox back to its restored state (same URL)")
     reset.add_argument("id")
     snap = sub.add_parser("snapshot", help="save a sandbox's current state as a named snapshot")
     snap.add_argument("id")
     snap.add_argument("name")
-    sub.add_parser("snapshots", help="list snapshots")
+    sub.add_parser("snapshots", help="list snapshots", parents=[as_json])
+    url_cmd = sub.add_parser("url", help="print a sandbox's connection URL")
+    url_cmd.add_argument("id")
+    wait_cmd = sub.add_parser("wait", help="wait until a sandbox is ready; print its URL")
+    wait_cmd.add_argument("id")
+    wait_cmd.add_argument("--timeout", type=float, help="give up after this many seconds")
+    psql_cmd = sub.add_parser(
+        "psql",
+        help="open psql on a sandbox (restorebox psql ID -- -c 'select 1')",
+        description="Runs the local psql with the sandbox's URL, or psql inside the "
+        "sandbox's container when psql is not installed here.",
+    )
+    psql_cmd.add_argument("id")
+    psql_cmd.add_argument("psql_args", nargs=argparse.REMAINDER, help="passed on to psql")
+    sub.add_parser("ui", help="print the dashboard's link (with the token in its fragment)")
     gc = sub.add_parser(
         "gc",
         help="find (and with --yes remove) sandbox containers no live state owns",
@@ -164,118 +165,169 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
 
     if args.command == "serve":
-        return serve(settings)
+        return serve(settings, args.log_format)
     if args.command == "gc":
         return garbage_collect(settings, set(args.instance), args.yes)
     client = _client(settings, args)
     try:
-        if args.command == "create":
-            body: dict[str, Any] = {"wait": args.wait, "on_error": args.on_error}
-            if args.snapshot:
-                body["snapshot"] = args.snapshot
-            if args.fresh:
-                body["fresh"] = True
-            if args.no_snapshot:
-                body["keep_snapshot"] = False
-            if args.backup:
-                body["backup"] = args.backup
-            for key, value in (
-                ("postgres", args.postgres),
-                ("ttl_seconds", args.ttl),
-                ("database", args.database),
-            ):
-                if value is not None:
-                    body[key] = value
-            sandbox = client.call("POST", "/v1/sandboxes", json=body)
-            if args.wait:
-                if sandbox["status"] != "ready":
-                    print(_show(sandbox), file=sys.stderr)
-                    return 1
-                print(sandbox["connection_url"])
-            else:
-                print(sandbox["id"])
-        elif args.command == "ls":
-            items = client.call("GET", "/v1/sandboxes")["sandboxes"]
-            print(
-                _table(
-                    [
-                        [
-                            s["id"],
-                            s["status"],
-                            s["postgres_version"],
-                            ",".join(s["backups"]) or "-",
-                            s["expires_at"][:19],
-                            s.get("verdict") or "-",
-                        ]
-                        for s in items
-                    ],
-                    ["id", "status", "pg", "backups", "expires", "verdict"],
-                )
-            )
-        elif args.command == "show":
-            print(_show(client.call("GET", f"/v1/sandboxes/{args.id}")))
-        elif args.command == "rm":
-            client.call("DELETE", f"/v1/sandboxes/{args.id}")
-            print(f"removed {args.id}")
-        elif args.command == "extend":
-            s = client.call("PATCH", f"/v1/sandboxes/{args.id}", json={"ttl_seconds": args.ttl})
-            print(f"{s['id']} now expires at {s['expires_at']}")
-        elif args.command == "reset":
-            reset_done = client.call("POST", f"/v1/sandboxes/{args.id}/reset", json={"wait": True})
-            print(reset_done["connection_url"] or reset_done["status"])
-        elif args.command == "snapshot":
-            saved = client.call(
-                "POST", f"/v1/sandboxes/{args.id}/snapshot", json={"name": args.name}
-            )
-            print(
-                f"saved {saved['name']} ({saved['size_bytes']} bytes); copy it with: "
-                f"restorebox create --snapshot {saved['name']} --wait"
-            )
-        elif args.command == "snapshots":
-            rows = [
-                [
-                    s["id"],
-                    s["name"] or "-",
-                    s["kind"],
-                    ",".join(s["backups"]) or "-",
-                    str(s["size_bytes"]),
-                    s["created_at"][:19],
-                    s["last_used_at"][:19],
-                ]
-                for s in client.call("GET", "/v1/snapshots")["snapshots"]
-            ]
-            print(_table(rows, ["id", "name", "kind", "backups", "bytes", "made", "used"]))
-        elif args.command == "backups":
-            data = client.call("GET", "/v1/backups")
-            if data["inspecting"]:
-                # First look at new backups: they are read and hashed in the background.
-                print(f"inspecting {len(data['inspecting'])} backups ...", file=sys.stderr)
-            deadline = time.monotonic() + 3600
-            while data["inspecting"] and time.monotonic() < deadline:
-                time.sleep(0.3)
-                data = client.call("GET", "/v1/backups")
-            print(
-                _table(
-                    [
-                        [
-                            b["name"],
-                            b["format"],
-                            b["compression"],
-                            b["content"],
-                            str(b["size_bytes"]),
-                            b.get("pg_dump_version") or "-",
-                        ]
-                        for b in data["backups"]
-                    ],
-                    ["name", "format", "compression", "content", "bytes", "pg_dump"],
-                )
-            )
-            for bad in data["unreadable"]:
-                print(f"unreadable: {bad['name']}: {bad['error']['message']}", file=sys.stderr)
-    except ApiError as exc:
+        return run_command(client, args)
+    except SandboxFailed as exc:
+        print(_show(exc.sandbox.data), file=sys.stderr)
+        return 1
+    except (ClientError, TimeoutError) as exc:
         print(f"restorebox: {exc}", file=sys.stderr)
         return 1
+    finally:
+        client.close()
+
+
+def run_command(client: Client, args: argparse.Namespace) -> int:
+    command = args.command
+    if command == "create":
+        return create(client, args)
+    if command in ("ls", "backups", "snapshots", "show"):
+        return listing(client, args)
+    if command == "rm":
+        client.delete(args.id)
+        print(f"removed {args.id}")
+    elif command == "extend":
+        extended = client.extend(args.id, args.ttl)
+        print(f"{extended.id} now expires at {extended.data['expires_at']}")
+    elif command == "reset":
+        print(client.reset(args.id).url)
+    elif command == "snapshot":
+        saved = client.save_snapshot(args.id, args.name)
+        print(
+            f"saved {saved['name']} ({saved['size_bytes']} bytes); copy it with: "
+            f"restorebox create --snapshot {saved['name']} --wait"
+        )
+    elif command == "url":
+        sandbox = client.get(args.id)
+        if sandbox.url is None:
+            print(f"restorebox: sandbox {sandbox.id} is {sandbox.status}", file=sys.stderr)
+            return 1
+        print(sandbox.url)
+    elif command == "wait":
+        with ProgressView() as view:
+            ready = client.wait(args.id, timeout=args.timeout, on_event=view)
+        print(ready.url)
+    elif command == "psql":
+        return psql(client, args.id, args.psql_args)
+    elif command == "ui":
+        token = client.http.headers.get("Authorization", "").removeprefix("Bearer ")
+        print(f"{client.url}/ui" + (f"#token={token}" if token else ""))
     return 0
+
+
+def create(client: Client, args: argparse.Namespace) -> int:
+    options: dict[str, Any] = {
+        "on_error": args.on_error,
+        "snapshot": args.snapshot,
+        "postgres": args.postgres,
+        "ttl_seconds": args.ttl,
+        "database": args.database,
+    }
+    if args.fresh:
+        options["fresh"] = True
+    if args.no_snapshot:
+        options["keep_snapshot"] = False
+    backup = args.backup or None
+    if not args.wait:
+        print(client.create(backup, wait=False, **options).id)
+        return 0
+    with ProgressView() as view:
+        sandbox = client.create(backup, on_event=view, **options)
+    print(sandbox.url)
+    return 0
+
+
+def listing(client: Client, args: argparse.Namespace) -> int:
+    if args.command == "show":
+        data: Any = client.get(args.id).data
+        print(json.dumps(data, indent=2) if args.json else _show(data))
+        return 0
+    if args.command == "ls":
+        data = [s.data for s in client.sandboxes()]
+        rows = [
+            [
+                s["id"],
+                s["status"],
+                s["postgres_version"],
+                ",".join(s["backups"]) or "-",
+                s["expires_at"][:19],
+                s.get("verdict") or "-",
+            ]
+            for s in data
+        ]
+        headers = ["id", "status", "pg", "backups", "expires", "verdict"]
+    elif args.command == "snapshots":
+        data = client.snapshots()
+        rows = [
+            [
+                s["id"],
+                s["name"] or "-",
+                s["kind"],
+                ",".join(s["backups"]) or "-",
+                str(s["size_bytes"]),
+                s["created_at"][:19],
+                s["last_used_at"][:19],
+            ]
+            for s in data
+        ]
+        headers = ["id", "name", "kind", "backups", "bytes", "made", "used"]
+    else:
+        data = client.backups()
+        if data["inspecting"]:
+            # First look at new backups: they are read and hashed in the background.
+            print(f"inspecting {len(data['inspecting'])} backups ...", file=sys.stderr)
+        deadline = time.monotonic() + 3600
+        while data["inspecting"] and time.monotonic() < deadline:
+            time.sleep(0.3)
+            data = client.backups()
+        for bad in data["unreadable"]:
+            print(f"unreadable: {bad['name']}: {bad['error']['message']}", file=sys.stderr)
+        rows = [
+            [
+                b["name"],
+                b["format"],
+                b["compression"],
+                b["content"],
+                str(b["size_bytes"]),
+                b.get("pg_dump_version") or "-",
+            ]
+            for b in data["backups"]
+        ]
+        headers = ["name", "format", "compression", "content", "bytes", "pg_dump"]
+    print(json.dumps(data, indent=2) if args.json else _table(rows, headers))
+    return 0
+
+
+def psql(client: Client, sandbox_id: str, extra: list[str]) -> int:
+    """Replace this process with psql on the sandbox."""
+    sandbox = client.get(sandbox_id)
+    if sandbox.url is None:
+        print(f"restorebox: sandbox {sandbox.id} is {sandbox.status}", file=sys.stderr)
+        return 1
+    extra = extra[1:] if extra[:1] == ["--"] else extra
+    if shutil.which("psql"):
+        os.execvp("psql", ["psql", sandbox.url, *extra])  # noqa: S606 -- psql takes over
+    # No psql here: the sandbox's own, over its local socket, as the sandbox's user.
+    import docker
+
+    found = docker.from_env().containers.list(filters={"label": f"restorebox.sandbox={sandbox.id}"})
+    if not found or not shutil.which("docker"):
+        print(
+            "restorebox: psql is not installed and the sandbox's container cannot be reached "
+            "here; install psql (postgresql-client) or connect to: " + sandbox.url,
+            file=sys.stderr,
+        )
+        return 1
+    tty = ["-t"] if sys.stdin.isatty() else []
+    user = urlsplit(sandbox.url).username or "restorebox"
+    argv = ["docker", "exec", "-i", *tty, "-u", "postgres", str(found[0].id), "psql"]
+    argv += ["-U", user, "-d", sandbox.data["database"], *extra]
+    os.execvp("docker", argv)  # noqa: S606 -- psql in the container takes over
+    return 0  # not reached
 
 
 def garbage_collect(settings: Settings, instances: set[str], remove: bool) -> int:
@@ -299,27 +351,22 @@ def garbage_collect(settings: Settings, instances: set[str], remove: bool) -> in
     return 0
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, log_format: str = "auto") -> int:
     import uvicorn
 
     from . import logs
     from .api import create_app
 
-    logs.configure(os.environ.get("RESTOREBOX_LOG_LEVEL", "INFO"))
+    logs.configure(os.environ.get("RESTOREBOX_LOG_LEVEL", "INFO"), log_format)
     try:
         app = create_app(settings)
     except RestoreboxError as exc:
         print(f"restorebox: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
-    print(
-        json.dumps(
-            {
-                "msg": "restorebox listening",
-                "url": f"http://{settings.host}:{settings.port}",
-                "token_file": str(settings.token_file),
-            }
-        ),
-        file=sys.stderr,
+    base = f"http://{settings.host}:{settings.port}"
+    logging.getLogger("restorebox").info(
+        "restorebox listening",
+        extra={"url": base, "dashboard": f"{base}/ui", "token_file": str(settings.token_file)},
     )
     uvicorn.run(
         app,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from .backups import Catalog
 from .errors import Cancelled, ContainerVanished, RestoreboxError, SandboxFailed
+from .metrics import Metrics
 from .models import ErrorInfo, Progress, Sandbox, Snapshot, Status, utcnow
 from .probes import run_probes
 from .readiness import wait_until_ready
@@ -80,8 +81,10 @@ class Provisioner:
         catalog: Catalog,
         instance: str,
         cache: SnapshotCache,
+        metrics: Metrics,
     ) -> None:
         self.cache = cache
+        self.metrics = metrics
         self.settings = settings
         self.transitions = transitions
         self.runtime = runtime
@@ -157,6 +160,8 @@ class Provisioner:
             self._check(cancelled)
             key = None if sandbox.from_snapshot else self.cache.key_for(sandbox, plan.backups)
             snapshot = self._snapshot_to_copy(sandbox, key)
+            if key is not None:
+                (self.metrics.cache_hits if snapshot else self.metrics.cache_misses).inc()
             if snapshot is not None:
                 self._copy(sandbox_id, snapshot, cancelled)
                 return
@@ -167,6 +172,8 @@ class Provisioner:
             self._check(cancelled)
             self.transitions.move(sandbox_id, Status.READY, progress=None, ready_at=utcnow())
             log.info("sandbox ready", extra={"sandbox": sandbox_id})
+            if key is not None and sandbox.keep_snapshot:
+                self.cache.evict_quietly()  # after the hand-out: removing images is slow
         except Exception as exc:
             if cancelled.is_set() and not isinstance(exc, Cancelled):
                 exc = Cancelled("the sandbox was cancelled while it was being made")

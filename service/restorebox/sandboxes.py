@@ -22,6 +22,7 @@ from .errors import (
     SnapshotNotFound,
     TooManySandboxes,
 )
+from .metrics import Metrics
 from .models import Assertion, Progress, Sandbox, Snapshot, Status, utcnow
 from .principals import ADMIN, Principal
 from .provisioning import Provisioner, remove_containers
@@ -83,6 +84,8 @@ class SandboxManager:
         self.catalog = catalog
         self.instance = instance
         self.transitions = Transitions(store)
+        self.metrics = Metrics()
+        self.transitions.subscribe(self.metrics.observe)
         self.snapshots = SnapshotCache(
             SnapshotStore(settings.snapshot_file),
             runtime,
@@ -91,7 +94,10 @@ class SandboxManager:
             referenced=self._referenced_snapshots,
         )
         self.provisioner = Provisioner(
-            settings, self.transitions, runtime, catalog, instance, self.snapshots
+            settings, self.transitions, runtime, catalog, instance, self.snapshots, self.metrics
+        )
+        self.metrics.watch_state(
+            lambda: self.store.list(set(LIVE)), lambda: self.snapshots.store.list()
         )
         self._deleting: set[str] = set()
         self._lock = threading.Lock()
@@ -230,6 +236,8 @@ class SandboxManager:
             "sandbox requested",
             extra={"sandbox": sandbox.id, "postgres": major, "backups": request.backups},
         )
+        source = "snapshot" if request.snapshot else ("backup" if request.backups else "empty")
+        self.metrics.creates.labels(source).inc()
         if snapshot is not None:
             plan = RestorePlan(snapshot.postgres_version, (), ())
         self.provisioner.submit(sandbox.id, plan)
@@ -320,7 +328,9 @@ class SandboxManager:
             pass
         else:
             raise SandboxConflict(f"a snapshot named {name!r} exists already")
-        return self.snapshots.take(sandbox, name=name, owner=principal.name)
+        saved = self.snapshots.take(sandbox, name=name, owner=principal.name)
+        self.snapshots.evict_quietly()
+        return saved
 
     def list_snapshots(self, principal: Principal = ADMIN) -> list[Snapshot]:
         return [s for s in self.snapshots.store.list() if self._may_see(s, principal)]
@@ -387,7 +397,11 @@ class SandboxManager:
 
     # -- reconciliation and shutdown ----------------------------------------------------
     def reconcile(self, at_start: bool = False) -> dict[str, list[str]]:
-        return self.reconciler.run(at_start=at_start)
+        outcome = self.reconciler.run(at_start=at_start)
+        for action, items in outcome.items():
+            if items:
+                self.metrics.repairs.labels(action).inc(len(items))
+        return outcome
 
     def shutdown(self) -> None:
         """Stop in-flight provisioning (sandboxes failed as ``cancelled``, containers

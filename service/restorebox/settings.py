@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     # RESTOREBOX_PROFILE_IMAGES='{"supabase": {"15": "registry.example/supabase/postgres:15"}}'
     profile_images: dict[str, dict[int, str]] = Field(default_factory=dict)
 
+    # Webhooks: a JSON event per sandbox ready / failed / expired / deleted, POSTed here;
+    # with a secret, signed (X-Restorebox-Signature: sha256=<HMAC of the body>).
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_attempts: int = Field(6, ge=1, le=20)
+    # /metrics answers without a token (for a Prometheus inside a trusted network).
+    metrics_public: bool = False
+
     publish_host: str = "127.0.0.1"
     # Host name put in connection URLs; default: the publish host (127.0.0.1 when it is a
     # wildcard address, which clients cannot dial).

@@ -13,11 +13,16 @@ import logging
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
 
 from .backups.model import Backup
-from .errors import SnapshotInUse, SnapshotNotFound, StateUnavailable
+from .errors import RestoreboxError, SnapshotInUse, SnapshotNotFound, StateUnavailable
 from .models import Sandbox, Snapshot, utcnow
 from .pg import connect
 from .runtime import Runtime
@@ -142,6 +147,13 @@ class SnapshotCache:
     def find(self, key: str | None) -> Snapshot | None:
         return self.store.by_key(key) if key else None
 
+    def evict_quietly(self) -> None:
+        """Evict, logging rather than raising (it runs after a sandbox is handed out)."""
+        try:
+            self.evict()
+        except RestoreboxError as exc:
+            log.warning("snapshot eviction failed; retried next time", extra={"error": exc.message})
+
     def take(
         self,
         sandbox: Sandbox,
@@ -155,7 +167,7 @@ class SnapshotCache:
         a crash-consistent image whose WAL replays in a moment on start)."""
         assert sandbox.container_id is not None
         with connect(sandbox, dbname=sandbox.initial_database) as conn:
-            conn.execute("CHECKPOINT")
+            checkpoint_with_little_wal(conn)
         snapshot_id = secrets.token_hex(6)
         labels = {
             L.MANAGED: "true",
@@ -195,7 +207,6 @@ class SnapshotCache:
             "snapshot taken",
             extra={"sandbox": sandbox.id, "snapshot": snapshot_id, "bytes": image.size},
         )
-        self.evict()
         return snapshot
 
     def evict(self) -> list[str]:
@@ -226,3 +237,24 @@ class SnapshotCache:
                 f"snapshot {snapshot.id} is used by live sandboxes; delete them first"
             )
         self.store.delete(snapshot.id)
+
+
+def checkpoint_with_little_wal(conn: psycopg.Connection[Any]) -> None:
+    """A checkpoint that also removes the WAL segments a big load left (they are recycled
+    up to ``max_wal_size``, gigabytes a snapshot would carry): ``max_wal_size`` at its
+    minimum for that one checkpoint, then back as it was."""
+    row = conn.execute(
+        "SELECT setting FROM pg_file_settings WHERE name = 'max_wal_size' AND applied "
+        "AND sourcefile LIKE '%postgresql.auto.conf'"
+    ).fetchone()
+    conn.execute("ALTER SYSTEM SET max_wal_size = '32MB'")
+    conn.execute("SELECT pg_reload_conf()")
+    time.sleep(0.1)  # the checkpointer reads the new value before the checkpoint asked next
+    try:
+        conn.execute("CHECKPOINT")
+    finally:
+        if row is None:
+            conn.execute("ALTER SYSTEM RESET max_wal_size")
+        else:
+            conn.execute(sql.SQL("ALTER SYSTEM SET max_wal_size = {}").format(sql.Literal(row[0])))
+        conn.execute("SELECT pg_reload_conf()")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .models import Sandbox, Status, utcnow
@@ -21,6 +22,7 @@ from .store import Store
 log = logging.getLogger("restorebox.transitions")
 
 S = Status
+Listener = Callable[[Sandbox, Sandbox], None]
 ALLOWED: dict[Status, frozenset[Status]] = {
     S.CREATING: frozenset({S.RESTORING, S.PROBING, S.READY, S.FAILED, S.DELETING}),
     S.RESTORING: frozenset({S.PROBING, S.READY, S.FAILED, S.DELETING}),
@@ -54,6 +56,12 @@ class Transitions:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = threading.RLock()
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener(before, after)`` after every status change. Listeners must
+        return at once (count, queue); one that raises is logged and ignored."""
+        self._listeners.append(listener)
 
     def get(self, sandbox_id: str) -> Sandbox:
         return self.store.get(sandbox_id)
@@ -78,7 +86,13 @@ class Transitions:
             if target.final:
                 # Nothing secret outlives a sandbox.
                 fields = {**fields, "password": "", "progress": None}
-            return self._write(sandbox, {**fields, "status": target})
+            updated = self._write(sandbox, {**fields, "status": target})
+        for listener in self._listeners:
+            try:
+                listener(sandbox, updated)
+            except Exception:
+                log.exception("status listener failed", extra={"sandbox": sandbox_id})
+        return updated
 
     def update(self, sandbox_id: str, **fields: Any) -> Sandbox:
         """Change fields, never status; refused once the sandbox is final."""

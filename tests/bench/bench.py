@@ -118,7 +118,10 @@ def naive(dump: Path | None) -> float:
 
 def with_testcontainers(dump: Path) -> float:
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # no registry for ryuk
-    from testcontainers.postgres import PostgresContainer
+    try:
+        from testcontainers.community.postgres import PostgresContainer
+    except ImportError:  # before testcontainers 4.14
+        from testcontainers.postgres import PostgresContainer
 
     started = time.perf_counter()
     with PostgresContainer(
@@ -259,6 +262,8 @@ class Service:
         return float("nan")
 
     def close(self) -> None:
+        for sandbox in self.http.get("/v1/sandboxes").json()["sandboxes"]:
+            self.delete(sandbox["id"])  # what an interrupted run left
         for snapshot in self.snapshots():
             self.http.delete(f"/v1/snapshots/{snapshot['id']}")
         self.process.terminate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import docker
 import httpx
@@ -110,3 +112,107 @@ def test_cli_reports_api_errors_plainly(server: dict[str, str]) -> None:
     assert result.returncode == 1
     assert "sandbox_not_found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cli_for_people(server: dict[str, str]) -> None:
+    """create --wait shows progress (plain lines off a terminal), url/wait/psql/ui, --json."""
+    created = cli(server, "create", "--wait", "--backup", "northwind.sql")
+    assert created.returncode == 0, created.stderr
+    url = created.stdout.strip()
+    assert url.startswith("postgresql://")
+    # Not a terminal: plain progress lines, no escape codes.
+    assert "restoring" in created.stderr or "probing" in created.stderr, created.stderr
+    assert "\x1b[" not in created.stderr
+
+    listed = cli(server, "ls", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [sandbox] = json.loads(listed.stdout)
+    sandbox_id = sandbox["id"]
+    assert sandbox["verdict"] == "pass"
+    assert cli(server, "url", sandbox_id).stdout.strip() == url
+    assert cli(server, "wait", sandbox_id).stdout.strip() == url
+    assert json.loads(cli(server, "show", sandbox_id, "--json").stdout)["id"] == sandbox_id
+    assert any(
+        b["name"] == "northwind.sql"
+        for b in json.loads(cli(server, "backups", "--json").stdout)["backups"]
+    )
+    assert json.loads(cli(server, "snapshots", "--json").stdout) == []
+
+    # psql: the local one with the sandbox's URL (or the container's when none is here).
+    psql = cli(server, "psql", sandbox_id, "--", "-At", "-c", "SELECT count(*) FROM orders")
+    assert psql.returncode == 0, psql.stderr
+    assert int(psql.stdout.strip()) > 0
+
+    # No psql on this machine: the sandbox container's own, over its local socket.
+    only_docker = Path(server["RESTOREBOX_STATE_DIR"]).parent / "bin"
+    only_docker.mkdir()
+    (only_docker / "docker").symlink_to(shutil.which("docker") or "/usr/bin/docker")
+    inside = cli(
+        {**server, "PATH": str(only_docker)},
+        "psql",
+        sandbox_id,
+        "--",
+        "-At",
+        "-c",
+        "SELECT current_user",
+    )
+    assert inside.returncode == 0, inside.stderr
+    assert inside.stdout.strip() == urlsplit(url).username
+
+    link = cli(server, "ui").stdout.strip()
+    token = (Path(server["RESTOREBOX_STATE_DIR"]) / "api-token").read_text().strip()
+    assert link == f"http://127.0.0.1:{server['RESTOREBOX_PORT']}/ui#token={token}"
+    assert cli(server, "rm", sandbox_id).returncode == 0
+    missing = cli(server, "url", sandbox_id)
+    assert missing.returncode == 1
+    assert "deleted" in missing.stderr or "not_found" in missing.stderr
+
+
+def test_serve_logs_are_readable_on_a_terminal_and_json_otherwise(tmp_path: Path) -> None:
+    import pty
+
+    env = {
+        **os.environ,
+        "RESTOREBOX_PORT": str(free_port()),
+        "RESTOREBOX_STATE_DIR": str(tmp_path / "s"),
+        "RESTOREBOX_BACKUPS_DIR": str(tmp_path),
+    }
+    # Not a terminal: JSON lines without escape codes (uvicorn's colour_message dropped).
+    proc = subprocess.Popen([CLI, "serve"], env=env, stderr=subprocess.PIPE, text=True)
+    lines = _read_until(proc, "restorebox listening")
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    for line in lines:
+        entry = json.loads(line)
+        assert "\x1b" not in line
+        assert "color_message" not in entry
+    assert any(json.loads(line).get("dashboard", "").endswith("/ui") for line in lines)
+
+    # A terminal: readable, coloured lines.
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([CLI, "serve"], env=env, stderr=follower, stdout=follower)
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"restorebox listening" not in seen and time.monotonic() < deadline:
+        seen += os.read(leader, 4096)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    os.close(leader)
+    text = seen.decode()
+    assert "restorebox listening" in text
+    assert "\x1b[" in text  # coloured
+    assert not text.lstrip().startswith("{")
+
+
+def _read_until(proc: subprocess.Popen[str], needle: str) -> list[str]:
+    assert proc.stderr is not None
+    lines = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if line:
+            lines.append(line)
+        if needle in line:
+            return lines
+    raise AssertionError(f"{needle!r} not logged: {lines}")

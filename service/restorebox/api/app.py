@@ -17,10 +17,11 @@ from ..sandboxes import SandboxManager
 from ..settings import Settings
 from ..store import Store
 from ..tokens import load_or_create
+from ..webhooks import WebhookSender
 from . import errors
 from .deps import Services
 from .limits import BodySizeLimit
-from .routes import backups, health, sandboxes, snapshots
+from .routes import backups, events, health, metrics, sandboxes, snapshots, ui
 
 log = logging.getLogger("restorebox.api")
 
@@ -44,6 +45,11 @@ def create_app(
     manager = SandboxManager(settings, store, runtime, catalog, instance_id(settings))
     services = Services(settings, manager, catalog, load_or_create(settings))
     reaper = Reaper(manager, settings.reap_interval_seconds)
+    webhooks = None
+    if settings.webhook_url:
+        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+        webhooks = WebhookSender(settings.webhook_url, secret, attempts=settings.webhook_attempts)
+        manager.transitions.subscribe(webhooks.observe)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -69,6 +75,8 @@ def create_app(
             if background:
                 reaper.stop()
             manager.shutdown()
+            if webhooks is not None:
+                webhooks.close()
             catalog.close()
             store.close()
 
@@ -85,5 +93,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(backups.router)
     app.include_router(sandboxes.router)
+    app.include_router(events.router)
+    app.include_router(metrics.router)
+    app.include_router(ui.router)
     app.include_router(snapshots.router)
     return app

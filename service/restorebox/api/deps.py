@@ -56,4 +56,5 @@ async def get_catalog(services: ServicesDep) -> Catalog:
 ManagerDep = Annotated[SandboxManager, Depends(get_manager)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 PrincipalDep = Annotated[Principal, Depends(require_token)]
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 Authenticated = [Depends(require_token)]

@@ -47,7 +47,9 @@ def error_body(code: str, message: str, details: object | None = None) -> dict[s
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(E.RestoreboxError)
-    async def domain_error(_: Request, exc: E.RestoreboxError) -> JSONResponse:
+    async def domain_error(request: Request, exc: E.RestoreboxError) -> JSONResponse:
+        if isinstance(exc, E.EngineUnavailable):
+            request.app.state.services.manager.metrics.engine_errors.inc()
         details = {k: v for k, v in exc.details.items() if k != "report"}
         return JSONResponse(error_body(exc.code, exc.message, details), status_for(exc))
 

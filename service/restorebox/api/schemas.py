@@ -198,3 +198,18 @@ class ResetSandbox(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     wait: bool = False
+
+
+class SandboxEvent(BaseModel):
+    """What `GET /v1/sandboxes/{id}/events` sends on each change (the full report is at
+    `GET /v1/sandboxes/{id}`)."""
+
+    id: str
+    status: Status
+    progress: Progress | None
+    verdict: Literal["pass", "warn", "fail"] | None
+    error: ErrorInfo | None
+    connection_url: str | None
+    expires_at: datetime
+
+    model_config = ConfigDict(from_attributes=True)

@@ -1,0 +1,147 @@
+"""Issue 10: the dashboard at /ui, driven in a real headless browser (Debian's chromium
+through Playwright) against a real service with real sandboxes.
+
+Set RESTOREBOX_SCREENSHOT=path to save a screenshot of the sandboxes page (the README's)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from restorebox.client import Client
+from tests.conftest import THIRD_PARTY, TOKEN, copy_backup, query
+
+pytestmark = pytest.mark.integration
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is missing: scripts/test installs Debian's chromium package")
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def test_dashboard_in_a_real_browser(
+    live_server: Any, backups_dir: Path, browser: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    name = copy_backup(THIRD_PARTY / "northwind" / "northwind.sql", backups_dir)
+    with live_server(snapshot_max_bytes=10**11) as server, Client(server.url, TOKEN) as client:
+        context = browser.new_context(viewport={"width": 1400, "height": 800})
+        context.grant_permissions(["clipboard-read", "clipboard-write"])
+        page = context.new_page()
+        sent: list[str] = []
+        page.on("request", lambda request: sent.append(request.url))
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+
+        # Without a token: the sign-in form; a wrong token is refused with a message.
+        page.goto(f"{server.url}/ui")
+        page.fill("#token", "not-the-token")
+        page.click("#token-form button")
+        expect(page.locator("#token-error")).to_contain_text("refused")
+
+        # The token in the fragment: kept for the tab, gone from the address bar, never
+        # sent to the server in a URL.
+        page.goto(f"{server.url}/ui#token={TOKEN}")
+        expect(page.locator("h1")).to_have_text("Sandboxes")
+        assert TOKEN not in page.url
+        assert page.evaluate("sessionStorage.getItem('restorebox.token')") == TOKEN
+
+        # Backups catalog -> create a sandbox; its page follows it live to ready.
+        page.click("nav a[data-view=backups]")
+        row = page.locator(f"#backups tr[data-name='{name}']")
+        expect(row).to_contain_text("complete")
+        row.get_by_role("button", name="Create sandbox").click()
+        expect(page.locator("#status")).to_contain_text("ready", timeout=120_000)
+        expect(page.locator("#verdict")).to_contain_text("pass")
+        expect(page.locator("#probes tbody tr")).to_have_count(13)
+        expect(page.locator("#steps tbody tr")).to_have_count(1)
+        sandbox_id = page.url.rsplit("/", 1)[1]
+        sandbox = client.get(sandbox_id)
+        assert sandbox.status == "ready"
+
+        # A second sandbox made through the API shows up in the list with a live bar.
+        second = client.create(name, wait=False)  # a copy of the first one's snapshot
+        page.goto(f"{server.url}/ui#/")
+        table = page.locator("#sandboxes")
+        expect(table.locator(f"tr[data-id='{second.id}']")).to_be_visible()
+        expect(table.locator(f"tr[data-id='{second.id}']")).to_contain_text(
+            "ready", timeout=120_000
+        )
+        first_row = table.locator(f"tr[data-id='{sandbox_id}']")
+        expect(first_row).to_contain_text("pass")
+        first_row.get_by_role("button", name="Copy").click()
+        assert page.evaluate("navigator.clipboard.readText()") == sandbox.url
+        if os.environ.get("RESTOREBOX_SCREENSHOT"):
+            page.screenshot(path=os.environ["RESTOREBOX_SCREENSHOT"], full_page=True)
+
+        # Extend, reset, delete from the page.
+        before = sandbox.data["expires_at"]
+        first_row.get_by_role("button", name="Extend 1 h").click()
+        deadline = time.monotonic() + 10
+        while client.get(sandbox_id).data["expires_at"] <= before:
+            assert time.monotonic() < deadline, "extend did not reach the service"
+            time.sleep(0.1)
+        with psycopg.connect(sandbox.url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE scratch (id int)")
+        page.locator(f"#sandboxes tr[data-id='{sandbox_id}']").get_by_role(
+            "button", name="Reset"
+        ).click()
+        deadline = time.monotonic() + 60
+        while not _reset_done(sandbox.url):
+            assert time.monotonic() < deadline, "the reset from the page did not happen"
+            time.sleep(0.2)
+        expect(page.locator(f"#sandboxes tr[data-id='{sandbox_id}']")).to_contain_text(
+            "ready", timeout=60_000
+        )
+        page.on("dialog", lambda dialog: dialog.accept())
+        for sid in (sandbox_id, second.id):
+            page.locator(f"#sandboxes tr[data-id='{sid}']").get_by_role(
+                "button", name="Delete"
+            ).click()
+            expect(page.locator(f"#sandboxes tr[data-id='{sid}']")).to_have_count(0)
+        assert client.sandboxes() == []
+
+        # Snapshots page lists the one the first restore kept; copy, then delete it.
+        page.click("nav a[data-view=snapshots]")
+        expect(page.locator("#snapshots tbody tr")).to_have_count(1)
+        page.get_by_role("button", name="Copy").click()
+        expect(page.locator("#status")).to_contain_text("ready", timeout=60_000)
+        copy_id = page.url.rsplit("/", 1)[1]
+        assert client.get(copy_id).data["from_snapshot"] is True
+        client.delete(copy_id)
+        page.click("nav a[data-view=snapshots]")
+        page.locator("#snapshots").get_by_role("button", name="Delete").click()
+        expect(page.locator(".empty")).to_contain_text("No snapshots")
+
+        assert not [url for url in sent if TOKEN in url]
+        assert errors == []
+        context.close()
+
+
+def _reset_done(url: str) -> bool:
+    """The sandbox answers on its old URL and the table made before the reset is gone."""
+    try:
+        return query(url, "SELECT to_regclass('scratch')") == [(None,)]
+    except psycopg.OperationalError:
+        return False
