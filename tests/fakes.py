@@ -108,6 +108,12 @@ class FakeRuntime:
         self.images[name] = dict(labels)
         return SnapshotImage(name, 1000)
 
+    def warm_up(self, labels: dict[str, str], networks: int) -> None:
+        return None
+
+    def cool_down(self, labels: dict[str, str]) -> None:
+        return None
+
     def remove_snapshot(self, image: str) -> bool:
         if any(spec.image == image for spec in self.started if self._running(spec.name)):
             return False

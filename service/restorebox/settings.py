@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # (202). Waiting holds no worker thread.
     max_wait_seconds: float = Field(600.0, gt=0)
     workers: int = Field(4, ge=1, le=64)
+    # Isolated networks made ahead, so that many sandboxes asked for at once do not queue
+    # behind the engine's one-at-a-time network creation (0: make each on demand).
+    network_pool: int = Field(10, ge=0, le=100)
 
     @field_validator("api_tokens", "admins", mode="before")
     @classmethod

@@ -117,3 +117,40 @@ def test_exec_streams_output_and_keeps_only_a_bounded_part(
         assert seen[0] == 30_000_000  # every stderr byte was streamed to the callback
     finally:
         docker_runtime.remove(container.id)
+
+
+def test_isolation_made_ahead_serves_one_sandbox_each_and_is_cleared(
+    docker_runtime: DockerRuntime,
+) -> None:
+    """Docker's network pool: starts take networks made ahead (one sandbox each), a reset
+    goes back onto its own, prune spares the waiting ones, cool_down removes them."""
+    import docker as docker_sdk
+
+    engine = docker_sdk.from_env()
+    instance = f"pool-{secrets.token_hex(3)}"
+    pool_labels = {L.MANAGED: "true", L.INSTANCE: instance}
+    pooled = {"label": [f"{L.INSTANCE}={instance}", "restorebox.pool=true"]}
+    docker_runtime.warm_up(pool_labels, 2)
+    try:
+        deadline = time.monotonic() + 30
+        while len(engine.networks.list(filters=pooled)) < 2:
+            assert time.monotonic() < deadline, "the pool did not fill"
+            time.sleep(0.1)
+        assert docker_runtime.prune(pool_labels, set()) == []  # waiting: not garbage
+        made = ContainerSpec(**{**spec("a").__dict__, "labels": L.for_sandbox(instance, "a", "")})
+        container = docker_runtime.start(made)
+        [network] = engine.containers.get(container.id).attrs["NetworkSettings"]["Networks"]
+        assert network.startswith("restorebox-pool-")
+        docker_runtime.remove(container.id, keep_isolation=True)  # a reset: same network
+        again = docker_runtime.start(made)
+        assert list(engine.containers.get(again.id).attrs["NetworkSettings"]["Networks"]) == [
+            network
+        ]
+        docker_runtime.remove(again.id)
+        assert engine.networks.list(names=[network]) == []  # it served that sandbox only
+        while len(engine.networks.list(filters=pooled)) < 2:  # made again
+            assert time.monotonic() < deadline + 30
+            time.sleep(0.1)
+    finally:
+        docker_runtime.cool_down(pool_labels)
+    assert engine.networks.list(filters={"label": f"{L.INSTANCE}={instance}"}) == []

@@ -12,7 +12,7 @@ from .. import __version__
 from ..backups import Catalog
 from ..instance import instance_id
 from ..reaper import Reaper
-from ..runtime import Runtime
+from ..runtime import Runtime, labels
 from ..sandboxes import SandboxManager
 from ..settings import Settings
 from ..store import Store
@@ -53,7 +53,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        pool_labels = {labels.MANAGED: "true", labels.INSTANCE: manager.instance}
         if background:
+            runtime.warm_up(pool_labels, settings.network_pool)
             try:
                 manager.reconcile(at_start=True)
                 reaper.start_reconciled = True
@@ -75,6 +77,8 @@ def create_app(
             if background:
                 reaper.stop()
             manager.shutdown()
+            if background:
+                runtime.cool_down(pool_labels)
             if webhooks is not None:
                 webhooks.close()
             catalog.close()

@@ -155,6 +155,14 @@ class Runtime(Protocol):
     def image_id(self, image: str) -> str | None:
         """The content id of an image (a snapshot key must change when the image does)."""
 
+    def warm_up(self, labels: dict[str, str], networks: int) -> None:
+        """Make ``networks`` isolated networks ahead for sandboxes carrying ``labels``
+        (and keep making them as they are used), so a start never waits for one. Optional:
+        a runtime whose isolation is cheap does nothing."""
+
+    def cool_down(self, labels: dict[str, str]) -> None:
+        """Remove what ``warm_up`` made that no sandbox took."""
+
     def prune(self, labels: dict[str, str], keep: set[str]) -> list[str]:
         """Remove what the runtime made for sandboxes carrying ``labels`` (isolation,
         networks, policies) that no container uses and whose sandbox id is not in

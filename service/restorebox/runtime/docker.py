@@ -21,6 +21,7 @@ import urllib3
 
 from ..errors import ContainerVanished, EngineUnavailable, ImageUnavailable
 from ..retry import engine_call
+from . import labels as L
 from .base import (
     DEFAULT_MAX_OUTPUT,
     Container,
@@ -32,6 +33,7 @@ from .base import (
     StreamCallback,
     UploadFile,
 )
+from .network_pool import NetworkPool
 
 log = logging.getLogger("restorebox.runtime")
 
@@ -47,6 +49,7 @@ NETWORK_OPTIONS = {
 }
 _TRANSIENT = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
 _CHUNK = 1024 * 1024
+POOL_LABEL = "restorebox.pool"
 
 
 class DockerRuntime:
@@ -57,6 +60,8 @@ class DockerRuntime:
         self._timeout = timeout
         self._client: Any = None
         self._lock = threading.Lock()
+        self._pools: dict[str, NetworkPool] = {}  # instance -> networks made ahead
+        self._kept: dict[str, str] = {}  # container name -> its network, over a reset
 
     # -- plumbing -------------------------------------------------------------
     @property
@@ -104,20 +109,54 @@ class DockerRuntime:
             raise EngineUnavailable(f"the Docker engine does not answer: {exc}") from exc
 
     def _create_network(self, spec: ContainerSpec) -> str:
-        bridge = BRIDGE_PREFIX + hashlib.sha256(spec.name.encode()).hexdigest()[:12]
+        """The sandbox's own network: the one it had before a reset, one made ahead, or a
+        new one named after it."""
+        with self._lock:
+            kept = self._kept.pop(spec.name, None)
+            pool = self._pools.get(spec.labels.get(L.INSTANCE, ""))
+        if kept is not None:
+            return kept
+        pooled = pool.take() if pool is not None else None
+        if pooled is not None:
+            return pooled
+        return self._make_network(spec.name, spec.labels)
+
+    def _make_network(self, name: str, labels: dict[str, str]) -> str:
+        bridge = BRIDGE_PREFIX + hashlib.sha256(name.encode()).hexdigest()[:12]
         try:
             self._call(
                 self.client.networks.create,
-                spec.name,
+                name,
                 driver="bridge",
                 options={**NETWORK_OPTIONS, "com.docker.network.bridge.name": bridge},
-                labels=spec.labels,
+                labels=labels,
                 check_duplicate=True,
             )
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # left over from an interrupted attempt: reuse it
                 raise
-        return spec.name
+        return name
+
+    def warm_up(self, labels: dict[str, str], networks: int) -> None:
+        instance = labels.get(L.INSTANCE, "")
+        if networks <= 0:
+            return
+        with self._lock:
+            if instance in self._pools:
+                return
+
+        def make(name: str) -> None:
+            self._make_network(name, {**labels, POOL_LABEL: "true"})
+
+        pool = NetworkPool(make, self._remove_network, networks)
+        with self._lock:
+            self._pools[instance] = pool
+
+    def cool_down(self, labels: dict[str, str]) -> None:
+        with self._lock:
+            pool = self._pools.pop(labels.get(L.INSTANCE, ""), None)
+        if pool is not None:
+            pool.close()
 
     # -- Runtime --------------------------------------------------------------
     def start(self, spec: ContainerSpec) -> Container:
@@ -341,7 +380,11 @@ class DockerRuntime:
         except docker.errors.APIError as exc:
             if not (exc.status_code == 409 and "already in progress" in str(exc)):
                 raise
-        for network in [] if keep_isolation else networks:
+        if keep_isolation and networks:
+            with self._lock:  # the next start of this sandbox goes back onto it
+                self._kept[str(attrs.get("Name", "")).lstrip("/")] = networks[0]
+            return
+        for network in networks:
             self._remove_network(network, settle=True)
 
     def _remove_network(self, name: str, settle: bool = False) -> None:
@@ -411,8 +454,14 @@ class DockerRuntime:
         """Networks of sandboxes that are neither kept nor used by any container."""
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         removed = []
+        with self._lock:
+            reserved = set(self._kept.values()).union(
+                *(pool.reserved() for pool in self._pools.values())
+            )
         for raw in self._call(self.client.api.networks, filters=filters):
             if (raw.get("Labels") or {}).get("restorebox.sandbox") in keep:
+                continue
+            if raw.get("Name") in reserved:
                 continue
             try:
                 detail = self._call(self.client.api.inspect_network, raw["Id"])
