@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import io
 import logging
+import secrets
 import socket
 import tarfile
 import threading
@@ -366,6 +367,9 @@ class DockerRuntime:
         return bytes(data).decode("utf-8", "replace")
 
     def remove(self, container_id: str, *, keep_isolation: bool = False) -> None:
+        if keep_isolation:
+            self._remove_for_restart(container_id)
+            return
         networks: list[str] = []
         try:
             attrs = self._call(self.client.api.inspect_container, container_id)
@@ -380,12 +384,45 @@ class DockerRuntime:
         except docker.errors.APIError as exc:
             if not (exc.status_code == 409 and "already in progress" in str(exc)):
                 raise
-        if keep_isolation and networks:
-            with self._lock:  # the next start of this sandbox goes back onto it
-                self._kept[str(attrs.get("Name", "")).lstrip("/")] = networks[0]
-            return
         for network in networks:
             self._remove_network(network, settle=True)
+
+    def _remove_for_restart(self, container_id: str) -> None:
+        """Out of the way at once for a new container of the same sandbox (a reset): the
+        old one is renamed (its name is free) and killed (its port is free); its network
+        is kept for the next start; deleting its files happens on a thread. Should the
+        service stop first, the reconciler removes it (no record names it)."""
+        try:
+            attrs = self._call(self.client.api.inspect_container, container_id)
+        except docker.errors.NotFound:
+            return
+        name = str(attrs.get("Name", "")).lstrip("/")
+        running = bool((attrs.get("State") or {}).get("Running"))
+        networks = [
+            n
+            for n in (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+            if n not in ("bridge", "host", "none")
+        ]
+        try:
+            if "-old-" not in name:
+                self._call(
+                    self.client.api.rename, container_id, f"{name}-old-{secrets.token_hex(3)}"
+                )
+            if running:  # stopped at once (SIGKILL), and its published port released
+                self._call(self.client.api.stop, container_id, timeout=0)
+        except docker.errors.NotFound:
+            return
+        if networks and "-old-" not in name:
+            with self._lock:  # the next start of this sandbox goes back onto it
+                self._kept[name] = networks[0]
+
+        def delete() -> None:
+            try:
+                self._call(self.client.api.remove_container, container_id, force=True, v=True)
+            except Exception:  # the reconciler removes what is left
+                log.warning("could not delete a reset sandbox's old container", exc_info=True)
+
+        threading.Thread(target=delete, name="remove-old", daemon=True).start()
 
     def _remove_network(self, name: str, settle: bool = False) -> None:
         """Remove a network. With ``settle``, wait briefly for the endpoint of a container
