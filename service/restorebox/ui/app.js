@@ -191,7 +191,7 @@ function sandboxRow(sandbox, refresh) {
     h("td", {}, badge(sandbox.status)),
     h("td", {}, badge(sandbox.verdict, "—")),
     progressCell(sandbox),
-    h("td", {}, SETTLED.has(sandbox.status) && sandbox.status !== "ready" ? "—" : timeLeft(sandbox.expires_at)),
+    h("td", { class: "nowrap" }, SETTLED.has(sandbox.status) && sandbox.status !== "ready" ? "—" : timeLeft(sandbox.expires_at)),
     urlCell(sandbox.connection_url),
     h("td", {}, sandboxActions(sandbox, refresh)));
 }
