@@ -231,9 +231,12 @@ def live_server(
         try:
             yield live
         finally:
-            delete_all(app.state.services.manager)
+            manager = app.state.services.manager
+            delete_all(manager)
             server.should_exit = True
             thread.join(timeout=30)
+            for image in docker_runtime.list_snapshots({labels.INSTANCE: manager.instance}):
+                docker_runtime.remove_snapshot(image)  # snapshots the test kept
 
     return factory
 

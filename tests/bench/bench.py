@@ -264,8 +264,11 @@ class Service:
     def close(self) -> None:
         for sandbox in self.http.get("/v1/sandboxes").json()["sandboxes"]:
             self.delete(sandbox["id"])  # what an interrupted run left
-        for snapshot in self.snapshots():
-            self.http.delete(f"/v1/snapshots/{snapshot['id']}")
+        deadline = time.monotonic() + 30
+        while (left := self.snapshots()) and time.monotonic() < deadline:
+            for snapshot in left:  # 409 while a reset's old container is still going
+                self.http.delete(f"/v1/snapshots/{snapshot['id']}")
+            time.sleep(0.5)
         self.process.terminate()
         self.process.wait(timeout=60)
         self.log.close()

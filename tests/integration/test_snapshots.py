@@ -118,6 +118,21 @@ def test_reset_keeps_the_url_and_brings_the_data_back(api: Api, backups_dir: Pat
     assert query(url, "SELECT count(*) FROM order_details") == [(2155,)]
 
 
+def test_a_one_off_check_keeps_no_snapshot(api: Api, backups_dir: Path) -> None:
+    name = northwind(backups_dir)
+    sandbox = api.create(backup=name, keep_snapshot=False)
+    assert sandbox["verdict"] == "pass"
+    assert sandbox["snapshot_id"] is None
+    assert snapshots(api) == []
+    response = api.post(f"/v1/sandboxes/{sandbox['id']}/reset", {"wait": True})
+    assert response.status_code == 409
+    assert "no snapshot" in response.json()["message"]
+    # The next create of the same backup restores (and keeps one this time).
+    again = api.create(backup=name)
+    assert not again["from_snapshot"]
+    assert len(snapshots(api)) == 1
+
+
 def test_save_then_copy(api: Api, backups_dir: Path) -> None:
     name = northwind(backups_dir)
     sandbox = api.create(backup=name)
