@@ -278,11 +278,14 @@ class RestoreRunner:
         return UploadFile(member.path, member.name, member.size)
 
     def _chunks(self, source: UploadFile, sent: list[int]) -> Iterator[bytes]:
-        """The file in 1 MiB chunks; stops with the sandbox (deleted) or its deadline."""
+        """The file in 1 MiB chunks. A deleted sandbox or the deadline ends it with an
+        error (raised again by ``exec`` once the command ends), never with a quiet early
+        end of input that psql would take for the whole file."""
         with source.open() as handle:
             while chunk := handle.read(STREAM_CHUNK):
-                if self.cancelled.is_set() or time.monotonic() > self.deadline:
-                    return  # the restore's own checks say why, once the command ends
+                if self.cancelled.is_set():
+                    raise Cancelled("the sandbox was deleted while restoring")
+                self._check_time()
                 sent[0] += len(chunk)
                 yield chunk
 
