@@ -34,6 +34,24 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     touch "$PGDATA/.restorebox-setup-pending"
 fi
 
+# Start the server in the background (never with the password in its environment) and
+# return once it answers on its socket; then, after the set-up, stay with it until it stops.
+start_server() {
+    env -u POSTGRES_PASSWORD postgres "$@" &
+    server=$!
+    trap 'kill -INT "$server" 2>/dev/null' INT TERM
+    until pg_isready -q -h /var/run/postgresql; do
+        kill -0 "$server" 2>/dev/null || { wait "$server"; exit 1; }
+        sleep 0.01
+    done
+}
+
+serve_until_stopped() {
+    while kill -0 "$server" 2>/dev/null; do
+        wait "$server" || true
+    done
+}
+
 # A container from a snapshot carries the lock files of the server that ran when it was
 # taken; no server runs yet in this one, so they are stale (a reused PID would otherwise
 # make the new server refuse to start).
@@ -53,13 +71,7 @@ if [ ! -e "$PGDATA/.restorebox-setup-pending" ]; then
         cp -p "$PGDATA/postgresql.auto.conf" "$PGDATA/postgresql.auto.conf.restorebox"
         echo "fsync = off" >> "$PGDATA/postgresql.auto.conf"
         unset POSTGRES_PASSWORD
-        postgres "$@" &
-        server=$!
-        trap 'kill -INT "$server" 2>/dev/null' INT TERM
-        until pg_isready -q -h /var/run/postgresql; do
-            kill -0 "$server" 2>/dev/null || { wait "$server"; exit 1; }
-            sleep 0.01
-        done
+        start_server "$@"
         mv "$PGDATA/pg_hba.conf.restorebox" "$PGDATA/pg_hba.conf"
         mv "$PGDATA/postgresql.auto.conf.restorebox" "$PGDATA/postgresql.auto.conf"
         NEW_PASSWORD=$(cat "$RESTOREBOX_NEW_PASSWORD_FILE") \
@@ -70,9 +82,7 @@ ALTER ROLE :"user" PASSWORD :'pass';
 \o /dev/null
 SELECT pg_reload_conf();
 SQL
-        while kill -0 "$server" 2>/dev/null; do
-            wait "$server" || true
-        done
+        serve_until_stopped
         exit 0
     fi
     unset POSTGRES_PASSWORD
@@ -88,14 +98,7 @@ if [ -z "${POSTGRES_PASSWORD:-}" ]; then
     exit 1
 fi
 
-env -u POSTGRES_PASSWORD postgres "$@" &
-server=$!
-trap 'kill -INT "$server" 2>/dev/null' INT TERM
-
-until pg_isready -q -h /var/run/postgresql; do
-    kill -0 "$server" 2>/dev/null || { wait "$server"; exit 1; }
-    sleep 0.02
-done
+start_server "$@"
 
 BOOTSTRAP_USER=$BOOTSTRAP psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql -U "$BOOTSTRAP" \
     -d postgres <<'SQL'
@@ -116,6 +119,4 @@ SQL
 unset POSTGRES_PASSWORD
 rm -f "$PGDATA/.restorebox-setup-pending"
 
-while kill -0 "$server" 2>/dev/null; do
-    wait "$server" || true
-done
+serve_until_stopped

@@ -373,11 +373,7 @@ class DockerRuntime:
         networks: list[str] = []
         try:
             attrs = self._call(self.client.api.inspect_container, container_id)
-            networks = [
-                name
-                for name in (attrs.get("NetworkSettings") or {}).get("Networks") or {}
-                if name not in ("bridge", "host", "none")
-            ]
+            networks = _own_networks(attrs)
             self._call(self.client.api.remove_container, container_id, force=True, v=True)
         except docker.errors.NotFound:
             pass
@@ -398,11 +394,7 @@ class DockerRuntime:
             return
         name = str(attrs.get("Name", "")).lstrip("/")
         running = bool((attrs.get("State") or {}).get("Running"))
-        networks = [
-            n
-            for n in (attrs.get("NetworkSettings") or {}).get("Networks") or {}
-            if n not in ("bridge", "host", "none")
-        ]
+        networks = _own_networks(attrs)
         try:
             if "-old-" not in name:
                 self._call(
@@ -536,6 +528,12 @@ class DockerRuntime:
                 )
             )
         return containers
+
+
+def _own_networks(attrs: dict[str, Any]) -> list[str]:
+    """The networks restorebox made for a container (not the engine's defaults)."""
+    attached = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    return [name for name in attached if name not in ("bridge", "host", "none")]
 
 
 def _endpoint(host_ip: str | None, port: object) -> Endpoint:
