@@ -33,7 +33,11 @@ class FakeRuntime:
 
     def start(self, spec: ContainerSpec) -> Container:
         cid = f"c{next(self._ids):063d}"
-        endpoint = Endpoint("127.0.0.1", next(self._ports))
+        old = self.containers.pop(spec.replaces, None) if spec.replaces else None
+        if old is not None and old.endpoint is not None:  # a reset keeps the endpoint
+            endpoint = old.endpoint
+        else:
+            endpoint = Endpoint("127.0.0.1", spec.host_port or next(self._ports))
         container = Container(cid, spec.name, dict(spec.labels), True, endpoint)
         self.containers[cid] = container
         self.secrets[cid] = dict(spec.secret_files)
@@ -73,7 +77,7 @@ class FakeRuntime:
     def logs(self, container_id: str, tail: int = 100) -> str:
         return "fake log"
 
-    def remove(self, container_id: str, *, keep_isolation: bool = False) -> None:
+    def remove(self, container_id: str) -> None:
         if self.fail_remove:
             self.fail_remove -= 1
             from restorebox.errors import EngineUnavailable
@@ -108,7 +112,7 @@ class FakeRuntime:
         self.images[name] = dict(labels)
         return SnapshotImage(name, 1000)
 
-    def warm_up(self, labels: dict[str, str], networks: int) -> None:
+    def warm_up(self, template: ContainerSpec, count: int) -> None:
         return None
 
     def cool_down(self, labels: dict[str, str]) -> None:

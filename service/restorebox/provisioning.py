@@ -24,6 +24,7 @@ from .restore.plan import RestorePlan, database_for, make_plan
 from .restore.runner import RestoreRunner
 from .runtime import ContainerSpec, Runtime
 from .runtime import labels as L
+from .scram import scram_sha256_verifier
 from .settings import Settings
 from .snapshots import SnapshotCache
 from .transitions import Transitions
@@ -44,31 +45,32 @@ def spec_for(
     settings: Settings,
     instance: str,
     snapshot: Snapshot | None = None,
-    host_port: int | None = None,
+    replaces: Sandbox | None = None,
 ) -> ContainerSpec:
     """The container of a sandbox: from its image, or a copy of a snapshot (whose own
-    password is replaced before any login). The password travels as a file, never as
-    configuration."""
+    password is replaced before any login). The password itself never appears in the
+    container's configuration: a file copied in, or for a copy only its verifier."""
     image = snapshot.image if snapshot is not None else sandbox.image
     assert image is not None
-    env = {
-        "POSTGRES_USER": sandbox.user,
-        "POSTGRES_DB": sandbox.initial_database,
-        "POSTGRES_PASSWORD_FILE": PASSWORD_FILE,
-    }
-    if snapshot is not None:
-        env["RESTOREBOX_NEW_PASSWORD_FILE"] = PASSWORD_FILE
+    env = {"POSTGRES_USER": sandbox.user, "POSTGRES_DB": sandbox.initial_database}
+    secret_files = {}
+    if snapshot is not None:  # the image's entrypoint sets it before any TCP login
+        env["RESTOREBOX_NEW_PASSWORD_VERIFIER"] = scram_sha256_verifier(sandbox.password)
+    else:  # as official postgres images take it (platform images among them)
+        env["POSTGRES_PASSWORD_FILE"] = PASSWORD_FILE
+        secret_files[PASSWORD_FILE] = sandbox.password.encode()
     return ContainerSpec(
         image=image,
         name=f"restorebox-{sandbox.id}",
         env=env,
-        host_port=host_port,
+        replaces=replaces.container_id if replaces is not None else None,
+        host_port=replaces.port if replaces is not None else None,
         labels=L.for_sandbox(instance, sandbox.id, sandbox.expires_at.isoformat()),
         publish_host=settings.publish_host,
         memory_bytes=settings.sandbox_memory_bytes,
         cpus=settings.sandbox_cpus,
         pids=settings.sandbox_pids,
-        secret_files={PASSWORD_FILE: sandbox.password.encode()},
+        secret_files=secret_files,
     )
 
 
@@ -286,8 +288,9 @@ class Provisioner:
             sandbox = self.transitions.get(sandbox_id)
             assert sandbox.snapshot_id is not None
             snapshot = self.cache.store.get(sandbox.snapshot_id)
-            remove_containers(self.runtime, self.instance, sandbox, keep_isolation=True)
-            self._start(sandbox_id, worker.cancelled, snapshot=snapshot, host_port=sandbox.port)
+            # The new container is made before the old one stops, and takes over its
+            # endpoint: the same port, the same password (the URL is kept).
+            self._start(sandbox_id, worker.cancelled, snapshot=snapshot, replaces=sandbox)
             self.cache.store.touch(snapshot)
             self.transitions.move(sandbox_id, Status.READY, progress=None)
             log.info("sandbox reset", extra={"sandbox": sandbox_id, "snapshot": snapshot.id})
@@ -331,10 +334,10 @@ class Provisioner:
         sandbox_id: str,
         cancelled: threading.Event,
         snapshot: Snapshot | None = None,
-        host_port: int | None = None,
+        replaces: Sandbox | None = None,
     ) -> None:
         sandbox = self.transitions.update(sandbox_id, progress=Progress(phase="starting"))
-        spec = spec_for(sandbox, self.settings, self.instance, snapshot, host_port)
+        spec = spec_for(sandbox, self.settings, self.instance, snapshot, replaces)
         container = self.runtime.start(spec)
         endpoint = container.endpoint
         sandbox = self.transitions.update(
@@ -392,9 +395,7 @@ class Provisioner:
             log.exception("cleanup after failure failed; will retry", extra={"sandbox": sandbox_id})
 
 
-def remove_containers(
-    runtime: Runtime, instance: str, sandbox: Sandbox, *, keep_isolation: bool = False
-) -> None:
+def remove_containers(runtime: Runtime, instance: str, sandbox: Sandbox) -> None:
     """Remove every container of a sandbox: the recorded one and any found by label
     (a worker may have started one a moment ago)."""
     found = runtime.list_managed({L.INSTANCE: instance, L.SANDBOX: sandbox.id})
@@ -402,7 +403,7 @@ def remove_containers(
     if sandbox.container_id:
         ids.add(sandbox.container_id)
     for container_id in sorted(ids):
-        runtime.remove(container_id, keep_isolation=keep_isolation)
+        runtime.remove(container_id)
 
 
 def _log_crash(future: Future[None]) -> None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import psycopg
 import pytest
 
-from restorebox.runtime import ContainerSpec, Runtime
+from restorebox.runtime import ContainerSpec, Endpoint, Runtime
 from restorebox.runtime import labels as L
 from restorebox.runtime.docker import DockerRuntime
 from tests.fakes import FakeRuntime
@@ -119,38 +120,109 @@ def test_exec_streams_output_and_keeps_only_a_bounded_part(
         docker_runtime.remove(container.id)
 
 
+def connect(endpoint: Endpoint, password: str = "pw-in-a-file") -> psycopg.Connection[Any]:  # noqa: S107
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return psycopg.connect(
+                host=endpoint.host,
+                port=endpoint.port,
+                user="u",
+                password=password,
+                dbname="d",
+                connect_timeout=2,
+                autocommit=True,
+            )
+        except psycopg.OperationalError:
+            assert time.monotonic() < deadline, "the server never answered"
+            time.sleep(0.1)
+
+
+def test_a_replacement_takes_over_the_endpoint_and_the_old_container_goes(
+    runtime: Runtime,
+) -> None:
+    sid = secrets.token_hex(4)
+    first = runtime.start(spec(sid))
+    again = runtime.start(replace(spec(sid), replaces=first.id))
+    assert again.id != first.id
+    assert again.endpoint == first.endpoint
+    deadline = time.monotonic() + 30
+    while [c.id for c in runtime.list_managed({L.INSTANCE: "contract", L.SANDBOX: sid})] != [
+        again.id
+    ]:
+        assert time.monotonic() < deadline, "the replaced container stayed"
+        time.sleep(0.1)
+    runtime.remove(again.id)
+    assert runtime.prune({L.INSTANCE: "contract"}, set()) == []  # nothing left behind
+
+
+def test_a_replacement_is_a_new_server_behind_the_same_port(
+    docker_runtime: DockerRuntime,
+) -> None:
+    sid = secrets.token_hex(4)
+    first = docker_runtime.start(spec(sid))
+    assert first.endpoint is not None
+    with connect(first.endpoint) as conn:
+        conn.execute("CREATE TABLE written_before (x int)")
+    again = docker_runtime.start(replace(spec(sid), replaces=first.id))
+    try:
+        assert again.endpoint == first.endpoint
+        with connect(first.endpoint) as conn:
+            assert conn.execute("SELECT to_regclass('written_before')").fetchone() == (None,)
+    finally:
+        docker_runtime.remove(again.id)
+    import docker as docker_sdk
+
+    engine = docker_sdk.from_env()
+    deadline = time.monotonic() + 10
+    while engine.containers.list(all=True, filters={"label": f"{L.SANDBOX}={sid}"}):
+        assert time.monotonic() < deadline, "the old container (deleted on a thread) stayed"
+        time.sleep(0.1)
+    assert engine.networks.list(filters={"label": f"{L.SANDBOX}={sid}"}) == []
+
+
 def test_isolation_made_ahead_serves_one_sandbox_each_and_is_cleared(
     docker_runtime: DockerRuntime,
 ) -> None:
-    """Docker's network pool: starts take networks made ahead (one sandbox each), a reset
-    goes back onto its own, prune spares the waiting ones, cool_down removes them."""
+    """Docker's anchors made ahead (a network and a container publishing the port):
+    starts join one each, a reset keeps it, prune spares the waiting ones, cool_down
+    removes them."""
     import docker as docker_sdk
 
     engine = docker_sdk.from_env()
     instance = f"pool-{secrets.token_hex(3)}"
     pool_labels = {L.MANAGED: "true", L.INSTANCE: instance}
     pooled = {"label": [f"{L.INSTANCE}={instance}", "restorebox.pool=true"]}
-    docker_runtime.warm_up(pool_labels, 2)
+    template = ContainerSpec(image=IMAGE, name="", env={}, labels=pool_labels)
+    docker_runtime.warm_up(template, 2)
     try:
         deadline = time.monotonic() + 30
-        while len(engine.networks.list(filters=pooled)) < 2:
+        while len(engine.containers.list(filters={**pooled, "status": "running"})) < 2:
             assert time.monotonic() < deadline, "the pool did not fill"
             time.sleep(0.1)
+        assert len(engine.networks.list(filters=pooled)) == 2
         assert docker_runtime.prune(pool_labels, set()) == []  # waiting: not garbage
-        made = ContainerSpec(**{**spec("a").__dict__, "labels": L.for_sandbox(instance, "a", "")})
+        made = replace(spec("a"), labels=L.for_sandbox(instance, "a", ""))
         container = docker_runtime.start(made)
-        [network] = engine.containers.get(container.id).attrs["NetworkSettings"]["Networks"]
-        assert network.startswith("restorebox-pool-")
-        docker_runtime.remove(container.id, keep_isolation=True)  # a reset: same network
-        again = docker_runtime.start(made)
-        assert list(engine.containers.get(again.id).attrs["NetworkSettings"]["Networks"]) == [
-            network
-        ]
+        mode = engine.containers.get(container.id).attrs["HostConfig"]["NetworkMode"]
+        anchor = engine.containers.get(mode.removeprefix("container:"))
+        assert anchor.name.startswith("restorebox-pool-")
+        assert docker_runtime.list_managed(pool_labels) == [container]  # anchors are not sandboxes
+        again = docker_runtime.start(replace(made, replaces=container.id))  # a reset
+        assert engine.containers.get(again.id).attrs["HostConfig"]["NetworkMode"] == mode
+        assert again.endpoint == container.endpoint
         docker_runtime.remove(again.id)
+        assert engine.containers.list(all=True, filters={"id": anchor.id}) == []
+        [network] = anchor.attrs["NetworkSettings"]["Networks"]
         assert engine.networks.list(names=[network]) == []  # it served that sandbox only
-        while len(engine.networks.list(filters=pooled)) < 2:  # made again
-            assert time.monotonic() < deadline + 30
+        while len(engine.containers.list(filters={**pooled, "status": "running"})) < 2:
+            assert time.monotonic() < deadline + 30  # made again
             time.sleep(0.1)
     finally:
         docker_runtime.cool_down(pool_labels)
-    assert engine.networks.list(filters={"label": f"{L.INSTANCE}={instance}"}) == []
+    mine = {"label": f"{L.INSTANCE}={instance}"}
+    deadline = time.monotonic() + 10
+    while engine.containers.list(all=True, filters=mine):  # the reset's old one, on a thread
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert engine.networks.list(filters=mine) == []

@@ -11,7 +11,7 @@ from typing import Any
 import docker
 import pytest
 
-from restorebox.runtime.docker import NETWORK_OPTIONS
+from restorebox.runtime.docker_anchors import NETWORK_OPTIONS
 from tests.conftest import Api, query
 
 pytestmark = pytest.mark.integration
@@ -21,18 +21,27 @@ def test_sandbox_is_hardened_and_alone_on_an_isolated_network(api: Api) -> None:
     sandbox = api.create()
     engine = docker.from_env()
     container = engine.containers.get(api.containers()[0].id)
-    host = container.attrs["HostConfig"]
-    assert host["CapDrop"] == ["ALL"]
-    assert not host["CapAdd"]
-    assert not host["Privileged"]
-    assert host["SecurityOpt"] == ["no-new-privileges"]
-    assert not container.attrs["Mounts"]  # no host paths, no Docker socket
+    # The sandbox shares the network namespace of its anchor (the small container that
+    # holds its network and published port); both are hardened.
+    mode = container.attrs["HostConfig"]["NetworkMode"]
+    assert mode.startswith("container:")
+    anchor = engine.containers.get(mode.removeprefix("container:"))
+    for each in (container, anchor):
+        host = each.attrs["HostConfig"]
+        assert host["CapDrop"] == ["ALL"]
+        assert not host["CapAdd"]
+        assert not host["Privileged"]
+        assert host["SecurityOpt"] == ["no-new-privileges"]
+        assert not each.attrs["Mounts"]  # no host paths, no Docker socket
     assert container.attrs["Config"]["User"] == "postgres"
-    networks = container.attrs["NetworkSettings"]["Networks"]
+    assert anchor.attrs["Config"]["User"] == "65534"  # nobody
+    assert anchor.attrs["HostConfig"]["ReadonlyRootfs"]
+    assert anchor.attrs["Config"]["Entrypoint"] == ["sleep", "infinity"]
+    networks = anchor.attrs["NetworkSettings"]["Networks"]
     [name] = list(networks)  # one network (made ahead from the pool, or for it)
     assert name.startswith("restorebox-")
     network = engine.networks.get(name)
-    assert list(network.attrs["Containers"]) == [container.id]  # alone on it
+    assert list(network.attrs["Containers"]) == [anchor.id]  # alone on it
     options = network.attrs["Options"]
     for key, value in NETWORK_OPTIONS.items():
         assert options[key] == value
@@ -50,6 +59,7 @@ def test_sandbox_is_hardened_and_alone_on_an_isolated_network(api: Api) -> None:
     assert "-A INPUT -i rbx+ -m conntrack --ctstate NEW -j DROP" in inbound
     api.delete(f"/v1/sandboxes/{sandbox['id']}")
     assert engine.networks.list(names=[name]) == []  # it served this sandbox only
+    assert engine.containers.list(all=True, filters={"id": anchor.id}) == []
 
 
 def test_meta_commands_and_copy_to_program_stay_inside_the_sandbox(

@@ -12,7 +12,7 @@ from .. import __version__
 from ..backups import Catalog
 from ..instance import instance_id
 from ..reaper import Reaper
-from ..runtime import Runtime, labels
+from ..runtime import ContainerSpec, Runtime, labels
 from ..sandboxes import SandboxManager
 from ..settings import Settings
 from ..store import Store
@@ -55,7 +55,15 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         pool_labels = {labels.MANAGED: "true", labels.INSTANCE: manager.instance}
         if background:
-            runtime.warm_up(pool_labels, settings.network_pool)
+            # Anchors run any image at hand: the default major's.
+            template = ContainerSpec(
+                image=settings.image_for(settings.default_major(), None)[0],
+                name="",
+                env={},
+                labels=pool_labels,
+                publish_host=settings.publish_host,
+            )
+            runtime.warm_up(template, settings.network_pool)
             try:
                 manager.reconcile(at_start=True)
                 reaper.start_reconciled = True

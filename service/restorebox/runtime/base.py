@@ -35,7 +35,10 @@ class ContainerSpec:
     pids: int = 1024
     command: Sequence[str] = ()
     secret_files: dict[str, bytes] = field(default_factory=dict, repr=False)
-    host_port: int | None = None  # publish on this port (a reset keeps its URL); None: any
+    # A reset: the sandbox's current container, whose endpoint this one takes over (it is
+    # stopped just before this one starts, and deleted after).
+    replaces: str | None = None
+    host_port: int | None = None  # when the endpoint must be made anew, on this port
 
 
 @dataclass(frozen=True)
@@ -133,11 +136,9 @@ class Runtime(Protocol):
     def logs(self, container_id: str, tail: int = 100) -> str:
         """The container's last log lines."""
 
-    def remove(self, container_id: str, *, keep_isolation: bool = False) -> None:
-        """Remove the container, its storage and its isolation; a missing container is
-        not an error. ``keep_isolation``: the sandbox starts again at once (a reset), so
-        what isolates it stays for the next container (the reconciler prunes it later if
-        not)."""
+    def remove(self, container_id: str) -> None:
+        """Remove the container, its storage, its isolation and its endpoint; a missing
+        container is not an error."""
 
     def list_managed(self, labels: dict[str, str]) -> list[Container]:
         """Containers carrying all of ``labels``, running or not."""
@@ -155,13 +156,14 @@ class Runtime(Protocol):
     def image_id(self, image: str) -> str | None:
         """The content id of an image (a snapshot key must change when the image does)."""
 
-    def warm_up(self, labels: dict[str, str], networks: int) -> None:
-        """Make ``networks`` isolated networks ahead for sandboxes carrying ``labels``
-        (and keep making them as they are used), so a start never waits for one. Optional:
-        a runtime whose isolation is cheap does nothing."""
+    def warm_up(self, template: ContainerSpec, count: int) -> None:
+        """Make the isolation and endpoint of ``count`` sandboxes like ``template`` (its
+        labels, image and publish host) ahead, and keep making them as they are used, so
+        a start never waits for them. Optional: a runtime for which they are cheap does
+        nothing."""
 
     def cool_down(self, labels: dict[str, str]) -> None:
-        """Remove what ``warm_up`` made that no sandbox took."""
+        """Remove what ``warm_up`` made for ``labels`` that no sandbox took."""
 
     def prune(self, labels: dict[str, str], keep: set[str]) -> list[str]:
         """Remove what the runtime made for sandboxes carrying ``labels`` (isolation,

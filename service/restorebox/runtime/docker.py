@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import secrets
@@ -12,6 +11,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import docker
@@ -27,30 +27,27 @@ from .base import (
     DEFAULT_MAX_OUTPUT,
     Container,
     ContainerSpec,
-    Endpoint,
     ExecResult,
     ProgressCallback,
     SnapshotImage,
     StreamCallback,
     UploadFile,
 )
-from .network_pool import NetworkPool
+from .docker_anchors import (
+    ANCHOR_LABEL,
+    JOINED,
+    Anchor,
+    Anchors,
+    anchor_id_of,
+    own_networks,
+    published,
+)
 
 log = logging.getLogger("restorebox.runtime")
 
-# Each sandbox gets a bridge network of its own, named after it, whose Linux bridge is
-# "rbx<12 hex>": scripts/ensure-docker drops new connections from rbx+ bridges to the host
-# and everything they would forward. Without IP masquerading a sandbox has no route out
-# even without those rules, yet its port published on the host's loopback still works
-# (docker-proxy connects from the host side).
-BRIDGE_PREFIX = "rbx"
-NETWORK_OPTIONS = {
-    "com.docker.network.bridge.enable_ip_masquerade": "false",
-    "com.docker.network.bridge.enable_icc": "false",
-}
 _TRANSIENT = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
 _CHUNK = 1024 * 1024
-POOL_LABEL = "restorebox.pool"
+DELETE_OLD_AFTER = 2.0  # seconds without a start: deleting competes with starts for CPU
 
 
 class DockerRuntime:
@@ -61,8 +58,8 @@ class DockerRuntime:
         self._timeout = timeout
         self._client: Any = None
         self._lock = threading.Lock()
-        self._pools: dict[str, NetworkPool] = {}  # instance -> networks made ahead
-        self._kept: dict[str, str] = {}  # container name -> its network, over a reset
+        self._last_start = 0.0  # when a start began (deleting waits for quiet moments)
+        self._anchors = Anchors(self._call, lambda: self.client, self._ensure_image)
 
     # -- plumbing -------------------------------------------------------------
     @property
@@ -109,84 +106,104 @@ class DockerRuntime:
         except (docker.errors.DockerException, *_TRANSIENT) as exc:
             raise EngineUnavailable(f"the Docker engine does not answer: {exc}") from exc
 
-    def _create_network(self, spec: ContainerSpec) -> str:
-        """The sandbox's own network: the one it had before a reset, one made ahead, or a
-        new one named after it."""
-        with self._lock:
-            kept = self._kept.pop(spec.name, None)
-            pool = self._pools.get(spec.labels.get(L.INSTANCE, ""))
-        if kept is not None:
-            return kept
-        pooled = pool.take() if pool is not None else None
-        if pooled is not None:
-            return pooled
-        return self._make_network(spec.name, spec.labels)
-
-    def _make_network(self, name: str, labels: dict[str, str]) -> str:
-        bridge = BRIDGE_PREFIX + hashlib.sha256(name.encode()).hexdigest()[:12]
-        try:
-            self._call(
-                self.client.networks.create,
-                name,
-                driver="bridge",
-                options={**NETWORK_OPTIONS, "com.docker.network.bridge.name": bridge},
-                labels=labels,
-                check_duplicate=True,
-            )
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # left over from an interrupted attempt: reuse it
-                raise
-        return name
-
-    def warm_up(self, labels: dict[str, str], networks: int) -> None:
-        instance = labels.get(L.INSTANCE, "")
-        if networks <= 0:
-            return
-        with self._lock:
-            if instance in self._pools:
-                return
-
-        def make(name: str) -> None:
-            self._make_network(name, {**labels, POOL_LABEL: "true"})
-
-        pool = NetworkPool(make, self._remove_network, networks)
-        with self._lock:
-            self._pools[instance] = pool
+    def warm_up(self, template: ContainerSpec, count: int) -> None:
+        self._anchors.warm_up(template, count)
 
     def cool_down(self, labels: dict[str, str]) -> None:
-        with self._lock:
-            pool = self._pools.pop(labels.get(L.INSTANCE, ""), None)
-        if pool is not None:
-            pool.close()
+        self._anchors.cool_down(labels)
 
     # -- Runtime --------------------------------------------------------------
     def start(self, spec: ContainerSpec) -> Container:
-        network = self._create_network(spec)
+        self._last_start = time.monotonic()
+        old = self._replaced(spec.replaces) if spec.replaces else None
+        anchor = old.anchor if old is not None else None
+        name, stopping = spec.name, None
+        if old is not None:
+            name = f"{spec.name}-{secrets.token_hex(3)}"  # the old one keeps its name
+            if old.running and anchor is None:  # from before anchors: its port must be free
+                self._kill(old.id)
+            elif old.running:
+                # An immediate stop, sent while the new container is made: the old server
+                # lets go of the port within milliseconds (the new one waits for it if it
+                # comes first: the image's entrypoint); its container is removed later.
+                stopping = threading.Thread(
+                    target=self._kill, args=(old.id, "SIGQUIT"), name="stop-old", daemon=True
+                )
+                stopping.start()
+        if anchor is None:
+            anchor = self._anchors.take(spec)
         try:
-            container_id = self._create_container(spec, network)
+            container_id = self._create_container(spec, anchor, name)
             if spec.secret_files:
                 # Into the created, not yet started, container: the server reads them
                 # at start; they never appear in `docker inspect`.
                 stream = _secret_tar(spec.secret_files)
                 self._call(self.client.api.put_archive, container_id, "/", stream, retry=False)
+            if stopping is not None:
+                stopping.join()
             self._call(self.client.api.start, container_id)  # starting twice is a no-op
-        except (docker.errors.ImageNotFound, docker.errors.NotFound) as exc:
-            self._remove_quietly(spec.name, network)
-            raise ImageUnavailable(
-                f"image {spec.image} is not available and could not be pulled; build it with "
-                f"scripts/build-images or set RESTOREBOX_IMAGES: {exc.explanation}"
-            ) from exc
         except BaseException:
-            self._remove_quietly(spec.name, network)
+            self._remove_quietly(name, anchor)
             raise
-        return self._wait_for_port(container_id, spec.publish_host)
+        finally:
+            self._anchors.started(anchor)
+        if old is not None:
+            self._delete_later(old.id)
+        started = self.inspect(container_id)
+        if started is None:
+            raise ContainerVanished("the sandbox container was removed while starting")
+        return started
 
-    def _create_container(self, spec: ContainerSpec, network: str) -> str:
+    def _replaced(self, container_id: str) -> _Replaced | None:
+        """A reset's old container, and its anchor (port included) for the new one."""
+        try:
+            attrs = self._call(self.client.api.inspect_container, container_id)
+        except docker.errors.NotFound:
+            return None
+        anchor_id = anchor_id_of(attrs)
+        anchor = self._anchors.inspect(anchor_id) if anchor_id else None
+        running = bool((attrs.get("State") or {}).get("Running"))
+        if anchor is None or not anchor.running:
+            return _Replaced(str(attrs["Id"]), None, running)
+        return _Replaced(str(attrs["Id"]), self._anchors.hold(anchor), running)
+
+    def _kill(self, container_id: str, signal: str = "SIGKILL") -> None:
+        """Killed at once (its data is thrown away). SIGKILL is waited for (the engine
+        answers once the container has exited); other signals are only sent."""
+        api = self.client.api
+        try:
+            self._call(api.kill, container_id, signal=signal)
+            if signal == "SIGKILL":
+                self._call(api.wait, container_id, timeout=30)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: not running
+                raise
+
+    def _delete_later(self, container_id: str) -> None:
+        """Delete a reset's old container on a thread, once no start has begun for a
+        moment; the reconciler removes it if the service stops first (no record names
+        it)."""
+
+        def delete() -> None:
+            time.sleep(DELETE_OLD_AFTER)
+            while time.monotonic() - self._last_start < DELETE_OLD_AFTER:
+                time.sleep(0.2)  # a start under way or just done: later
+            try:
+                self._call(self.client.api.remove_container, container_id, force=True, v=True)
+            except docker.errors.NotFound:
+                pass  # removed with its sandbox meanwhile
+            except Exception:
+                log.warning("could not delete a reset sandbox's old container", exc_info=True)
+
+        threading.Thread(target=delete, name="remove-old", daemon=True).start()
+
+    def _create_container(self, spec: ContainerSpec, anchor: Anchor, name: str) -> str:
         """Create once; after a transient error, the name tells whether it happened."""
         api = self.client.api
         host_config = api.create_host_config(
-            port_bindings={5432: (spec.publish_host, spec.host_port)},
-            network_mode=network,
+            network_mode=JOINED + anchor.id,
             mem_limit=spec.memory_bytes,
             memswap_limit=spec.memory_bytes,
             nano_cpus=int(spec.cpus * 1e9),
@@ -195,65 +212,64 @@ class DockerRuntime:
             security_opt=["no-new-privileges"],
             shm_size="256m",
         )
+        self._ensure_image(spec.image)
         try:
-            self._ensure_image(spec.image)
             created = self._call(
                 api.create_container,
                 spec.image,
                 command=list(spec.command) or None,
-                name=spec.name,
+                name=name,
                 environment=spec.env,
                 labels=spec.labels,
-                ports=[5432],
                 user="postgres",
                 host_config=host_config,
                 retry=False,
             )
             return str(created["Id"])
         except EngineUnavailable:
-            found = self.inspect(spec.name)
-            if found is None or found.labels.get("restorebox.sandbox") != spec.labels.get(
-                "restorebox.sandbox"
-            ):
+            found = self.inspect(name)
+            if found is None or found.labels.get(L.SANDBOX) != spec.labels.get(L.SANDBOX):
                 raise
-            log.warning("container create answered late; using it", extra={"container": spec.name})
+            log.warning("container create answered late; using it", extra={"container": name})
             return found.id
 
     def _ensure_image(self, image: str) -> None:
         try:
             self._call(self.client.api.inspect_image, image)
+            return
         except docker.errors.ImageNotFound:
-            self._call(self.client.images.pull, image)
-
-    def _remove_quietly(self, name: str, network: str) -> None:
+            pass
         try:
-            self.remove(name)
+            self._call(self.client.images.pull, image)
+        except (docker.errors.NotFound, docker.errors.APIError) as exc:
+            raise ImageUnavailable(
+                f"image {image} is not available and could not be pulled; build it with "
+                f"scripts/build-images or set RESTOREBOX_IMAGES: {exc}"
+            ) from exc
+
+    def _remove_quietly(self, name: str, anchor: Anchor) -> None:
+        try:
+            self._call(self.client.api.remove_container, name, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
         except Exception:  # the caller's error is the one to report
             log.exception("cleanup after a failed start failed", extra={"container": name})
         try:
-            self._remove_network(network)
+            self._anchors.release(anchor)
         except Exception:
-            log.exception("network cleanup failed", extra={"network": network})
-
-    def _wait_for_port(self, container_id: str, publish_host: str) -> Container:
-        # The engine fills in the published port once the container is running.
-        deadline = time.monotonic() + 10
-        while True:
-            container = self.inspect(container_id)
-            if container is None:
-                raise ContainerVanished("the sandbox container was removed while starting")
-            if container.endpoint is not None or not container.running:
-                return container
-            if time.monotonic() > deadline:
-                return container
-            time.sleep(0.05)
+            log.exception("anchor cleanup failed", extra={"network": anchor.network})
 
     def inspect(self, container_id: str) -> Container | None:
         try:
             attrs = self._call(self.client.api.inspect_container, container_id)
         except docker.errors.NotFound:
             return None
-        return _to_container(attrs)
+        container = _to_container(attrs)
+        anchor_id = anchor_id_of(attrs)
+        if anchor_id is None:
+            return container
+        anchor = self._anchors.inspect(anchor_id)
+        return _joined(container, anchor)
 
     def exec(
         self,
@@ -366,74 +382,31 @@ class DockerRuntime:
             return ""
         return bytes(data).decode("utf-8", "replace")
 
-    def remove(self, container_id: str, *, keep_isolation: bool = False) -> None:
-        if keep_isolation:
-            self._remove_for_restart(container_id)
-            return
-        networks: list[str] = []
+    def remove(self, container_id: str) -> None:
         try:
             attrs = self._call(self.client.api.inspect_container, container_id)
-            networks = _own_networks(attrs)
             self._call(self.client.api.remove_container, container_id, force=True, v=True)
         except docker.errors.NotFound:
-            pass
+            return
         except docker.errors.APIError as exc:
             if not (exc.status_code == 409 and "already in progress" in str(exc)):
                 raise
-        for network in networks:
-            self._remove_network(network, settle=True)
-
-    def _remove_for_restart(self, container_id: str) -> None:
-        """Out of the way at once for a new container of the same sandbox (a reset): the
-        old one is renamed (its name is free) and killed (its port is free); its network
-        is kept for the next start; deleting its files happens on a thread. Should the
-        service stop first, the reconciler removes it (no record names it)."""
-        try:
-            attrs = self._call(self.client.api.inspect_container, container_id)
-        except docker.errors.NotFound:
             return
-        name = str(attrs.get("Name", "")).lstrip("/")
-        running = bool((attrs.get("State") or {}).get("Running"))
-        networks = _own_networks(attrs)
-        try:
-            if "-old-" not in name:
-                self._call(
-                    self.client.api.rename, container_id, f"{name}-old-{secrets.token_hex(3)}"
-                )
-            if running:  # stopped at once (SIGKILL), and its published port released
-                self._call(self.client.api.stop, container_id, timeout=0)
-        except docker.errors.NotFound:
-            return
-        if networks and "-old-" not in name:
-            with self._lock:  # the next start of this sandbox goes back onto it
-                self._kept[name] = networks[0]
+        anchor_id = anchor_id_of(attrs)
+        if anchor_id is not None and not self._joined_by_others(anchor_id, attrs):
+            anchor = self._anchors.inspect(anchor_id)
+            if anchor is not None:
+                self._anchors.release(anchor)
+        for network in own_networks(attrs):  # a container from before anchors
+            self._anchors.remove_network(network, settle=True)
 
-        def delete() -> None:
-            try:
-                self._call(self.client.api.remove_container, container_id, force=True, v=True)
-            except Exception:  # the reconciler removes what is left
-                log.warning("could not delete a reset sandbox's old container", exc_info=True)
-
-        threading.Thread(target=delete, name="remove-old", daemon=True).start()
-
-    def _remove_network(self, name: str, settle: bool = False) -> None:
-        """Remove a network. With ``settle``, wait briefly for the endpoint of a container
-        just removed to go (the engine releases it a moment later); past that, or when
-        another removal holds it, the reconciler's prune removes it once it is empty."""
-        deadline = time.monotonic() + (3.0 if settle else 0.0)
-        while True:
-            try:
-                self._call(self.client.api.remove_network, name)
-                return
-            except docker.errors.NotFound:
-                return
-            except docker.errors.APIError as exc:
-                if exc.status_code not in (403, 409):
-                    raise
-                if time.monotonic() >= deadline:
-                    log.debug("network still in use; left for pruning", extra={"network": name})
-                    return
-            time.sleep(0.1)
+    def _joined_by_others(self, anchor_id: str, attrs: dict[str, Any]) -> bool:
+        """Whether another container of the sandbox still uses the anchor (a reset's new
+        container, while the reconciler removes an old one left behind)."""
+        sandbox = ((attrs.get("Config") or {}).get("Labels") or {}).get(L.SANDBOX)
+        label = f"{L.SANDBOX}={sandbox}" if sandbox else f"{L.MANAGED}=true"
+        rows = self._call(self.client.api.containers, all=True, filters={"label": [label]})
+        return any(anchor_id_of(row) == anchor_id and row["Id"] != attrs["Id"] for row in rows)
 
     def snapshot(self, container_id: str, name: str, labels: dict[str, str]) -> SnapshotImage:
         repository, _, tag = name.partition(":")
@@ -480,34 +453,18 @@ class DockerRuntime:
             return None
 
     def prune(self, labels: dict[str, str], keep: set[str]) -> list[str]:
-        """Networks of sandboxes that are neither kept nor used by any container."""
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
-        removed = []
-        with self._lock:
-            reserved = set(self._kept.values()).union(
-                *(pool.reserved() for pool in self._pools.values())
-            )
-        for raw in self._call(self.client.api.networks, filters=filters):
-            if (raw.get("Labels") or {}).get("restorebox.sandbox") in keep:
-                continue
-            if raw.get("Name") in reserved:
-                continue
-            try:
-                detail = self._call(self.client.api.inspect_network, raw["Id"])
-            except docker.errors.NotFound:
-                continue
-            if detail.get("Containers"):
-                continue
-            self._remove_network(raw["Id"])
-            removed.append(str(raw["Name"]))
-        return removed
+        """Anchors and networks of sandboxes that are neither kept nor used."""
+        return self._anchors.prune(labels, keep)
 
     def list_managed(self, labels: dict[str, str]) -> list[Container]:
         # The low-level listing: no per-container inspect that could race with a removal.
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         rows = self._call(self.client.api.containers, all=True, filters=filters)
+        anchors: dict[str, Anchor] | None = None
         containers = []
         for row in rows:
+            if (row.get("Labels") or {}).get(ANCHOR_LABEL) == "true":
+                continue  # a sandbox's anchor is part of it, not a sandbox
             binding = next(
                 (
                     p
@@ -516,30 +473,35 @@ class DockerRuntime:
                 ),
                 None,
             )
-            containers.append(
-                Container(
-                    id=row["Id"],
-                    name=(row.get("Names") or ["/"])[0].lstrip("/"),
-                    labels=row.get("Labels") or {},
-                    running=row.get("State") == "running",
-                    endpoint=_endpoint(binding.get("IP"), binding["PublicPort"])
-                    if binding
-                    else None,
-                )
+            container = Container(
+                id=row["Id"],
+                name=(row.get("Names") or ["/"])[0].lstrip("/"),
+                labels=row.get("Labels") or {},
+                running=row.get("State") == "running",
+                endpoint=published(binding.get("IP"), binding["PublicPort"]) if binding else None,
             )
+            anchor_id = anchor_id_of(row)
+            if anchor_id is not None:
+                anchors = self._anchors.endpoints() if anchors is None else anchors
+                container = _joined(container, anchors.get(anchor_id))
+            containers.append(container)
         return containers
 
 
-def _own_networks(attrs: dict[str, Any]) -> list[str]:
-    """The networks restorebox made for a container (not the engine's defaults)."""
-    attached = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
-    return [name for name in attached if name not in ("bridge", "host", "none")]
+@dataclass(frozen=True)
+class _Replaced:
+    """A reset's old container: its anchor (None if it had none or it died)."""
+
+    id: str
+    anchor: Anchor | None
+    running: bool
 
 
-def _endpoint(host_ip: str | None, port: object) -> Endpoint:
-    """A published port as the service dials it: a wildcard binding is reached on loopback."""
-    host = host_ip if host_ip and host_ip not in ("0.0.0.0", "::", "") else "127.0.0.1"
-    return Endpoint(host, int(str(port)))
+def _joined(container: Container, anchor: Anchor | None) -> Container:
+    """A container reached through its anchor: running only while the anchor runs."""
+    running = container.running and anchor is not None and anchor.running
+    endpoint = anchor.endpoint if running and anchor is not None else None
+    return replace(container, running=running, endpoint=endpoint)
 
 
 def _to_container(attrs: dict[str, Any]) -> Container:
@@ -547,7 +509,7 @@ def _to_container(attrs: dict[str, Any]) -> Container:
     endpoint = None
     for binding in ports.get("5432/tcp") or []:
         if binding.get("HostPort"):
-            endpoint = _endpoint(binding.get("HostIp"), binding["HostPort"])
+            endpoint = published(binding.get("HostIp"), binding["HostPort"])
             break
     state = attrs.get("State") or {}
     return Container(
