@@ -45,6 +45,9 @@ class FakeRuntime:
         self.started.append(spec)
         return container
 
+    def prepare(self, spec: ContainerSpec) -> None:
+        return None
+
     def inspect(self, container_id: str) -> Container | None:
         if container_id in self.containers:
             return self.containers[container_id]

@@ -7,6 +7,7 @@ do now, the reconciler retries (it sees a failed sandbox still holding a contain
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import threading
@@ -55,7 +56,10 @@ def spec_for(
     env = {"POSTGRES_USER": sandbox.user, "POSTGRES_DB": sandbox.initial_database}
     secret_files = {}
     if snapshot is not None:  # the image's entrypoint sets it before any TCP login
-        env["RESTOREBOX_NEW_PASSWORD_VERIFIER"] = scram_sha256_verifier(sandbox.password)
+        # Salted per sandbox, not at random: a reset's spec is then the same as the one
+        # prepared for it ahead (runtime.prepare).
+        salt = hashlib.sha256(f"restorebox:{sandbox.id}".encode()).digest()[:16]
+        env["RESTOREBOX_NEW_PASSWORD_VERIFIER"] = scram_sha256_verifier(sandbox.password, salt=salt)
     else:  # as official postgres images take it (platform images among them)
         env["POSTGRES_PASSWORD_FILE"] = PASSWORD_FILE
         secret_files[PASSWORD_FILE] = sandbox.password.encode()
@@ -154,6 +158,7 @@ class Provisioner:
         with self._lock:
             worker = self._workers[sandbox_id]
         cancelled = worker.cancelled
+        made = False
         try:
             sandbox = self.transitions.get(sandbox_id)
             if plan is None:
@@ -166,6 +171,7 @@ class Provisioner:
                 (self.metrics.cache_hits if snapshot else self.metrics.cache_misses).inc()
             if snapshot is not None:
                 self._copy(sandbox_id, snapshot, cancelled)
+                made = True
                 return
             with self._restore_slot(sandbox_id, cancelled):
                 self._restore_and_probe(sandbox_id, plan, cancelled)
@@ -174,6 +180,7 @@ class Provisioner:
             self._check(cancelled)
             self.transitions.move(sandbox_id, Status.READY, progress=None, ready_at=utcnow())
             log.info("sandbox ready", extra={"sandbox": sandbox_id})
+            made = True
             if key is not None and sandbox.keep_snapshot:
                 self.cache.evict_quietly()  # after the hand-out: removing images is slow
         except Exception as exc:
@@ -182,6 +189,8 @@ class Provisioner:
             self.fail(sandbox_id, exc)
         finally:
             self.unregister(sandbox_id)
+            if made:
+                self._prepare_reset(sandbox_id)
 
     @contextlib.contextmanager
     def _restore_slot(self, sandbox_id: str, cancelled: threading.Event) -> Iterator[None]:
@@ -284,6 +293,7 @@ class Provisioner:
         """Back to the sandbox's snapshot, on the same port with the same password."""
         with self._lock:
             worker = self._workers[sandbox_id]
+        made = False
         try:
             sandbox = self.transitions.get(sandbox_id)
             assert sandbox.snapshot_id is not None
@@ -294,10 +304,26 @@ class Provisioner:
             self.cache.store.touch(snapshot)
             self.transitions.move(sandbox_id, Status.READY, progress=None)
             log.info("sandbox reset", extra={"sandbox": sandbox_id, "snapshot": snapshot.id})
+            made = True
         except Exception as exc:
             self.fail(sandbox_id, exc)
         finally:
             self.unregister(sandbox_id)
+            if made:
+                self._prepare_reset(sandbox_id)
+
+    def _prepare_reset(self, sandbox_id: str) -> None:
+        """Let the runtime make the sandbox's next reset container ahead (it returns at
+        once; the work waits for a quiet moment). Only a head start: never an error."""
+        try:
+            sandbox = self.transitions.get(sandbox_id)
+            if sandbox.status != Status.READY or not sandbox.snapshot_id:
+                return
+            snapshot = self.cache.store.get(sandbox.snapshot_id)
+            spec = spec_for(sandbox, self.settings, self.instance, snapshot, replaces=sandbox)
+            self.runtime.prepare(spec)
+        except Exception:
+            log.debug("no reset prepared", exc_info=True, extra={"sandbox": sandbox_id})
 
     def submit_reset(self, sandbox_id: str) -> None:
         future = self._pool.submit(self.reset, sandbox_id)

@@ -10,11 +10,13 @@ here, cached under tests/.generated/bench-pgbench), timed until a query succeeds
 - restorebox cold (probes off, and every probe on; the plain dump, and the custom archive
   with probes off), a one-off check that keeps no snapshot;
 - restorebox cold keeping its snapshot (what the first create of a backup costs);
-- restorebox warm (a copy from that snapshot) and reset;
+- restorebox warm (a copy from that snapshot) and reset (2 s apart: a reset comes after
+  a test run, and the service makes its container ready in such a pause);
 
 with throughput (dump MB / cold seconds), the service's peak memory (VmHWM of the
-`restorebox serve` process, reset before each size), the snapshot's size and what a copy
-writes. Then ten warm copies requested at once, and an empty sandbox against docker run.
+`restorebox serve` process, reset before each size), the snapshot's size, what a copy
+writes, and what it has written after a full read of its largest table (the
+copy-on-write filesystem copies every file PostgreSQL opens for writing, reads included). Then ten warm copies requested at once, and an empty sandbox against docker run.
 The service runs as its own process, exactly as `scripts/serve` runs it.
 """
 
@@ -306,6 +308,9 @@ class SizeResult:
     snapshot_mb: float
     copy_mb: float
     peak_mb: float
+    scan_first: float = 0.0  # a copy's first full read of its largest table
+    scan_again: float = 0.0  # the same read once more
+    copy_scanned_mb: float = 0.0  # what the copy has written after that read
 
 
 def measure_size(service: Service, size_mb: int, runs: int) -> SizeResult:
@@ -334,12 +339,35 @@ def measure_size(service: Service, size_mb: int, runs: int) -> SizeResult:
     result.warm = median_time(lambda: service.timed(backup=name, postgres=MAJOR), runs)
     held = service.create(backup=name, postgres=MAJOR)
     result.copy_mb = copy_disk_mb(held)
-    result.reset = median_time(lambda: service.reset(held), runs)
+    result.reset = median_time(lambda: spaced(RESET_SPACING, lambda: service.reset(held)), runs)
+    result.scan_first, result.scan_again = scan_twice(held["connection_url"])
+    result.copy_scanned_mb = copy_disk_mb(held)
     service.delete(held["id"])
     result.snapshot_mb = next(
         s["size_bytes"] / 1e6 for s in service.snapshots() if s["backups"] == [name]
     )
     return result
+
+
+RESET_SPACING = 2.0  # seconds between resets: one comes after a test run, not at once
+
+
+def spaced(pause: float, fn: Callable[[], float]) -> float:
+    """``fn``'s result, after a pause (the service prepares the next reset meanwhile)."""
+    time.sleep(pause)
+    return fn()
+
+
+def scan_twice(url: str) -> tuple[float, float]:
+    """Seconds for a full read of pgbench_accounts, first and second time in a copy: the
+    first also pays for the copy-on-write filesystem copying the files PostgreSQL opens."""
+    times = []
+    with psycopg.connect(url) as conn:
+        for _ in range(2):
+            started = time.perf_counter()
+            conn.execute("SELECT count(*) FROM pgbench_accounts").fetchone()
+            times.append(time.perf_counter() - started)
+    return times[0], times[1]
 
 
 def concurrent_warm(service: Service, name: str, count: int) -> tuple[float, float]:
@@ -395,13 +423,15 @@ def report(service: Service, sizes: list[int], runs: int) -> None:
     print("\n### Throughput, memory, disk\n")
     print(
         "| dump | naive MB/s | cold MB/s (probes off) | service peak memory MB "
-        "| snapshot MB | a copy writes MB |"
+        "| snapshot MB | a copy writes MB | after a full read of its largest table MB "
+        "| that read, first / again (s) |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results.values():
         print(
             f"| {r.size_mb:.0f} MB | {r.size_mb / r.naive:.0f} | {r.size_mb / r.cold_off:.0f} "
-            f"| {r.peak_mb:.0f} | {r.snapshot_mb:.0f} | {r.copy_mb:.1f} |"
+            f"| {r.peak_mb:.0f} | {r.snapshot_mb:.0f} | {r.copy_mb:.1f} "
+            f"| {r.copy_scanned_mb:.0f} | {r.scan_first:.2f} / {r.scan_again:.2f} |"
         )
 
     largest, smallest = results[max(sizes)], results[min(sizes)]

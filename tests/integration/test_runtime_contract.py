@@ -226,3 +226,49 @@ def test_isolation_made_ahead_serves_one_sandbox_each_and_is_cleared(
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert engine.networks.list(filters=mine) == []
+
+
+def test_a_reset_prepared_ahead_only_starts_and_what_is_prepared_goes_with_it(
+    docker_runtime: DockerRuntime,
+) -> None:
+    """Docker's ``prepare``: the reset's container is created ahead (hidden from the
+    listings until it runs) and the reset starts exactly that one; a prepared container
+    never started is removed with the sandbox, or pruned once its sandbox is gone."""
+    import docker as docker_sdk
+
+    engine = docker_sdk.from_env()
+    sid = secrets.token_hex(4)
+    first = docker_runtime.start(spec(sid))
+    nxt = replace(spec(sid), replaces=first.id)
+    docker_runtime.prepare(nxt)
+    standby = {"label": [f"{L.SANDBOX}={sid}", "restorebox.standby=true"], "status": "created"}
+    deadline = time.monotonic() + 30
+    while not engine.containers.list(all=True, filters=standby):
+        assert time.monotonic() < deadline, "nothing was prepared"
+        time.sleep(0.1)
+    [prepared] = engine.containers.list(all=True, filters=standby)
+    assert [c.id for c in docker_runtime.list_managed({L.SANDBOX: sid})] == [first.id]
+    again = docker_runtime.start(nxt)
+    assert again.id == prepared.id
+    assert again.endpoint == first.endpoint
+    with connect(again.endpoint) as conn:  # type: ignore[arg-type]
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    # Prepared again, then the sandbox removed: nothing of it is left.
+    docker_runtime.prepare(replace(spec(sid), replaces=again.id))
+    while not engine.containers.list(all=True, filters=standby):
+        assert time.monotonic() < deadline + 30, "nothing was prepared"
+        time.sleep(0.1)
+    docker_runtime.remove(again.id)
+    while engine.containers.list(all=True, filters={"label": f"{L.SANDBOX}={sid}"}):
+        assert time.monotonic() < deadline + 60, "something of the sandbox stayed"
+        time.sleep(0.1)
+    # A prepared container whose sandbox is gone (the service died) is pruned.
+    orphan = docker_runtime.start(spec(sid))
+    docker_runtime.prepare(replace(spec(sid), replaces=orphan.id))
+    while not engine.containers.list(all=True, filters=standby):
+        assert time.monotonic() < deadline + 90, "nothing was prepared"
+        time.sleep(0.1)
+    engine.containers.get(orphan.id).remove(force=True)  # outside the runtime
+    pruned = docker_runtime.prune({L.INSTANCE: "contract"}, set())
+    assert any(name.startswith(f"restorebox-contract-{sid}-") for name in pruned)
+    assert engine.containers.list(all=True, filters={"label": f"{L.SANDBOX}={sid}"}) == []

@@ -103,6 +103,12 @@ class Runtime(Protocol):
         files in place, start it; return it with its endpoint (None if it stopped at once).
         Not retried blindly: a create that may have happened is checked by name."""
 
+    def prepare(self, spec: ContainerSpec) -> None:
+        """Get ready for a later ``start`` of ``spec`` (a reset, ``spec.replaces`` set):
+        an engine may make the container ahead, not started, so that the start has less
+        to do. Returns at once; optional (a runtime may do nothing). What is prepared and
+        never started goes with the sandbox."""
+
     def inspect(self, container_id: str) -> Container | None:
         """The container, or None when it no longer exists."""
 

@@ -36,9 +36,11 @@ from .base import (
 from .docker_anchors import (
     ANCHOR_LABEL,
     JOINED,
+    STANDBY_LABEL,
     Anchor,
     Anchors,
     anchor_id_of,
+    is_standby,
     own_networks,
     published,
 )
@@ -48,6 +50,7 @@ log = logging.getLogger("restorebox.runtime")
 _TRANSIENT = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
 _CHUNK = 1024 * 1024
 DELETE_OLD_AFTER = 2.0  # seconds without a start: deleting competes with starts for CPU
+PREPARE_AFTER = 1.0  # seconds without a start before a reset's container is made ahead
 
 
 class DockerRuntime:
@@ -58,7 +61,9 @@ class DockerRuntime:
         self._timeout = timeout
         self._client: Any = None
         self._lock = threading.Lock()
-        self._last_start = 0.0  # when a start began (deleting waits for quiet moments)
+        self._last_start = 0.0  # when a start began (background work waits for quiet)
+        self._prepared: dict[str, _Prepared] = {}  # sandbox container name -> its next
+        self._retired: set[str] = set()  # reset containers replaced, deleted soon
         self._anchors = Anchors(self._call, lambda: self.client, self._ensure_image)
 
     # -- plumbing -------------------------------------------------------------
@@ -117,9 +122,10 @@ class DockerRuntime:
         self._last_start = time.monotonic()
         old = self._replaced(spec.replaces) if spec.replaces else None
         anchor = old.anchor if old is not None else None
-        name, stopping = spec.name, None
+        name, stopping, prepared = spec.name, None, None
         if old is not None:
             name = f"{spec.name}-{secrets.token_hex(3)}"  # the old one keeps its name
+            prepared = self._take_prepared(spec, anchor)
             if old.running and anchor is None:  # from before anchors: its port must be free
                 self._kill(old.id)
             elif old.running:
@@ -132,18 +138,21 @@ class DockerRuntime:
                 stopping.start()
         if anchor is None:
             anchor = self._anchors.take(spec)
+        container_id = prepared
         try:
-            container_id = self._create_container(spec, anchor, name)
-            if spec.secret_files:
-                # Into the created, not yet started, container: the server reads them
-                # at start; they never appear in `docker inspect`.
-                stream = _secret_tar(spec.secret_files)
-                self._call(self.client.api.put_archive, container_id, "/", stream, retry=False)
+            if container_id is None:
+                container_id = self._create_filled(spec, anchor, name)
             if stopping is not None:
                 stopping.join()
-            self._call(self.client.api.start, container_id)  # starting twice is a no-op
+            try:
+                self._call(self.client.api.start, container_id)  # starting twice: a no-op
+            except docker.errors.NotFound:
+                if prepared is None:
+                    raise
+                container_id = self._create_filled(spec, anchor, name)  # removed meanwhile
+                self._call(self.client.api.start, container_id)
         except BaseException:
-            self._remove_quietly(name, anchor)
+            self._remove_quietly(container_id or name, anchor)
             raise
         finally:
             self._anchors.started(anchor)
@@ -186,18 +195,82 @@ class DockerRuntime:
         moment; the reconciler removes it if the service stops first (no record names
         it)."""
 
+        with self._lock:
+            self._retired.add(container_id)
+
         def delete() -> None:
             time.sleep(DELETE_OLD_AFTER)
-            while time.monotonic() - self._last_start < DELETE_OLD_AFTER:
-                time.sleep(0.2)  # a start under way or just done: later
-            try:
-                self._call(self.client.api.remove_container, container_id, force=True, v=True)
-            except docker.errors.NotFound:
-                pass  # removed with its sandbox meanwhile
-            except Exception:
-                log.warning("could not delete a reset sandbox's old container", exc_info=True)
+            self._wait_for_quiet(DELETE_OLD_AFTER)
+            self._remove_container_quietly(container_id)
+            with self._lock:
+                self._retired.discard(container_id)
 
         threading.Thread(target=delete, name="remove-old", daemon=True).start()
+
+    def _create_filled(self, spec: ContainerSpec, anchor: Anchor, name: str) -> str:
+        """A created container with its secret files in place (the server reads them at
+        start; they never appear in `docker inspect`)."""
+        container_id = self._create_container(spec, anchor, name)
+        if spec.secret_files:
+            stream = _secret_tar(spec.secret_files)
+            self._call(self.client.api.put_archive, container_id, "/", stream, retry=False)
+        return container_id
+
+    def prepare(self, spec: ContainerSpec) -> None:
+        """A reset's container, created (not started) on the sandbox's anchor once the
+        engine is quiet: the reset then only starts it. Kept out of listings until it
+        runs; removed with the sandbox."""
+        if spec.replaces is None:
+            return
+        current = spec.replaces
+
+        def make() -> None:
+            self._wait_for_quiet(PREPARE_AFTER)
+            try:
+                attrs = self._call(self.client.api.inspect_container, current)
+                anchor_id = anchor_id_of(attrs)
+                if anchor_id is None or not (attrs.get("State") or {}).get("Running"):
+                    return
+                standby = replace(spec, labels={**spec.labels, STANDBY_LABEL: "true"})
+                name = f"{spec.name}-{secrets.token_hex(3)}"
+                made = self._create_filled(standby, Anchor(anchor_id, "", None), name)
+            except Exception:  # only a head start lost: the reset makes its own
+                log.debug("could not prepare a reset's container", exc_info=True)
+                return
+            with self._lock:
+                previous = self._prepared.pop(spec.name, None)
+                self._prepared[spec.name] = _Prepared(replace(spec, replaces=None), made, anchor_id)
+            if previous is not None:
+                self._remove_container_quietly(previous.id)
+
+        threading.Thread(target=make, name="prepare", daemon=True).start()
+
+    def _take_prepared(self, spec: ContainerSpec, anchor: Anchor | None) -> str | None:
+        """The container prepared for exactly this start, on this anchor, if any."""
+        with self._lock:
+            prepared = self._prepared.pop(spec.name, None)
+        if prepared is None:
+            return None
+        same = prepared.spec == replace(spec, replaces=None)
+        if anchor is None or prepared.anchor_id != anchor.id or not same:
+            threading.Thread(
+                target=self._remove_container_quietly, args=(prepared.id,), daemon=True
+            ).start()
+            return None
+        return prepared.id
+
+    def _wait_for_quiet(self, seconds: float) -> None:
+        """Until no start has begun for ``seconds``: background work waits for bursts."""
+        while time.monotonic() - self._last_start < seconds:
+            time.sleep(0.2)
+
+    def _remove_container_quietly(self, container_id: str) -> None:
+        try:
+            self._call(self.client.api.remove_container, container_id, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except Exception:  # a prepared container left over: pruned with its sandbox
+            log.warning("could not remove a container", exc_info=True)
 
     def _create_container(self, spec: ContainerSpec, anchor: Anchor, name: str) -> str:
         """Create once; after a transient error, the name tells whether it happened."""
@@ -247,13 +320,14 @@ class DockerRuntime:
                 f"scripts/build-images or set RESTOREBOX_IMAGES: {exc}"
             ) from exc
 
-    def _remove_quietly(self, name: str, anchor: Anchor) -> None:
+    def _remove_quietly(self, container: str, anchor: Anchor) -> None:
+        """After a failed start: the container (by id or name) and its anchor."""
         try:
-            self._call(self.client.api.remove_container, name, force=True, v=True)
+            self._call(self.client.api.remove_container, container, force=True, v=True)
         except docker.errors.NotFound:
             pass
         except Exception:  # the caller's error is the one to report
-            log.exception("cleanup after a failed start failed", extra={"container": name})
+            log.exception("cleanup after a failed start failed", extra={"container": container})
         try:
             self._anchors.release(anchor)
         except Exception:
@@ -393,20 +467,35 @@ class DockerRuntime:
                 raise
             return
         anchor_id = anchor_id_of(attrs)
-        if anchor_id is not None and not self._joined_by_others(anchor_id, attrs):
+        if anchor_id is not None and not self._others_on(anchor_id, attrs):
             anchor = self._anchors.inspect(anchor_id)
             if anchor is not None:
                 self._anchors.release(anchor)
         for network in own_networks(attrs):  # a container from before anchors
             self._anchors.remove_network(network, settle=True)
 
-    def _joined_by_others(self, anchor_id: str, attrs: dict[str, Any]) -> bool:
+    def _others_on(self, anchor_id: str, attrs: dict[str, Any]) -> bool:
         """Whether another container of the sandbox still uses the anchor (a reset's new
-        container, while the reconciler removes an old one left behind)."""
+        container, while the reconciler removes an old one left behind). Containers that
+        only wait there (a prepared one never started, a replaced one not deleted yet)
+        go with this one."""
         sandbox = ((attrs.get("Config") or {}).get("Labels") or {}).get(L.SANDBOX)
         label = f"{L.SANDBOX}={sandbox}" if sandbox else f"{L.MANAGED}=true"
         rows = self._call(self.client.api.containers, all=True, filters={"label": [label]})
-        return any(anchor_id_of(row) == anchor_id and row["Id"] != attrs["Id"] for row in rows)
+        others = [r for r in rows if anchor_id_of(r) == anchor_id and r["Id"] != attrs["Id"]]
+        with self._lock:
+            retired = set(self._retired)
+        remaining = False
+        for row in others:
+            if is_standby(row) or row["Id"] in retired:
+                with self._lock:
+                    for name, prepared in list(self._prepared.items()):
+                        if prepared.id == row["Id"]:
+                            del self._prepared[name]
+                self._remove_container_quietly(str(row["Id"]))
+            else:
+                remaining = True
+        return remaining
 
     def snapshot(self, container_id: str, name: str, labels: dict[str, str]) -> SnapshotImage:
         repository, _, tag = name.partition(":")
@@ -463,8 +552,8 @@ class DockerRuntime:
         anchors: dict[str, Anchor] | None = None
         containers = []
         for row in rows:
-            if (row.get("Labels") or {}).get(ANCHOR_LABEL) == "true":
-                continue  # a sandbox's anchor is part of it, not a sandbox
+            if (row.get("Labels") or {}).get(ANCHOR_LABEL) == "true" or is_standby(row):
+                continue  # a sandbox's anchor, or a reset's container not started yet
             binding = next(
                 (
                     p
@@ -486,6 +575,15 @@ class DockerRuntime:
                 container = _joined(container, anchors.get(anchor_id))
             containers.append(container)
         return containers
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A reset's container made ahead: for which spec, on which anchor."""
+
+    spec: ContainerSpec
+    id: str
+    anchor_id: str
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ host's loopback still works (docker-proxy connects from the host side)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -44,6 +45,7 @@ NETWORK_OPTIONS = {
 ANCHOR_LABEL = "restorebox.anchor"
 POOL_LABEL = "restorebox.pool"
 ANCHOR_SUFFIX = "-anchor"
+STANDBY_LABEL = "restorebox.standby"  # a reset's container made ahead (runtime.prepare)
 JOINED = "container:"
 
 
@@ -53,6 +55,12 @@ class Anchor:
     network: str
     endpoint: Endpoint | None
     running: bool = True
+
+
+def is_standby(row: dict[str, Any]) -> bool:
+    """A container made ahead for a reset and not started (from a listing)."""
+    labels = row.get("Labels") or {}
+    return labels.get(STANDBY_LABEL) == "true" and row.get("State") == "created"
 
 
 def anchor_id_of(attrs: dict[str, Any]) -> str | None:
@@ -241,8 +249,14 @@ class Anchors:
             starting = set(self._starting)
             reserved = set().union(*(pool.reserved() for _, pool in self._pools.values()))
         rows = self._call(self.api.containers, all=True, filters=filters)
-        joined = {anchor_id_of(row) for row in rows} - {None}
-        removed = []
+        removed, gone = [], set()
+        for row in rows:  # reset containers made ahead for sandboxes that are gone
+            if is_standby(row) and (row.get("Labels") or {}).get(L.SANDBOX) not in keep:
+                with contextlib.suppress(docker.errors.NotFound):
+                    self._call(self.api.remove_container, row["Id"], force=True)
+                removed.append((row.get("Names") or ["/"])[0].lstrip("/"))
+                gone.add(row["Id"])
+        joined = {anchor_id_of(row) for row in rows if row["Id"] not in gone} - {None}
         for row in rows:
             row_labels = row.get("Labels") or {}
             name = (row.get("Names") or ["/"])[0].lstrip("/")
