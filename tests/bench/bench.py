@@ -16,7 +16,8 @@ here, cached under tests/.generated/bench-pgbench), timed until a query succeeds
 with throughput (dump MB / cold seconds), the service's peak memory (VmHWM of the
 `restorebox serve` process, reset before each size), the snapshot's size, what a copy
 writes, and what it has written after a full read of its largest table (the
-copy-on-write filesystem copies every file PostgreSQL opens for writing, reads included). Then ten warm copies requested at once, and an empty sandbox against docker run.
+copy-on-write filesystem copies every file PostgreSQL opens for writing, reads included).
+Then ten warm copies requested at once, and an empty sandbox against docker run.
 The service runs as its own process, exactly as `scripts/serve` runs it.
 """
 

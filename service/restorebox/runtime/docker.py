@@ -133,7 +133,7 @@ class DockerRuntime:
                 # lets go of the port within milliseconds (the new one waits for it if it
                 # comes first: the image's entrypoint); its container is removed later.
                 stopping = threading.Thread(
-                    target=self._kill, args=(old.id, "SIGQUIT"), name="stop-old", daemon=True
+                    target=self._quit, args=(old.id,), name="stop-old", daemon=True
                 )
                 stopping.start()
         if anchor is None:
@@ -189,6 +189,13 @@ class DockerRuntime:
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # 409: not running
                 raise
+
+    def _quit(self, container_id: str) -> None:
+        """SIGQUIT, passed on to the server by the image's entrypoint: an immediate stop."""
+        try:
+            self._kill(container_id, "SIGQUIT")
+        except Exception:  # the new server waits for the port, then the reset fails clearly
+            log.warning("could not stop a reset's old container", exc_info=True)
 
     def _delete_later(self, container_id: str) -> None:
         """Delete a reset's old container on a thread, once no start has begun for a
