@@ -40,9 +40,10 @@ from .docker_anchors import (
     Anchor,
     Anchors,
     anchor_id_of,
+    inspected_endpoint,
     is_standby,
+    listed_endpoint,
     own_networks,
-    published,
 )
 
 log = logging.getLogger("restorebox.runtime")
@@ -561,20 +562,12 @@ class DockerRuntime:
         for row in rows:
             if (row.get("Labels") or {}).get(ANCHOR_LABEL) == "true" or is_standby(row):
                 continue  # a sandbox's anchor, or a reset's container not started yet
-            binding = next(
-                (
-                    p
-                    for p in row.get("Ports") or []
-                    if p.get("PrivatePort") == 5432 and p.get("PublicPort")
-                ),
-                None,
-            )
             container = Container(
                 id=row["Id"],
                 name=(row.get("Names") or ["/"])[0].lstrip("/"),
                 labels=row.get("Labels") or {},
                 running=row.get("State") == "running",
-                endpoint=published(binding.get("IP"), binding["PublicPort"]) if binding else None,
+                endpoint=listed_endpoint(row),
             )
             anchor_id = anchor_id_of(row)
             if anchor_id is not None:
@@ -610,19 +603,13 @@ def _joined(container: Container, anchor: Anchor | None) -> Container:
 
 
 def _to_container(attrs: dict[str, Any]) -> Container:
-    ports = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
-    endpoint = None
-    for binding in ports.get("5432/tcp") or []:
-        if binding.get("HostPort"):
-            endpoint = published(binding.get("HostIp"), binding["HostPort"])
-            break
     state = attrs.get("State") or {}
     return Container(
         id=attrs["Id"],
         name=(attrs.get("Name") or "").lstrip("/"),
         labels=(attrs.get("Config") or {}).get("Labels") or {},
         running=bool(state.get("Running")),
-        endpoint=endpoint,
+        endpoint=inspected_endpoint(attrs),
     )
 
 

@@ -199,16 +199,10 @@ class Anchors:
         except docker.errors.NotFound:
             return None
         networks = own_networks(attrs)
-        ports = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
-        endpoint = None
-        for binding in ports.get("5432/tcp") or []:
-            if binding.get("HostPort"):
-                endpoint = published(binding.get("HostIp"), binding["HostPort"])
-                break
         return Anchor(
             id=str(attrs["Id"]),
             network=networks[0] if networks else "",
-            endpoint=endpoint,
+            endpoint=inspected_endpoint(attrs),
             running=bool((attrs.get("State") or {}).get("Running")),
         )
 
@@ -227,15 +221,11 @@ class Anchors:
         )
         found = {}
         for row in rows:
-            binding = next(
-                (p for p in row.get("Ports") or [] if p.get("PublicPort")),
-                None,
-            )
             networks = list(((row.get("NetworkSettings") or {}).get("Networks") or {}).keys())
             found[str(row["Id"])] = Anchor(
                 id=str(row["Id"]),
                 network=networks[0] if networks else "",
-                endpoint=published(binding.get("IP"), binding["PublicPort"]) if binding else None,
+                endpoint=listed_endpoint(row),
                 running=row.get("State") == "running",
             )
         return found
@@ -329,6 +319,23 @@ def own_networks(attrs: dict[str, Any]) -> list[str]:
     """The networks restorebox made for a container (not the engine's defaults)."""
     attached = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
     return [name for name in attached if name not in ("bridge", "host", "none")]
+
+
+def inspected_endpoint(attrs: dict[str, Any]) -> Endpoint | None:
+    """Where a container's port 5432 is published, from its inspect."""
+    ports = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    for binding in ports.get("5432/tcp") or []:
+        if binding.get("HostPort"):
+            return published(binding.get("HostIp"), binding["HostPort"])
+    return None
+
+
+def listed_endpoint(row: dict[str, Any]) -> Endpoint | None:
+    """Where a container's port 5432 is published, from a container listing."""
+    for port in row.get("Ports") or []:
+        if port.get("PrivatePort") == 5432 and port.get("PublicPort"):
+            return published(port.get("IP"), port["PublicPort"])
+    return None
 
 
 def published(host_ip: str | None, port: object) -> Endpoint:
