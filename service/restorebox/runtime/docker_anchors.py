@@ -129,7 +129,10 @@ class Anchors:
                 if fresh is not None and fresh.running and fresh.endpoint is not None:
                     return self.hold(fresh)
                 self.release(pooled)  # died while waiting (an engine restart)
-        made = self.make(spec.name, spec.labels, spec.publish_host, spec.host_port, image)
+        # Labelled with the instance only, like one made ahead: whatever lists a sandbox's
+        # containers by its label finds its PostgreSQL, never its anchor.
+        own = {k: v for k, v in spec.labels.items() if k in (L.MANAGED, L.INSTANCE)}
+        made = self.make(spec.name, own, spec.publish_host, spec.host_port, image)
         return self.hold(made)
 
     def hold(self, anchor: Anchor) -> Anchor:
