@@ -43,8 +43,12 @@ def test_create_connect_write_delete(api: Api, major: str, docker_runtime: Docke
     assert host["PidsLimit"] == api.settings.sandbox_pids
     assert attrs["Config"]["User"] == "postgres"
     assert attrs["Config"]["Labels"][labels.MANAGED] == "true"
-    bindings = attrs["NetworkSettings"]["Ports"]["5432/tcp"]
+    # The port is published by the sandbox's anchor, whose network namespace it joins.
+    anchor_id = host["NetworkMode"].removeprefix("container:")
+    anchor = docker_runtime.client.api.inspect_container(anchor_id)
+    bindings = anchor["NetworkSettings"]["Ports"]["5432/tcp"]
     assert {b["HostIp"] for b in bindings} == {"127.0.0.1"}
+    assert f"@127.0.0.1:{bindings[0]['HostPort']}/" in url
     assert not attrs["Mounts"], "sandboxes must not mount anything from the host"
 
     response = api.delete(f"/v1/sandboxes/{sandbox['id']}")
