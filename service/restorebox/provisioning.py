@@ -298,8 +298,8 @@ class Provisioner:
             sandbox = self.transitions.get(sandbox_id)
             assert sandbox.snapshot_id is not None
             snapshot = self.cache.store.get(sandbox.snapshot_id)
-            # The new container is made before the old one stops, and takes over its
-            # endpoint: the same port, the same password (the URL is kept).
+            # A new container takes over the old one's endpoint (the same port) with the
+            # same password: the URL is kept. The old one stops at once.
             self._start(sandbox_id, worker.cancelled, snapshot=snapshot, replaces=sandbox)
             self.cache.store.touch(snapshot)
             self.transitions.move(sandbox_id, Status.READY, progress=None)

@@ -147,3 +147,33 @@ def test_exec_start_is_not_retried() -> None:
     with pytest.raises(EngineUnavailable):
         runtime_with(api).exec("abc", ["true"])
     assert api.calls["exec_start"] == 1
+
+
+class StartRaceApi:
+    """A start whose answer is lost; the retry meets the first still under way."""
+
+    def __init__(self, running: bool) -> None:
+        self.running = running
+        self.starts = 0
+
+    def start(self, container: str) -> None:
+        import docker.errors
+
+        self.starts += 1
+        if self.starts == 1:
+            raise FLAKE
+        raise docker.errors.APIError("cannot start an already running container")
+
+    def inspect_container(self, container: str) -> dict[str, Any]:
+        return {"Id": container, "State": {"Running": self.running}}
+
+
+def test_a_start_whose_answer_was_lost_counts_once_the_container_runs() -> None:
+    from restorebox.runtime.docker_anchors import start_container
+
+    runtime = DockerRuntime()
+    api = StartRaceApi(running=True)
+    start_container(runtime._call, api, "abc")  # no error: it runs
+    assert api.starts == 2
+    with pytest.raises(EngineUnavailable):  # not running: the failure stands
+        start_container(runtime._call, StartRaceApi(running=False), "abc")

@@ -55,7 +55,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         pool_labels = {labels.MANAGED: "true", labels.INSTANCE: manager.instance}
         if background:
-            # Anchors run any image at hand: the default major's.
+            # What the runtime makes ahead runs an image at hand: the default major's.
             template = ContainerSpec(
                 image=settings.image_for(settings.default_major(), None)[0],
                 name="",

@@ -143,8 +143,9 @@ class Runtime(Protocol):
         """The container's last log lines."""
 
     def remove(self, container_id: str) -> None:
-        """Remove the container, its storage, its isolation and its endpoint; a missing
-        container is not an error."""
+        """Remove the container and its storage, and the sandbox's isolation and endpoint
+        unless another container of the sandbox still uses them (a reset's new one); a
+        missing container is not an error."""
 
     def list_managed(self, labels: dict[str, str]) -> list[Container]:
         """Containers carrying all of ``labels``, running or not."""

@@ -44,6 +44,7 @@ from .docker_anchors import (
     is_standby,
     listed_endpoint,
     own_networks,
+    start_container,
 )
 
 log = logging.getLogger("restorebox.runtime")
@@ -146,12 +147,12 @@ class DockerRuntime:
             if stopping is not None:
                 stopping.join()
             try:
-                self._call(self.client.api.start, container_id)  # starting twice: a no-op
-            except docker.errors.NotFound:
+                start_container(self._call, self.client.api, container_id)
+            except (docker.errors.NotFound, ContainerVanished):
                 if prepared is None:
                     raise
                 container_id = self._create_filled(spec, anchor, name)  # removed meanwhile
-                self._call(self.client.api.start, container_id)
+                start_container(self._call, self.client.api, container_id)
         except BaseException:
             self._remove_quietly(container_id or name, anchor)
             raise

@@ -30,7 +30,7 @@ from typing import Any
 
 import docker.errors
 
-from ..errors import ContainerVanished
+from ..errors import ContainerVanished, EngineUnavailable
 from . import labels as L
 from .base import ContainerSpec, Endpoint
 from .made_ahead import MadeAhead
@@ -182,7 +182,7 @@ class Anchors:
                 host_config=host_config,
                 retry=False,
             )
-            self._call(api.start, created["Id"])
+            start_container(self._call, api, created["Id"])
         except BaseException:
             self._remove_anchor_container(name)
             self.remove_network(network)
@@ -316,6 +316,22 @@ class Anchors:
         except docker.errors.APIError as exc:
             if not (exc.status_code == 409 and "already in progress" in str(exc)):
                 raise
+
+
+def start_container(call: Callable[..., Any], api: Any, container_id: str) -> None:
+    """Start a container, retried on transient errors. A retry can meet the first
+    attempt still under way ("cannot start an already running container", a 500) when
+    only that attempt's answer was lost: a container found running is started."""
+    try:
+        call(api.start, container_id)
+    except EngineUnavailable:
+        try:
+            attrs = call(api.inspect_container, container_id)
+        except docker.errors.NotFound:
+            raise ContainerVanished("the container was removed while starting") from None
+        if not (attrs.get("State") or {}).get("Running"):
+            raise
+        log.warning("a start answered late; the container runs", extra={"container": container_id})
 
 
 def own_networks(attrs: dict[str, Any]) -> list[str]:
