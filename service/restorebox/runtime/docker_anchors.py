@@ -1,7 +1,7 @@
 """A Docker sandbox's network and published port, held by an *anchor* container.
 
 Each sandbox has a bridge network of its own and, on it, a tiny anchor container
-(``sleep infinity``: no capabilities, no writable filesystem, 16 MB) that publishes the
+(``sleep infinity``: no capabilities, no writable filesystem, 64 MB) that publishes the
 sandbox's port. The PostgreSQL container joins the anchor's network namespace, as a
 Kubernetes pod's containers join its pause container. Why:
 
@@ -132,7 +132,13 @@ class Anchors:
         # Labelled with the instance only, like one made ahead: whatever lists a sandbox's
         # containers by its label finds its PostgreSQL, never its anchor.
         own = {k: v for k, v in spec.labels.items() if k in (L.MANAGED, L.INSTANCE)}
-        made = self.make(spec.name, own, spec.publish_host, spec.host_port, image)
+        try:
+            made = self.make(spec.name, own, spec.publish_host, spec.host_port, image)
+        except EngineUnavailable:
+            # Under load the engine now and then fails to start a container it has just
+            # created ("cannot start an already running container"); make() removed it.
+            log.warning("a sandbox's anchor did not start; making it again")
+            made = self.make(spec.name, own, spec.publish_host, spec.host_port, image)
         return self.hold(made)
 
     def hold(self, anchor: Anchor) -> Anchor:
@@ -161,9 +167,11 @@ class Anchors:
         host_config = api.create_host_config(
             port_bindings={5432: (publish_host, host_port)},
             network_mode=network,
-            mem_limit=16 * 1024**2,
-            nano_cpus=int(0.1 * 1e9),
-            pids_limit=4,
+            # Room for the runtime's own start (runc init: a Go program and a copy of
+            # its binary, charged to the container): tighter limits made starts fail.
+            mem_limit=64 * 1024**2,
+            nano_cpus=int(0.5 * 1e9),
+            pids_limit=32,
             read_only=True,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
