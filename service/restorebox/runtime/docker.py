@@ -44,6 +44,7 @@ from .docker_anchors import (
     is_standby,
     listed_endpoint,
     own_networks,
+    remove_container,
     start_container,
 )
 
@@ -160,10 +161,11 @@ class DockerRuntime:
             self._anchors.started(anchor)
         if old is not None:
             self._delete_later(old.id)
-        started = self.inspect(container_id)
-        if started is None:
-            raise ContainerVanished("the sandbox container was removed while starting")
-        return started
+        try:  # the anchor (and its port) is known: only the container is asked about
+            attrs = self._call(self.client.api.inspect_container, container_id)
+        except docker.errors.NotFound:
+            raise ContainerVanished("the sandbox container was removed while starting") from None
+        return _joined(_to_container(attrs), anchor)
 
     def _replaced(self, container_id: str) -> _Replaced | None:
         """A reset's old container, and its anchor (port included) for the new one."""
@@ -275,10 +277,8 @@ class DockerRuntime:
 
     def _remove_container_quietly(self, container_id: str) -> None:
         try:
-            self._call(self.client.api.remove_container, container_id, force=True, v=True)
-        except docker.errors.NotFound:
-            pass
-        except Exception:  # a prepared container left over: pruned with its sandbox
+            remove_container(self._call, self.client.api, container_id)
+        except Exception:  # left over: removed or pruned with its sandbox
             log.warning("could not remove a container", exc_info=True)
 
     def _create_container(self, spec: ContainerSpec, anchor: Anchor, name: str) -> str:
@@ -332,9 +332,7 @@ class DockerRuntime:
     def _remove_quietly(self, container: str, anchor: Anchor) -> None:
         """After a failed start: the container (by id or name) and its anchor."""
         try:
-            self._call(self.client.api.remove_container, container, force=True, v=True)
-        except docker.errors.NotFound:
-            pass
+            remove_container(self._call, self.client.api, container)
         except Exception:  # the caller's error is the one to report
             log.exception("cleanup after a failed start failed", extra={"container": container})
         try:

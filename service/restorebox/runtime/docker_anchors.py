@@ -19,7 +19,6 @@ host's loopback still works (docker-proxy connects from the host side)."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import threading
@@ -192,7 +191,7 @@ class Anchors:
             )
             start_container(self._call, api, created["Id"])
         except BaseException:
-            self._remove_anchor_container(name)
+            remove_container(self._call, self.api, name)
             self.remove_network(network)
             raise
         deadline = time.monotonic() + 10
@@ -219,7 +218,7 @@ class Anchors:
 
     def release(self, anchor: Anchor) -> None:
         """Remove an anchor and its network."""
-        self._remove_anchor_container(anchor.id)
+        remove_container(self._call, self.api, anchor.id)
         with self._lock:
             self._starting.discard(anchor.id)
         if anchor.network:
@@ -253,8 +252,7 @@ class Anchors:
         removed, gone = [], set()
         for row in rows:  # reset containers made ahead for sandboxes that are gone
             if is_standby(row) and (row.get("Labels") or {}).get(L.SANDBOX) not in keep:
-                with contextlib.suppress(docker.errors.NotFound):
-                    self._call(self.api.remove_container, row["Id"], force=True)
+                remove_container(self._call, self.api, row["Id"])
                 removed.append((row.get("Names") or ["/"])[0].lstrip("/"))
                 gone.add(row["Id"])
         joined = {anchor_id_of(row) for row in rows if row["Id"] not in gone} - {None}
@@ -263,7 +261,7 @@ class Anchors:
             name = (row.get("Names") or ["/"])[0].lstrip("/")
             if row_labels.get(ANCHOR_LABEL) != "true" or row["Id"] in joined | starting:
                 continue
-            if row_labels.get(L.SANDBOX) in keep or name.removesuffix(ANCHOR_SUFFIX) in reserved:
+            if name.removesuffix(ANCHOR_SUFFIX) in reserved:
                 continue
             networks = list(((row.get("NetworkSettings") or {}).get("Networks") or {}).keys())
             self.release(Anchor(str(row["Id"]), networks[0] if networks else "", None))
@@ -316,14 +314,17 @@ class Anchors:
                     return
             time.sleep(0.1)
 
-    def _remove_anchor_container(self, anchor: str) -> None:
-        try:
-            self._call(self.api.remove_container, anchor, force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if not (exc.status_code == 409 and "already in progress" in str(exc)):
-                raise
+
+def remove_container(call: Callable[..., Any], api: Any, container: str) -> None:
+    """Remove a container (by id or name) with its storage, running or not; one already
+    gone, or being removed by someone else, is not an error."""
+    try:
+        call(api.remove_container, container, force=True, v=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if not (exc.status_code == 409 and "already in progress" in str(exc)):
+            raise
 
 
 def start_container(call: Callable[..., Any], api: Any, container_id: str) -> None:
