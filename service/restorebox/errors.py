@@ -141,3 +141,9 @@ class Cancelled(SandboxFailed):
     """Raised when provisioning is stopped by a delete or by service shutdown."""
 
     code = "cancelled"
+
+
+class HotCopyFailed(SandboxFailed):
+    """Raised (inside the service, never to a caller) when a copy made ahead failed."""
+
+    code = "hot_copy_failed"

@@ -152,6 +152,9 @@ class Sandbox(BaseModel):
     from_snapshot: bool = False
     fresh: bool = False  # restore from the backup even if a snapshot holds it
     keep_snapshot: bool = True  # after a restore, keep a snapshot for copies and resets
+    # A copy started ahead, waiting to be claimed by a create (``hot_copies``): nobody's
+    # yet, so hidden from the API, limits, expiry, metrics and webhooks.
+    hot: bool = False
     database_requested: str | None = None  # what the request asked for, if anything
     host: str = "127.0.0.1"  # where the service connects
     url_host: str | None = None  # what connection URLs name, when it differs

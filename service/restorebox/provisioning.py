@@ -190,7 +190,7 @@ class Provisioner:
         finally:
             self.unregister(sandbox_id)
             if made:
-                self._prepare_reset(sandbox_id)
+                self.prepare_reset(sandbox_id)
 
     @contextlib.contextmanager
     def _restore_slot(self, sandbox_id: str, cancelled: threading.Event) -> Iterator[None]:
@@ -310,14 +310,15 @@ class Provisioner:
         finally:
             self.unregister(sandbox_id)
             if made:
-                self._prepare_reset(sandbox_id)
+                self.prepare_reset(sandbox_id)
 
-    def _prepare_reset(self, sandbox_id: str) -> None:
+    def prepare_reset(self, sandbox_id: str) -> None:
         """Let the runtime make the sandbox's next reset container ahead (it returns at
-        once; the work waits for a quiet moment). Only a head start: never an error."""
+        once; the work waits for a quiet moment). Only a head start: never an error. A
+        hot copy gets one once it is claimed (most are never reset)."""
         try:
             sandbox = self.transitions.get(sandbox_id)
-            if sandbox.status != Status.READY or not sandbox.snapshot_id:
+            if sandbox.status != Status.READY or not sandbox.snapshot_id or sandbox.hot:
                 return
             snapshot = self.cache.store.get(sandbox.snapshot_id)
             spec = spec_for(sandbox, self.settings, self.instance, snapshot, replaces=sandbox)

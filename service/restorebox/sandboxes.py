@@ -16,12 +16,14 @@ from typing import Literal
 from .backups import Catalog
 from .errors import (
     EngineUnavailable,
+    HotCopyFailed,
     InvalidRequest,
     SandboxConflict,
     SandboxNotFound,
     SnapshotNotFound,
     TooManySandboxes,
 )
+from .hot_copies import HotCopies
 from .metrics import Metrics
 from .models import Assertion, Progress, Sandbox, Snapshot, Status, utcnow
 from .principals import ADMIN, Principal
@@ -92,12 +94,21 @@ class SandboxManager:
             settings,
             instance,
             referenced=self._referenced_snapshots,
+            release=lambda snapshot_id: self.hot.release(snapshot_id),
         )
         self.provisioner = Provisioner(
             settings, self.transitions, runtime, catalog, instance, self.snapshots, self.metrics
         )
+        self.hot = HotCopies(
+            settings.hot_copies,
+            self.transitions,
+            settings.max_sandboxes,
+            make=self._make_hot,
+            discard=self._discard_hot,
+        )
         self.metrics.watch_state(
-            lambda: self.store.list(set(LIVE)), lambda: self.snapshots.store.list()
+            lambda: [s for s in self.store.list(set(LIVE)) if not s.hot],
+            lambda: self.snapshots.store.list(),
         )
         self._deleting: set[str] = set()
         self._lock = threading.Lock()
@@ -168,12 +179,13 @@ class SandboxManager:
             raise SnapshotNotFound(f"no snapshot {request.snapshot!r}")
         return snapshot
 
-    def _record_and_submit(
+    def _new_record(
         self,
         request: CreateRequest,
         ttl: int,
         plan: RestorePlan | None,
         snapshot: Snapshot | None,
+        sandbox_id: str | None = None,
     ) -> Sandbox:
         major = plan.major if plan else request.postgres
         if snapshot is not None:
@@ -188,8 +200,8 @@ class SandboxManager:
         if snapshot is not None:
             database = snapshot.database
         now = utcnow()
-        sandbox = Sandbox(
-            id=secrets.token_hex(6),
+        return Sandbox(
+            id=sandbox_id or secrets.token_hex(6),
             status=Status.CREATING,
             owner=request.owner,
             postgres_version=major,
@@ -217,6 +229,19 @@ class SandboxManager:
             keep_on_failure=request.keep_on_failure,
             progress=Progress(phase="queued" if plan or snapshot else "inspecting"),
         )
+
+    def _record_and_submit(
+        self,
+        request: CreateRequest,
+        ttl: int,
+        plan: RestorePlan | None,
+        snapshot: Snapshot | None,
+    ) -> Sandbox:
+        sandbox = self._new_record(request, ttl, plan, snapshot)
+        claimed = self._claim_hot(request, sandbox, plan, snapshot)
+        if claimed is not None:
+            return claimed
+        major = sandbox.postgres_version
         if self._closing:
             raise EngineUnavailable("the service is shutting down")
         self.provisioner.register(sandbox.id)
@@ -243,6 +268,62 @@ class SandboxManager:
         self.provisioner.submit(sandbox.id, plan)
         return sandbox
 
+    # -- hot copies -------------------------------------------------------------------
+    def _claim_hot(
+        self,
+        request: CreateRequest,
+        sandbox: Sandbox,
+        plan: RestorePlan | None,
+        snapshot: Snapshot | None,
+    ) -> Sandbox | None:
+        """A hot copy made into the requested sandbox, when the request would copy the
+        snapshot hot copies are kept of (see ``hot_copies``)."""
+        if self.hot.size == 0 or request.fresh or self._closing:
+            return None
+        if snapshot is None and plan is not None:  # a cache hit, seen before the worker would
+            snapshot = self.snapshots.find(self.snapshots.key_for(sandbox, plan.backups))
+        if snapshot is None:
+            return None
+        claimed = self.hot.claim(snapshot, sandbox)
+        if claimed is None:
+            return None
+        self.snapshots.store.touch(snapshot)
+        self.metrics.creates.labels("snapshot" if request.snapshot else "backup").inc()
+        if not request.snapshot:
+            self.metrics.cache_hits.inc()
+        self.provisioner.prepare_reset(claimed.id)
+        return claimed
+
+    def _make_hot(self, snapshot: Snapshot, sandbox_id: str) -> None:
+        """Start a hot copy of ``snapshot`` named ``sandbox_id``; return once it is ready."""
+        request = CreateRequest(snapshot=snapshot.id)
+        sandbox = self._new_record(
+            request, self.settings.max_ttl_seconds, None, snapshot, sandbox_id
+        ).model_copy(update={"hot": True})
+        self.provisioner.register(sandbox_id)
+        done = self.provisioner.done_event(sandbox_id)
+        try:
+            self.store.put(sandbox)
+        except BaseException:
+            self.provisioner.unregister(sandbox_id)
+            raise
+        self.provisioner.submit(sandbox_id, RestorePlan(snapshot.postgres_version, (), ()))
+        if done is not None:
+            done.wait()
+        made = self.store.get(sandbox_id)
+        if made.status != Status.READY:
+            self._discard_hot(sandbox_id)
+            reason = made.error.message if made.error else made.status.value
+            raise HotCopyFailed(f"a hot copy of snapshot {snapshot.id} failed: {reason}")
+
+    def _discard_hot(self, sandbox_id: str) -> None:
+        try:
+            sandbox = self.store.get(sandbox_id)
+        except SandboxNotFound:
+            return
+        if sandbox.hot and not sandbox.status.final:
+            self._delete(sandbox, Status.DELETED)
+
     def wait(self, sandbox_id: str, timeout: float | None = None) -> Sandbox:
         """Block until the sandbox is made (ready or failed), at most ``timeout`` seconds."""
         done = self.provisioner.done_event(sandbox_id)
@@ -257,14 +338,14 @@ class SandboxManager:
     # -- read / update ------------------------------------------------------------
     def get(self, sandbox_id: str, principal: Principal = ADMIN) -> Sandbox:
         sandbox = self.store.get(sandbox_id)
-        if not principal.may_see(sandbox):
+        if sandbox.hot or not principal.may_see(sandbox):
             # Someone else's sandbox does not exist for this principal.
             raise SandboxNotFound(f"no sandbox with id {sandbox_id!r}", id=sandbox_id)
         return sandbox
 
     def list_all(self, include_gone: bool = False, principal: Principal = ADMIN) -> list[Sandbox]:
         sandboxes = self.store.list(None if include_gone else set(LIVE))
-        return [s for s in sandboxes if principal.may_see(s)]
+        return [s for s in sandboxes if not s.hot and principal.may_see(s)]
 
     def patch(
         self,
@@ -348,7 +429,8 @@ class SandboxManager:
         self.snapshots.delete(snapshot.id)
 
     def _referenced_snapshots(self) -> set[str]:
-        return {s.snapshot_id for s in self.store.list(set(LIVE)) if s.snapshot_id}
+        # Hot copies do not hold their snapshot: they are removed before it (``release``).
+        return {s.snapshot_id for s in self.store.list(set(LIVE)) if s.snapshot_id and not s.hot}
 
     @staticmethod
     def _may_see(snapshot: Snapshot, principal: Principal) -> bool:
@@ -361,18 +443,20 @@ class SandboxManager:
         """Mark it deleting (so a crash leaves a record the reconciler finishes), stop its
         worker, remove its container, mark it final. Raises EngineUnavailable when the
         engine refuses; the sandbox then stays ``deleting`` and is finished later."""
-        sandbox = self.get(sandbox_id, principal)
+        return self._delete(self.get(sandbox_id, principal), final)
+
+    def _delete(self, sandbox: Sandbox, final: Status) -> Sandbox:
         if sandbox.status.final:
             return sandbox
         with self._lock:
-            self._deleting.add(sandbox_id)
+            self._deleting.add(sandbox.id)
         try:
-            self.provisioner.cancel(sandbox_id)
-            sandbox = self.transitions.move(sandbox_id, Status.DELETING, ends_as=final)
+            self.provisioner.cancel(sandbox.id)
+            sandbox = self.transitions.move(sandbox.id, Status.DELETING, ends_as=final)
             return self._finish_delete(sandbox)
         finally:
             with self._lock:
-                self._deleting.discard(sandbox_id)
+                self._deleting.discard(sandbox.id)
 
     def _finish_delete(self, sandbox: Sandbox) -> Sandbox:
         remove_containers(self.runtime, self.instance, sandbox)
@@ -388,7 +472,7 @@ class SandboxManager:
         now = now or utcnow()
         expired = []
         for sandbox in self.store.list(set(LIVE)):
-            if sandbox.status == Status.DELETING or sandbox.protected:
+            if sandbox.status == Status.DELETING or sandbox.protected or sandbox.hot:
                 continue
             if sandbox.expires_at <= now:
                 self.delete(sandbox.id, final=Status.EXPIRED)
@@ -398,6 +482,7 @@ class SandboxManager:
     # -- reconciliation and shutdown ----------------------------------------------------
     def reconcile(self, at_start: bool = False) -> dict[str, list[str]]:
         outcome = self.reconciler.run(at_start=at_start)
+        outcome["removed"] += self.hot.leftovers(self.store.list(set(LIVE)))
         for action, items in outcome.items():
             if items:
                 self.metrics.repairs.labels(action).inc(len(items))
@@ -407,5 +492,6 @@ class SandboxManager:
         """Stop in-flight provisioning (sandboxes failed as ``cancelled``, containers
         removed); ready sandboxes keep running and are picked up by the next start."""
         self._closing = True
+        self.hot.close()  # hot copies are the service's own: they go with it
         self.provisioner.shutdown()
         self.snapshots.store.close()

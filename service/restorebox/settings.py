@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     # Restored sandboxes are kept as snapshots up to this many bytes (least recently used
     # go first); 0 turns the cache off. Named snapshots are not counted.
     snapshot_max_bytes: int = Field(50 * 1024**3, ge=0)
+    # Copies of the snapshot copied last kept started ahead (0: off): a create that would
+    # copy it claims one at once, and many asked for at once do not queue for the CPU.
+    # Each is an idle server (a few MB of memory); refilled once creates pause.
+    hot_copies: int = Field(0, ge=0, le=50)
     reap_interval_seconds: float = Field(2.0, gt=0)
     # "wait": true holds a request at most this long; then the answer is the current state
     # (202). Waiting holds no worker thread.

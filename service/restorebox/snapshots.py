@@ -122,10 +122,13 @@ class SnapshotCache:
         settings: Settings,
         instance: str,
         referenced: Callable[[], set[str]] = set,
+        release: Callable[[str], None] = lambda snapshot_id: None,
     ) -> None:
         # Snapshots live sandboxes go back to on reset: in use, even when no container
         # runs from their image (a restored sandbox's own snapshot).
         self.referenced = referenced
+        # Called before a snapshot is removed: what was made ahead of it goes first.
+        self.release = release
         self.store = store
         self.runtime = runtime
         self.settings = settings
@@ -201,7 +204,7 @@ class SnapshotCache:
                 stale = self.store.by_key(key)
                 if stale is not None:  # "fresh": the new restore replaces it
                     self.store.delete(stale.id)
-                    self.runtime.remove_snapshot(stale.image)
+                    self._remove_image(stale)
             self.store.put(snapshot)
         log.info(
             "snapshot taken",
@@ -222,7 +225,7 @@ class SnapshotCache:
                     break
                 if snapshot.id in referenced:
                     continue
-                if self.runtime.remove_snapshot(snapshot.image):
+                if self._remove_image(snapshot):
                     self.store.delete(snapshot.id)
                     total -= snapshot.size_bytes
                     removed.append(snapshot.id)
@@ -232,11 +235,16 @@ class SnapshotCache:
 
     def delete(self, ref: str) -> None:
         snapshot = self.store.get(ref)
-        if snapshot.id in self.referenced() or not self.runtime.remove_snapshot(snapshot.image):
+        if snapshot.id in self.referenced() or not self._remove_image(snapshot):
             raise SnapshotInUse(
                 f"snapshot {snapshot.id} is used by live sandboxes; delete them first"
             )
         self.store.delete(snapshot.id)
+
+    def _remove_image(self, snapshot: Snapshot) -> bool:
+        """False when the engine keeps it (containers of it still exist)."""
+        self.release(snapshot.id)
+        return self.runtime.remove_snapshot(snapshot.image)
 
 
 def checkpoint_with_little_wal(conn: psycopg.Connection[Any]) -> None:

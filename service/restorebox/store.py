@@ -10,8 +10,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from .errors import SandboxNotFound, StateUnavailable
+from .errors import SandboxNotFound, StateUnavailable, TooManySandboxes
 from .models import Sandbox, Status
 from .sqlite import open_database
 
@@ -74,15 +75,9 @@ class Store:
 
     def insert_if_below(self, sandbox: Sandbox, limit: int) -> bool:
         """Insert a new sandbox unless ``limit`` sandboxes occupy a slot already
-        (atomically). The SQL mirrors ``transitions.occupies_slot``."""
-        busy = [s.value for s in LIVE if s != Status.FAILED]
+        (atomically)."""
         with self._tx() as db:
-            (count,) = db.execute(
-                f"SELECT count(*) FROM sandboxes WHERE status IN ({','.join('?' * len(busy))})"
-                " OR (status = ? AND container_id IS NOT NULL)",
-                [*busy, Status.FAILED.value],
-            ).fetchone()
-            if count >= limit:
+            if _occupied(db) >= limit:
                 return False
             db.execute(
                 "INSERT INTO sandboxes (id, status, expires_at, container_id, doc)"
@@ -96,6 +91,27 @@ class Store:
                 ),
             )
             return True
+
+    def claim_hot(self, sandbox_id: str, fields: dict[str, Any], limit: int) -> Sandbox | None:
+        """Make a ready hot copy an ordinary sandbox with ``fields`` (atomically, so two
+        creates never claim one copy, and within ``limit`` like an insert). None when it
+        is no longer a ready hot copy."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT doc FROM sandboxes WHERE id = ? AND status = ?",
+                (sandbox_id, Status.READY.value),
+            ).fetchone()
+            hot = Sandbox.model_validate_json(row[0]) if row is not None else None
+            if hot is None or not hot.hot:
+                return None
+            if _occupied(db) >= limit:
+                raise TooManySandboxes(f"{limit} sandboxes exist already (the maximum)")
+            claimed = hot.model_copy(update={**fields, "hot": False})
+            db.execute(
+                "UPDATE sandboxes SET expires_at = ?, doc = ? WHERE id = ?",
+                (claimed.expires_at.isoformat(), claimed.model_dump_json(), sandbox_id),
+            )
+            return claimed
 
     def get(self, sandbox_id: str) -> Sandbox:
         with self._lock:
@@ -129,3 +145,16 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _occupied(db: sqlite3.Connection) -> int:
+    """Sandboxes that count toward ``max_sandboxes`` (mirrors ``transitions.occupies_slot``):
+    live ones, failed ones only while they hold a container, hot copies never."""
+    busy = [s.value for s in LIVE if s != Status.FAILED]
+    (count,) = db.execute(
+        f"SELECT count(*) FROM sandboxes WHERE (status IN ({','.join('?' * len(busy))})"
+        " OR (status = ? AND container_id IS NOT NULL))"
+        " AND coalesce(json_extract(doc, '$.hot'), 0) = 0",
+        [*busy, Status.FAILED.value],
+    ).fetchone()
+    return int(count)

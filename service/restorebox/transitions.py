@@ -43,7 +43,7 @@ def allowed(current: Status, target: Status) -> bool:
 def occupies_slot(sandbox: Sandbox) -> bool:
     """Whether a sandbox counts toward ``max_sandboxes``: it holds, or may soon hold, a
     container. One definition, used by the store's atomic insert too."""
-    if sandbox.status.final:
+    if sandbox.status.final or sandbox.hot:
         return False
     if sandbox.status == Status.FAILED:
         return sandbox.container_id is not None
@@ -87,12 +87,25 @@ class Transitions:
                 # Nothing secret outlives a sandbox.
                 fields = {**fields, "password": "", "progress": None}
             updated = self._write(sandbox, {**fields, "status": target})
+        if not updated.hot:  # a hot copy is nobody's yet: no event, no count
+            self._notify(sandbox, updated)
+        return updated
+
+    def claim(self, sandbox_id: str, limit: int, **fields: Any) -> Sandbox | None:
+        """A ready hot copy becomes an ordinary sandbox with ``fields`` (see
+        ``Store.claim_hot``). Listeners see it made at once: creating, then ready."""
+        with self._lock:
+            claimed = self.store.claim_hot(sandbox_id, {**fields, "updated_at": utcnow()}, limit)
+        if claimed is not None:
+            self._notify(claimed.model_copy(update={"status": Status.CREATING}), claimed)
+        return claimed
+
+    def _notify(self, before: Sandbox, after: Sandbox) -> None:
         for listener in self._listeners:
             try:
-                listener(sandbox, updated)
+                listener(before, after)
             except Exception:
-                log.exception("status listener failed", extra={"sandbox": sandbox_id})
-        return updated
+                log.exception("status listener failed", extra={"sandbox": after.id})
 
     def update(self, sandbox_id: str, **fields: Any) -> Sandbox:
         """Change fields, never status; refused once the sandbox is final."""

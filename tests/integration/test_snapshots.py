@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import signal
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -189,5 +190,109 @@ def test_kill_9_while_a_snapshot_is_taken_serves_no_half_snapshot(
         assert service.http.delete(f"/v1/sandboxes/{again['id']}").status_code == 204
         for snapshot in service.http.get("/v1/snapshots").json()["snapshots"]:
             assert service.http.delete(f"/v1/snapshots/{snapshot['id']}").status_code == 204
+    finally:
+        service.stop(signal.SIGTERM)
+
+
+def hot_copies_of(api: Api, snapshot_id: str) -> int:
+    count: int = api.get(f"/v1/snapshots/{snapshot_id}").json()["hot_copies"]
+    return count
+
+
+def wait_hot(api: Api, snapshot_id: str, count: int, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while hot_copies_of(api, snapshot_id) != count:
+        assert time.monotonic() < deadline, f"hot copies of {snapshot_id} never reached {count}"
+        time.sleep(0.1)
+
+
+def test_hot_copies_are_claimed_at_once_each_its_own_server(
+    make_api: Any, backups_dir: Path
+) -> None:
+    name = northwind(backups_dir)
+    with make_api(snapshot_max_bytes=10 * 1024**3, hot_copies=2, max_sandboxes=4) as api:
+        first = api.create(backup=name)
+        snapshot_id = first["snapshot_id"]
+        warm = api.create(backup=name)  # copied on request; the pool now keeps copies of it
+        assert warm["from_snapshot"]
+        wait_hot(api, snapshot_id, 2)
+        listed = {s["id"] for s in api.get("/v1/sandboxes").json()["sandboxes"]}
+        assert listed == {first["id"], warm["id"]}  # waiting copies are nobody's: not listed
+
+        started = time.monotonic()
+        claimed = api.create(backup=name, ttl_seconds=600)
+        assert time.monotonic() - started < 1.0  # no container work at all
+        by_name = api.create(snapshot=snapshot_id)
+        # Two more sandboxes fit under max_sandboxes=4: the waiting copies took no slot.
+        for copy in (claimed, by_name):
+            assert copy["status"] == "ready"
+            assert copy["from_snapshot"]
+            assert copy["snapshot_id"] == snapshot_id
+            assert copy["id"] not in listed
+            assert copy["verdict"] == first["verdict"]
+            assert query(copy["connection_url"], "SELECT count(*) FROM orders") == [(830,)]
+        expires = datetime.fromisoformat(claimed["expires_at"])
+        assert abs((expires - datetime.now(UTC)).total_seconds() - 600) < 30
+        urls = {s["connection_url"] for s in (first, warm, claimed, by_name)}
+        assert len(urls) == 4  # each its own password and port
+        # Each its own server: what one changes, the other does not see.
+        execute(claimed["connection_url"], "DELETE FROM order_details")
+        assert query(by_name["connection_url"], "SELECT count(*) FROM order_details") == [(2155,)]
+        reset = api.post(f"/v1/sandboxes/{claimed['id']}/reset", {"wait": True})
+        assert reset.json()["connection_url"] == claimed["connection_url"]
+        assert query(claimed["connection_url"], "SELECT count(*) FROM order_details") == [(2155,)]
+        wait_hot(api, snapshot_id, 2)  # refilled once creates paused
+
+        # The snapshot's hot copies go before it does; nothing of them is left.
+        for sandbox in (first, warm, claimed, by_name):
+            assert api.delete(f"/v1/sandboxes/{sandbox['id']}").status_code == 204
+        deadline = time.monotonic() + 30
+        while (status := api.delete(f"/v1/snapshots/{snapshot_id}").status_code) == 409:
+            assert time.monotonic() < deadline  # a reset's old container is still going
+            time.sleep(0.5)
+        assert status == 204
+        assert api.containers() == []
+
+
+def test_hot_copies_a_killed_service_left_are_removed_at_start(
+    tmp_path: Path, backups_dir: Path, docker_runtime: object
+) -> None:
+    name = northwind(backups_dir)
+    service = Service(tmp_path / "state", backups_dir)
+    service.env["RESTOREBOX_SNAPSHOT_MAX_BYTES"] = str(10 * 1024**3)
+    service.env["RESTOREBOX_HOT_COPIES"] = "2"
+    service.start()
+    try:
+        first = service.http.post("/v1/sandboxes", json={"backup": name, "wait": True}).json()
+        copy = service.http.post("/v1/sandboxes", json={"backup": name, "wait": True}).json()
+        assert copy["from_snapshot"]
+        snapshot = f"/v1/snapshots/{first['snapshot_id']}"
+        deadline = time.monotonic() + 90
+        while service.http.get(snapshot).json()["hot_copies"] != 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        service.stop(signal.SIGKILL)
+        engine = docker.from_env()
+        instance = (tmp_path / "state" / "instance-id").read_text().strip()
+        mine = {"label": [f"restorebox.instance={instance}", "restorebox.sandbox"]}
+
+        def others() -> set[str]:
+            """Sandboxes other than the two made, that containers belong to."""
+            found = engine.containers.list(all=True, filters=mine)
+            return {c.labels["restorebox.sandbox"] for c in found} - {first["id"], copy["id"]}
+
+        assert len(others()) == 2  # the two hot copies
+        service.start()
+        deadline = time.monotonic() + 60
+        while others():
+            assert time.monotonic() < deadline, "hot copies of the killed service leaked"
+            time.sleep(0.5)
+        for sandbox in (first, copy):
+            assert service.http.get(f"/v1/sandboxes/{sandbox['id']}").json()["status"] == "ready"
+            assert service.http.delete(f"/v1/sandboxes/{sandbox['id']}").status_code == 204
+        deadline = time.monotonic() + 30
+        while service.http.delete(snapshot).status_code == 409:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
     finally:
         service.stop(signal.SIGTERM)

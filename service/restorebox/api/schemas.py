@@ -176,11 +176,18 @@ class SnapshotOut(BaseModel):
     source_sandbox: str | None
     created_at: datetime
     last_used_at: datetime
+    hot_copies: int = Field(
+        0, description="copies of it started ahead, waiting for creates (setting hot_copies)"
+    )
 
     @classmethod
-    def of(cls, snapshot: Snapshot) -> SnapshotOut:
+    def of(cls, snapshot: Snapshot, hot_copies: int = 0) -> SnapshotOut:
         return cls.model_validate(
-            {**snapshot.model_dump(), "kind": "named" if snapshot.name else "cache"}
+            {
+                **snapshot.model_dump(),
+                "kind": "named" if snapshot.name else "cache",
+                "hot_copies": hot_copies,
+            }
         )
 
 

@@ -18,7 +18,8 @@ from typing import Generic, TypeVar
 
 log = logging.getLogger("restorebox.runtime")
 
-RETRY_SECONDS = 1.0
+RETRY_SECONDS = 1.0  # after a failed make; doubled on each failure in a row
+RETRY_MAX_SECONDS = 60.0
 # Refilled once starts have paused this long: making more while a burst of sandboxes
 # starts would take the CPU those starts need.
 QUIET_SECONDS = 1.0
@@ -34,7 +35,12 @@ class MadeAhead(Generic[T]):
         remove: Callable[[T], None],
         size: int,
         prefix: str = "restorebox-pool-",
+        what: str = "a sandbox's isolation",
+        wait_first: bool = False,
     ) -> None:
+        """``wait_first``: the first is made after a quiet moment too (the pool is made
+        during a burst), not at once."""
+        self._what = what
         self._create = create
         self._remove = remove
         self._prefix = prefix
@@ -44,7 +50,7 @@ class MadeAhead(Generic[T]):
         self._lock = threading.Lock()
         self._wanted = threading.Event()
         self._stopped = threading.Event()
-        self._last_take = 0.0
+        self._last_take = time.monotonic() if wait_first else 0.0
         self._thread = threading.Thread(target=self._fill, name="made-ahead", daemon=True)
         self._wanted.set()
         self._thread.start()
@@ -56,6 +62,11 @@ class MadeAhead(Generic[T]):
             self._last_take = time.monotonic()
         self._wanted.set()
         return item
+
+    def ready(self) -> int:
+        """How many are waiting to be taken."""
+        with self._lock:
+            return len(self._ready)
 
     def reserved(self) -> set[str]:
         """Names waiting in the pool or being made: not garbage, though nothing uses them."""
@@ -76,6 +87,7 @@ class MadeAhead(Generic[T]):
                 log.exception("could not remove what was made ahead", extra={"name": name})
 
     def _fill(self) -> None:
+        failures = 0
         while not self._stopped.is_set():
             self._wanted.wait()
             self._wanted.clear()  # before looking: a take() from now on wakes us again
@@ -95,11 +107,13 @@ class MadeAhead(Generic[T]):
                 try:
                     item = self._create(name)
                 except Exception:
-                    log.exception("could not make a sandbox's isolation ahead; retrying")
+                    log.exception("could not make %s ahead; retrying", self._what)
                     with self._lock:
                         self._making.discard(name)
-                    self._stopped.wait(RETRY_SECONDS)
+                    self._stopped.wait(min(RETRY_MAX_SECONDS, RETRY_SECONDS * 2**failures))
+                    failures += 1
                     continue
+                failures = 0
                 with self._lock:
                     self._making.discard(name)
                     self._ready.append((name, item))

@@ -12,12 +12,18 @@ router = APIRouter(prefix="/v1/snapshots", tags=["snapshots"])
 def list_snapshots(manager: ManagerDep, principal: PrincipalDep) -> SnapshotList:
     """Cache snapshots (restored backups) and your named ones, each with the backups it
     holds, its size, and when it was made and last used."""
-    return SnapshotList(snapshots=[SnapshotOut.of(s) for s in manager.list_snapshots(principal)])
+    return SnapshotList(
+        snapshots=[
+            SnapshotOut.of(s, manager.hot.ready_for(s.id))
+            for s in manager.list_snapshots(principal)
+        ]
+    )
 
 
 @router.get("/{ref}", response_model=SnapshotOut)
 def get_snapshot(ref: str, manager: ManagerDep, principal: PrincipalDep) -> SnapshotOut:
-    return SnapshotOut.of(manager.get_snapshot(ref, principal))
+    snapshot = manager.get_snapshot(ref, principal)
+    return SnapshotOut.of(snapshot, manager.hot.ready_for(snapshot.id))
 
 
 @router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
