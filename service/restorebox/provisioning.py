@@ -326,6 +326,11 @@ class Provisioner:
         except Exception:
             log.debug("no reset prepared", exc_info=True, extra={"sandbox": sandbox_id})
 
+    def prepare_reset_later(self, sandbox_id: str) -> None:
+        """``prepare_reset`` on a worker thread (its password verifier costs milliseconds
+        a request need not wait for)."""
+        self._pool.submit(self.prepare_reset, sandbox_id)
+
     def submit_reset(self, sandbox_id: str) -> None:
         future = self._pool.submit(self.reset, sandbox_id)
         future.add_done_callback(_log_crash)

@@ -291,7 +291,7 @@ class SandboxManager:
         self.metrics.creates.labels("snapshot" if request.snapshot else "backup").inc()
         if not request.snapshot:
             self.metrics.cache_hits.inc()
-        self.provisioner.prepare_reset(claimed.id)
+        self.provisioner.prepare_reset_later(claimed.id)
         return claimed
 
     def _make_hot(self, snapshot: Snapshot, sandbox_id: str) -> None:
