@@ -271,10 +271,11 @@ def listing(client: Client, args: argparse.Namespace) -> int:
                 str(s["size_bytes"]),
                 s["created_at"][:19],
                 s["last_used_at"][:19],
+                str(s.get("hot_copies", 0)),
             ]
             for s in data
         ]
-        headers = ["id", "name", "kind", "backups", "bytes", "made", "used"]
+        headers = ["id", "name", "kind", "backups", "bytes", "made", "used", "hot"]
     else:
         data = client.backups()
         if data["inspecting"]:

@@ -11,8 +11,8 @@ A hot copy is a sandbox record marked ``hot``: the engine, the reconciler and ``
 an ordinary sandbox; the API, limits, expiry, metrics and webhooks see nothing until it is
 claimed (then its id, password and port are the new sandbox's). A snapshot's hot copies go
 before the snapshot does (eviction, delete, refresh) and when another snapshot becomes the
-one copied last; the service removes them when it stops, and after a crash the reconciler
-removes hot copies no pool holds."""
+one copied last (twice in a row); the service removes them when it stops, and after a
+crash the reconciler removes hot copies no pool holds."""
 
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ class HotCopies:
         self._discard = discard
         self._lock = threading.Lock()
         self._target: str | None = None
+        self._candidate: str | None = None  # another snapshot, copied once since
         self._pool: MadeAhead[str] | None = None
         self._retiring: list[MadeAhead[str]] = []
         self._closed = False
@@ -80,7 +81,7 @@ class HotCopies:
             if self._closed:
                 return None
             pool = self._aim(snapshot)
-            while (sandbox_id := pool.take()) is not None:
+            while pool is not None and (sandbox_id := pool.take()) is not None:
                 try:
                     claimed = self._transitions.claim(
                         sandbox_id, self._limit, **fields, ready_at=utcnow()
@@ -132,11 +133,18 @@ class HotCopies:
             pool.close()
 
     # -- internals (under the lock) -------------------------------------------------------
-    def _aim(self, snapshot: Snapshot) -> MadeAhead[str]:
+    def _aim(self, snapshot: Snapshot) -> MadeAhead[str] | None:
+        """The pool of ``snapshot``'s copies. Another snapshot takes the pool over when it
+        is copied twice in a row: work alternating between two does not churn them."""
         if self._pool is not None and self._target == snapshot.id:
+            self._candidate = None
             return self._pool
         if self._pool is not None:
+            if self._candidate != snapshot.id:
+                self._candidate = snapshot.id
+                return None
             self._retire(self._pool)
+        self._candidate = None
         self._target = snapshot.id
         # Named by the pool, so a copy being made is "reserved" before its record exists;
         # the name is the sandbox id.

@@ -30,7 +30,8 @@ class _StateCollector(Collector):
         self.snapshots = snapshots
 
     def collect(self) -> Iterable[Metric]:
-        by_status = Tally(s.status.value for s in self.sandboxes())
+        live = list(self.sandboxes())
+        by_status = Tally(s.status.value for s in live if not s.hot)
         gauge = GaugeMetricFamily(
             "restorebox_sandboxes", "Live sandboxes by status", labels=["status"]
         )
@@ -38,6 +39,11 @@ class _StateCollector(Collector):
             if not status.final:
                 gauge.add_metric([status.value], by_status.get(status.value, 0))
         yield gauge
+        yield GaugeMetricFamily(
+            "restorebox_hot_copies",
+            "Copies started ahead, waiting for a create (RESTOREBOX_HOT_COPIES)",
+            value=sum(1 for s in live if s.hot and s.status == Status.READY),
+        )
         snapshots = list(self.snapshots())
         yield GaugeMetricFamily(
             "restorebox_snapshot_cache_bytes",

@@ -107,8 +107,7 @@ class SandboxManager:
             discard=self._discard_hot,
         )
         self.metrics.watch_state(
-            lambda: [s for s in self.store.list(set(LIVE)) if not s.hot],
-            lambda: self.snapshots.store.list(),
+            lambda: self.store.list(set(LIVE)), lambda: self.snapshots.store.list()
         )
         self._deleting: set[str] = set()
         self._lock = threading.Lock()

@@ -242,6 +242,8 @@ def test_hot_copies_are_claimed_at_once_each_its_own_server(
         assert reset.json()["connection_url"] == claimed["connection_url"]
         assert query(claimed["connection_url"], "SELECT count(*) FROM order_details") == [(2155,)]
         wait_hot(api, snapshot_id, 2)  # refilled once creates paused
+        assert "restorebox_hot_copies 2.0" in api.get("/metrics").text
+        assert 'restorebox_sandboxes{status="ready"} 4.0' in api.get("/metrics").text
 
         # The snapshot's hot copies go before it does; nothing of them is left.
         for sandbox in (first, warm, claimed, by_name):

@@ -147,11 +147,17 @@ def test_a_copy_that_failed_while_it_waited_is_skipped(pool: Pool) -> None:
 def test_the_pool_follows_the_snapshot_copied_last(pool: Pool) -> None:
     pool.hot.claim(snapshot("s1"), pool.request())
     wait_for(lambda: pool.hot.ready_for("s1") == 2)
-    old = {sandbox_id for _, sandbox_id in pool.made}
     assert pool.hot.claim(snapshot("s2"), pool.request()) is None
-    wait_for(
-        lambda: set(pool.discarded) == old, message=lambda: f"{pool.discarded} {old} {pool.made}"
-    )  # the old snapshot's copies are removed
+    kept = pool.hot.claim(snapshot("s1"), pool.request())  # alternating: s1 keeps them
+    assert kept is not None
+    assert pool.hot.claim(snapshot("s2"), pool.request()) is None
+    assert pool.discarded == []
+    assert pool.hot.claim(snapshot("s2"), pool.request()) is None  # twice in a row: moves
+
+    def old() -> set[str]:
+        return {i for s, i in pool.made if s == "s1"} - {kept.id}
+
+    wait_for(lambda: set(pool.discarded) == old())  # the old snapshot's copies are removed
     wait_for(lambda: pool.hot.ready_for("s2") == 2)
     assert pool.hot.ready_for("s1") == 0
 
