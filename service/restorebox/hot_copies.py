@@ -114,7 +114,9 @@ class HotCopies:
             pool.close()  # idempotent: a retiring pool may be closing on its thread too
 
     def leftovers(self, live: list[Sandbox]) -> list[str]:
-        """Hot copies no pool holds (a crash, a failed make): the reconciler's to remove."""
+        """Hot copies no pool holds (a crash, a failed make): the reconciler's to remove.
+        ``live`` may be a moment old: ``discard`` reads the record again and leaves one
+        claimed meanwhile alone."""
         with self._lock:  # a claim takes and claims under this lock: never caught mid-way
             held: set[str] = set()
             for pool in [*self._retiring, *([self._pool] if self._pool else [])]:

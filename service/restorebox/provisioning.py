@@ -328,8 +328,9 @@ class Provisioner:
 
     def prepare_reset_later(self, sandbox_id: str) -> None:
         """``prepare_reset`` on a worker thread (its password verifier costs milliseconds
-        a request need not wait for)."""
-        self._pool.submit(self.prepare_reset, sandbox_id)
+        a request need not wait for). Skipped once the service is shutting down."""
+        with contextlib.suppress(RuntimeError):  # the pool is shut down
+            self._pool.submit(self.prepare_reset, sandbox_id)
 
     def submit_reset(self, sandbox_id: str) -> None:
         future = self._pool.submit(self.reset, sandbox_id)

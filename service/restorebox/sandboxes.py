@@ -316,6 +316,7 @@ class SandboxManager:
             raise HotCopyFailed(f"a hot copy of snapshot {snapshot.id} failed: {reason}")
 
     def _discard_hot(self, sandbox_id: str) -> None:
+        """Delete a hot copy; one claimed by now is a user's sandbox and stays."""
         try:
             sandbox = self.store.get(sandbox_id)
         except SandboxNotFound:
