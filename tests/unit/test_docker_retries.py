@@ -177,3 +177,26 @@ def test_a_start_whose_answer_was_lost_counts_once_the_container_runs() -> None:
     assert api.starts == 2
     with pytest.raises(EngineUnavailable):  # not running: the failure stands
         start_container(runtime._call, StartRaceApi(running=False), "abc")
+
+
+def test_a_start_whose_anchor_stopped_is_a_vanished_container() -> None:
+    """An engine restart stops every container: joining a stopped anchor is a 409 that
+    says so, answered as ``container_vanished``, not as an internal error."""
+    import docker.errors
+
+    from restorebox.errors import ContainerVanished
+    from restorebox.runtime.docker_anchors import start_container
+
+    class Conflict:
+        status_code, reason, url = 409, "Conflict", "http://engine/containers/c1/start"
+
+    class Api:
+        def start(self, container_id: str) -> None:
+            raise docker.errors.APIError(
+                "409 Client Error",
+                response=Conflict(),  # type: ignore[arg-type]
+                explanation="cannot join network of a non running container: 4af3",
+            )
+
+    with pytest.raises(ContainerVanished, match="anchor"):
+        start_container(lambda fn, *args, **kwargs: fn(*args, **kwargs), Api(), "c1")

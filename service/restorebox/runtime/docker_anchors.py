@@ -330,9 +330,19 @@ def remove_container(call: Callable[..., Any], api: Any, container: str) -> None
 def start_container(call: Callable[..., Any], api: Any, container_id: str) -> None:
     """Start a container, retried on transient errors. A retry can meet the first
     attempt still under way ("cannot start an already running container", a 500) when
-    only that attempt's answer was lost: a container found running is started."""
+    only that attempt's answer was lost: a container found running is started. A
+    container whose anchor stopped is gone for this start (``ContainerVanished``)."""
     try:
         call(api.start, container_id)
+    except docker.errors.APIError as exc:
+        # A container joining an anchor the engine stopped meanwhile (an engine restart
+        # stops every container): a 409, not a caller's mistake.
+        if exc.status_code == 409 and "non running container" in str(exc):
+            raise ContainerVanished(
+                "the sandbox's network holder (its anchor) stopped while the sandbox "
+                "started; the engine was probably restarted: try again"
+            ) from exc
+        raise
     except EngineUnavailable:
         try:
             attrs = call(api.inspect_container, container_id)
