@@ -207,3 +207,39 @@ def test_hints_name_the_major_a_construct_needs() -> None:
     assert hint is not None
     assert "restore the schema first" in hint
     assert hint_for("division by zero", ctx) is None
+
+
+def test_a_server_lost_mid_restore_is_named_not_internal() -> None:
+    """A connection that breaks while restoring (here: nothing listens any more) is a
+    stopped container when the engine says so, a restore failure otherwise."""
+    import socket
+    import threading
+    from datetime import timedelta
+
+    from restorebox.errors import ContainerVanished, RestoreFailed
+    from restorebox.models import Sandbox, Status, utcnow
+    from restorebox.restore.plan import RestorePlan
+    from restorebox.restore.runner import RestoreRunner
+    from restorebox.runtime import ContainerSpec
+    from tests.fakes import FakeRuntime
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    runtime = FakeRuntime()
+    container = runtime.start(ContainerSpec("img", "sandbox", {}, {}))
+    now = utcnow()
+    sandbox = Sandbox(id="s", status=Status.RESTORING, postgres_version=17, image="img",
+                      created_at=now, expires_at=now + timedelta(hours=1), port=port,
+                      container_id=container.id, password="x")  # fmt: skip
+
+    def runner() -> RestoreRunner:
+        return RestoreRunner(runtime, sandbox, timeout_seconds=30, jobs=1,
+                             cancelled=threading.Event(), on_progress=lambda _: None,
+                             members=lambda *_: [])  # fmt: skip
+
+    with pytest.raises(RestoreFailed, match="closed the connection during the restore"):
+        runner().run(RestorePlan(17, (), ()), "stop")
+    runtime.kill(container.id)
+    with pytest.raises(ContainerVanished, match="stopped during the restore"):
+        runner().run(RestorePlan(17, (), ()), "stop")

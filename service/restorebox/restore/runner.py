@@ -20,7 +20,7 @@ from ..backups.catalog import Member
 from ..backups.declared import split_qname
 from ..backups.model import Backup
 from ..backups.wrapped import open_wrapped
-from ..errors import Cancelled, RestoreFailed, RestoreTimeout
+from ..errors import Cancelled, ContainerVanished, RestoreFailed, RestoreTimeout, SandboxFailed
 from ..models import (
     ErrorGroup,
     PlatformReport,
@@ -91,6 +91,26 @@ class RestoreRunner:
 
     # -- public -----------------------------------------------------------------
     def run(self, plan: RestorePlan, on_error: str) -> RestoreReport:
+        try:
+            return self._run(plan, on_error)
+        except psycopg.OperationalError as exc:  # the server went away under a connection
+            raise self._server_lost(exc) from exc
+
+    def _server_lost(self, exc: psycopg.OperationalError) -> SandboxFailed:
+        """What a connection that broke mid-restore means: the container stopped (an
+        engine restart, someone's `docker stop`), or the server died inside it."""
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        container = self.runtime.inspect(self.container_id)  # EngineUnavailable: engine down
+        if container is None or not container.running:
+            return ContainerVanished(
+                f"the sandbox's container stopped during the restore ({reason})"
+            )
+        return RestoreFailed(
+            f"the sandbox's server closed the connection during the restore ({reason}); "
+            "it may have run out of memory (RESTOREBOX_SANDBOX_MEMORY_BYTES)"
+        )
+
+    def _run(self, plan: RestorePlan, on_error: str) -> RestoreReport:
         report = RestoreReport(warnings=list(plan.warnings))
         for backup in plan.backups:
             report.warnings += [
