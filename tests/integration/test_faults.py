@@ -166,20 +166,21 @@ def engine_stopped() -> Iterator[None]:
     try:
         yield
     finally:
-        deadline = time.monotonic() + 60
-        while subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True).returncode == 0:
-            assert time.monotonic() < deadline, "dockerd did not stop"
-            time.sleep(0.5)
+        wait_until_dockerd_gone()
         subprocess.run([str(REPO / "scripts" / "ensure-docker")], check=True, timeout=120)
+
+
+def wait_until_dockerd_gone() -> None:
+    deadline = time.monotonic() + 60
+    while subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "dockerd did not stop"
+        time.sleep(0.5)
 
 
 def test_engine_restart_while_sandboxes_exist(api: Api) -> None:
     sandbox = api.create()
     with engine_stopped():
-        deadline = time.monotonic() + 60
-        while subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True).returncode == 0:
-            assert time.monotonic() < deadline, "dockerd did not stop"
-            time.sleep(0.5)
+        wait_until_dockerd_gone()
         assert api.get("/healthz").json()["engine"] == "unavailable"
     assert api.get("/healthz").json()["engine"] == "ok"
     # Without live-restore the container stopped with the engine: the state says so.

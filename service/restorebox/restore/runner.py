@@ -99,7 +99,7 @@ class RestoreRunner:
     def _server_lost(self, exc: psycopg.OperationalError) -> SandboxFailed:
         """What a connection that broke mid-restore means: the container stopped (an
         engine restart, someone's `docker stop`), or the server died inside it."""
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
         container = self.runtime.inspect(self.container_id)  # EngineUnavailable: engine down
         if container is None or not container.running:
             return ContainerVanished(
