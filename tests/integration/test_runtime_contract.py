@@ -228,6 +228,34 @@ def test_isolation_made_ahead_serves_one_sandbox_each_and_is_cleared(
     assert engine.networks.list(filters=mine) == []
 
 
+def test_a_prune_while_a_start_makes_its_anchor_spares_it(
+    docker_runtime: DockerRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Docker's anchor for one sandbox (no pool): between its network's creation and its
+    start the network is empty and the anchor joined by nothing. A reconciler's prune
+    running in that moment (it runs on its own thread) must not take them for garbage."""
+    from restorebox.runtime import docker_anchors
+
+    instance = f"prune-{secrets.token_hex(3)}"
+    pruned: list[str] = []
+    original = docker_anchors.start_container
+
+    def prune_then_start(call: Any, api: Any, container_id: str) -> None:
+        pruned.extend(docker_runtime.prune({L.MANAGED: "true", L.INSTANCE: instance}, set()))
+        original(call, api, container_id)
+
+    monkeypatch.setattr(docker_anchors, "start_container", prune_then_start)
+    made = replace(spec("a"), labels=L.for_sandbox(instance, "a", ""))
+    container = docker_runtime.start(made)
+    try:
+        assert pruned == []
+        assert container.running
+        assert container.endpoint is not None
+    finally:
+        docker_runtime.remove(container.id)
+        docker_runtime.prune({L.MANAGED: "true", L.INSTANCE: instance}, set())
+
+
 def test_a_reset_prepared_ahead_only_starts_and_what_is_prepared_goes_with_it(
     docker_runtime: DockerRuntime,
 ) -> None:

@@ -84,6 +84,7 @@ class Anchors:
         self._pools: dict[str, tuple[ContainerSpec, MadeAhead[Anchor]]] = {}
         self._images: dict[str, str] = {}  # instance -> image anchors run
         self._starting: set[str] = set()  # anchors taken by a start still under way
+        self._making: set[str] = set()  # networks of a start's own anchor, being made
 
     @property
     def api(self) -> Any:
@@ -131,14 +132,24 @@ class Anchors:
         # Labelled with the instance only, like one made ahead: whatever lists a sandbox's
         # containers by its label finds its PostgreSQL, never its anchor.
         own = {k: v for k, v in spec.labels.items() if k in (L.MANAGED, L.INSTANCE)}
+        # Reserved by name until held: an empty network and an anchor nothing has joined
+        # yet look like garbage to a prune running meanwhile (one removed the network
+        # between its creation and the anchor's start, after an engine restart).
+        with self._lock:
+            self._making.add(spec.name)
         try:
-            made = self.make(spec.name, own, spec.publish_host, spec.host_port, image)
-        except EngineUnavailable:
-            # Under load the engine now and then fails to start a container it has just
-            # created ("cannot start an already running container"); make() removed it.
-            log.warning("a sandbox's anchor did not start; making it again")
-            made = self.make(spec.name, own, spec.publish_host, spec.host_port, image)
-        return self.hold(made)
+            try:
+                made = self.make(spec.name, own, spec.publish_host, spec.host_port, image)
+            except EngineUnavailable:
+                # Under load the engine now and then fails to start a container it has
+                # just created ("cannot start an already running container"); make()
+                # removed it.
+                log.warning("a sandbox's anchor did not start; making it again")
+                made = self.make(spec.name, own, spec.publish_host, spec.host_port, image)
+            return self.hold(made)
+        finally:
+            with self._lock:
+                self._making.discard(spec.name)
 
     def hold(self, anchor: Anchor) -> Anchor:
         """Spared by pruning until ``started``: a start under way is about to join it."""
@@ -247,7 +258,9 @@ class Anchors:
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         with self._lock:
             starting = set(self._starting)
-            reserved = set().union(*(pool.reserved() for _, pool in self._pools.values()))
+            reserved = set().union(
+                self._making, *(pool.reserved() for _, pool in self._pools.values())
+            )
         rows = self._call(self.api.containers, all=True, filters=filters)
         removed, gone = [], set()
         for row in rows:  # reset containers made ahead for sandboxes that are gone
