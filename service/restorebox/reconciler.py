@@ -40,8 +40,10 @@ class Reconciler:
         busy: Callable[[], set[str]],
         finish_delete: Callable[[Sandbox], object],
         snapshots: SnapshotStore | None = None,
+        taking: Callable[[], set[str]] = set,
     ) -> None:
         self.snapshots = snapshots
+        self._taking = taking  # snapshot images being taken right now
         self.transitions = transitions
         self.runtime = runtime
         self.provisioner = provisioner
@@ -98,9 +100,13 @@ class Reconciler:
         """Snapshot images no record names (the service died while taking them)."""
         if self.snapshots is None:
             return []
-        known = {s.image for s in self.snapshots.list()}
+        images = self.runtime.list_snapshots({L.MANAGED: "true", L.INSTANCE: self.instance})
+        # Read after the listing, in this order: an image listed was committed before it,
+        # so it is either still being taken or already recorded (a take records it before
+        # it stops counting as being taken).
+        known = self._taking() | {s.image for s in self.snapshots.list()}
         removed = []
-        for image in self.runtime.list_snapshots({L.MANAGED: "true", L.INSTANCE: self.instance}):
+        for image in images:
             if image not in known and self.runtime.remove_snapshot(image):
                 removed.append(image)
         return removed

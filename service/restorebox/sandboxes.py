@@ -119,6 +119,7 @@ class SandboxManager:
             busy=self._busy,
             finish_delete=self._finish_delete,
             snapshots=self.snapshots.store,
+            taking=self.snapshots.taking,
         )
         self._closing = False
 

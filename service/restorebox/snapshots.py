@@ -25,7 +25,7 @@ from .backups.model import Backup
 from .errors import RestoreboxError, SnapshotInUse, SnapshotNotFound, StateUnavailable
 from .models import Sandbox, Snapshot, utcnow
 from .pg import connect
-from .runtime import Runtime
+from .runtime import Runtime, SnapshotImage
 from .runtime import labels as L
 from .settings import Settings
 from .sqlite import open_database
@@ -134,6 +134,8 @@ class SnapshotCache:
         self.settings = settings
         self.instance = instance
         self._lock = threading.Lock()
+        self._taking: set[str] = set()  # images being committed, not yet recorded
+        self._taking_lock = threading.Lock()  # never held across an engine call
 
     @property
     def enabled(self) -> bool:
@@ -177,9 +179,32 @@ class SnapshotCache:
             L.INSTANCE: self.instance,
             "restorebox.snapshot": snapshot_id,
         }
-        image = self.runtime.snapshot(
-            sandbox.container_id, f"restorebox/snapshot:{snapshot_id}", labels
-        )
+        name_of_image = f"restorebox/snapshot:{snapshot_id}"
+        with self._taking_lock:
+            self._taking.add(name_of_image)
+        try:
+            image = self.runtime.snapshot(sandbox.container_id, name_of_image, labels)
+            return self._record(sandbox, snapshot_id, image, key, name, owner, backups)
+        finally:
+            with self._taking_lock:
+                self._taking.discard(name_of_image)
+
+    def taking(self) -> set[str]:
+        """Images being taken: made, or about to be, but not recorded yet. The reconciler
+        spares them (read after it lists the images: one listed was then already here)."""
+        with self._taking_lock:
+            return set(self._taking)
+
+    def _record(
+        self,
+        sandbox: Sandbox,
+        snapshot_id: str,
+        image: SnapshotImage,
+        key: str | None,
+        name: str | None,
+        owner: str,
+        backups: tuple[Backup, ...],
+    ) -> Snapshot:
         # Recorded only once the image is whole: a crash before this leaves an image no
         # record names, which the reconciler removes; never a half snapshot served.
         snapshot = Snapshot(

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from restorebox import snapshots
+from restorebox.backups import Catalog
 from restorebox.errors import SnapshotInUse, SnapshotNotFound
 from restorebox.models import Sandbox, Snapshot, Status, utcnow
-from restorebox.runtime import ContainerSpec
+from restorebox.runtime import ContainerSpec, SnapshotImage
+from restorebox.runtime import labels as L
+from restorebox.sandboxes import SandboxManager
 from restorebox.settings import Settings
 from restorebox.snapshots import SnapshotCache, SnapshotStore, cache_key
+from restorebox.store import Store
 from tests.fakes import FakeRuntime
 
 
@@ -65,3 +72,39 @@ def test_eviction_is_least_recently_used_and_spares_what_is_in_use_or_named(
     assert store.get("mine").id == "mine"  # by name
     with pytest.raises(SnapshotNotFound):
         store.get("nope")
+
+
+class CommitsDuringAReconcile(FakeRuntime):
+    """The reconciler runs between a snapshot's commit and its record (a real race)."""
+
+    during: Callable[[], object] = staticmethod(lambda: None)
+
+    def snapshot(self, container_id: str, name: str, labels: dict[str, str]) -> SnapshotImage:
+        made = super().snapshot(container_id, name, labels)
+        self.during()
+        return made
+
+
+def test_a_snapshot_being_taken_is_not_an_orphan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The checkpoint needs a server; what is under test is the image's bookkeeping.
+    monkeypatch.setattr(snapshots, "connect", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr(snapshots, "checkpoint_with_little_wal", lambda conn: None)
+    runtime = CommitsDuringAReconcile()
+    settings = Settings(state_dir=tmp_path, backups_dir=tmp_path, api_token="x")
+    manager = SandboxManager(
+        settings, Store(settings.database_file), runtime, Catalog(tmp_path), "i"
+    )
+    stray = "restorebox/snapshot:stray"  # a crash's leftover: no record, nobody taking it
+    runtime.images[stray] = {L.MANAGED: "true", L.INSTANCE: "i"}
+    during: list[dict[str, list[str]]] = []
+    runtime.during = lambda: during.append(manager.reconcile(at_start=True))
+
+    taken = manager.snapshots.take(sandbox(container_id="c", port=1), key="k")
+
+    assert during[0]["removed"] == [stray]
+    assert taken.image in runtime.images
+    assert manager.snapshots.find("k") == taken
+    assert manager.snapshots.taking() == set()
+    assert taken.image not in manager.reconcile(at_start=True)["removed"]  # now recorded
