@@ -145,3 +145,32 @@ def _reset_done(url: str) -> bool:
         return query(url, "SELECT to_regclass('scratch')") == [(None,)]
     except psycopg.OperationalError:
         return False
+
+
+def test_a_view_overtaken_while_it_loads_draws_nothing(live_server: Any, browser: Any) -> None:
+    """A refresh of the sandboxes list still loading when the user opens another page
+    (a delete's refresh, the list's timer) must not draw over that page."""
+    from playwright.sync_api import expect
+
+    with live_server() as server:
+        page = browser.new_page()
+        page.goto(f"{server.url}/ui#token={TOKEN}")
+        expect(page.locator("h1")).to_have_text("Sandboxes")
+        # The sandboxes list answers late from now on; then a refresh starts and the user
+        # moves on to the snapshots page before it is answered.
+        page.evaluate(
+            """() => {
+              const plain = window.fetch;
+              window.fetch = async (path, options) => {
+                if (String(path) === "/v1/sandboxes") await new Promise((r) => setTimeout(r, 1500));
+                return plain(path, options);
+              };
+              route();
+              location.hash = "#/snapshots";
+            }"""
+        )
+        expect(page.locator("h1")).to_have_text("Snapshots")
+        page.wait_for_timeout(2500)  # the late answer has come and gone
+        # Read once, not retried: the stale page's own timer would bring this one back.
+        assert page.locator("h1").text_content() == "Snapshots"
+        page.close()

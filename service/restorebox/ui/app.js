@@ -7,6 +7,9 @@ const TOKEN_KEY = "restorebox.token";
 const SETTLED = new Set(["ready", "failed", "deleted", "expired"]);
 const streams = new Map(); // sandbox id -> AbortController of its event stream
 let refreshTimer = null;
+// Views load asynchronously: each route() gets a number, and a view whose route was
+// overtaken (the user moved on, or a refresh started) while it waited draws nothing.
+let routeNumber = 0;
 
 // -- small helpers ---------------------------------------------------------------------
 function h(tag, attrs = {}, ...children) {
@@ -196,9 +199,10 @@ function sandboxRow(sandbox, refresh) {
     h("td", {}, sandboxActions(sandbox, refresh)));
 }
 
-async function showSandboxes() {
+async function showSandboxes(current) {
   const main = document.getElementById("main");
   const data = await api("GET", "/v1/sandboxes");
+  if (!current()) return;
   const refresh = () => route();
   const rows = data.sandboxes.map((s) => sandboxRow(s, refresh));
   fill(main, 
@@ -258,9 +262,10 @@ function reportSection(sandbox) {
   return parts;
 }
 
-async function showSandbox(id) {
+async function showSandbox(id, current) {
   const main = document.getElementById("main");
   const sandbox = await api("GET", `/v1/sandboxes/${encodeURIComponent(id)}`);
+  if (!current()) return;
   const again = () => route();
   fill(main, 
     h("div", { class: "toolbar" }, h("h1", {}, "Sandbox ", h("span", { class: "mono" }, sandbox.id)),
@@ -287,9 +292,10 @@ async function showSandbox(id) {
   }
 }
 
-async function showBackups() {
+async function showBackups(current) {
   const main = document.getElementById("main");
   const data = await api("GET", "/v1/backups");
+  if (!current()) return;
   fill(main, 
     h("h1", {}, "Backups"),
     data.backups.length === 0 && data.inspecting.length === 0
@@ -315,9 +321,10 @@ async function showBackups() {
   if (data.inspecting.length) refreshTimer = setTimeout(route, 1000);
 }
 
-async function showSnapshots() {
+async function showSnapshots(current) {
   const main = document.getElementById("main");
   const data = await api("GET", "/v1/snapshots");
+  if (!current()) return;
   fill(main, 
     h("h1", {}, "Snapshots"),
     data.snapshots.length === 0
@@ -359,6 +366,8 @@ function showLogin(message) {
 }
 
 async function route() {
+  const number = ++routeNumber;
+  const current = () => number === routeNumber;
   clearTimeout(refreshTimer);
   stopFollowing();
   if (!token()) return showLogin();
@@ -371,14 +380,15 @@ async function route() {
   }
   try {
     const match = path.match(/^\/sandboxes\/([A-Za-z0-9_-]+)$/);
-    if (match) await showSandbox(match[1]);
-    else if (path === "/backups") await showBackups();
-    else if (path === "/snapshots") await showSnapshots();
+    if (match) await showSandbox(match[1], current);
+    else if (path === "/backups") await showBackups(current);
+    else if (path === "/snapshots") await showSnapshots(current);
     else {
-      await showSandboxes();
-      refreshTimer = setTimeout(route, 5000); // new sandboxes and time left
+      await showSandboxes(current);
+      if (current()) refreshTimer = setTimeout(route, 5000); // new sandboxes and time left
     }
   } catch (error) {
+    if (!current()) return;
     if (error.status === 404) fill(document.getElementById("main"), h("div", { class: "empty" }, error.message));
     else if (error.status !== 401) notify(error.message);
   }
