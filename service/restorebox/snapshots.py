@@ -190,8 +190,8 @@ class SnapshotCache:
                 self._taking.discard(name_of_image)
 
     def taking(self) -> set[str]:
-        """Images being taken: made, or about to be, but not recorded yet. The reconciler
-        spares them (read after it lists the images: one listed was then already here)."""
+        """Images being taken: committed, or about to be, and not recorded yet. The
+        reconciler spares them; it reads this after listing the images."""
         with self._taking_lock:
             return set(self._taking)
 
