@@ -40,6 +40,14 @@ class TooManySandboxes(RestoreboxError):
 
     code = "too_many_sandboxes"
 
+    @classmethod
+    def at(cls, limit: int) -> TooManySandboxes:
+        """The error for a create (or a hot copy's claim) refused at ``limit``."""
+        return cls(
+            f"{limit} sandboxes exist already (the maximum; failed sandboxes whose container "
+            "is kept count too); delete one or wait for one to expire"
+        )
+
 
 class SnapshotNotFound(RestoreboxError):
     """Raised when no snapshot has the given id or name."""

@@ -252,11 +252,7 @@ class SandboxManager:
             raise
         if not inserted:
             self.provisioner.unregister(sandbox.id)
-            raise TooManySandboxes(
-                f"{self.settings.max_sandboxes} sandboxes exist already (the maximum; failed "
-                "sandboxes whose container is kept count too); delete one or wait for one "
-                "to expire"
-            )
+            raise TooManySandboxes.at(self.settings.max_sandboxes)
         log.info(
             "sandbox requested",
             extra={"sandbox": sandbox.id, "postgres": major, "backups": request.backups},

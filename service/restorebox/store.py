@@ -105,10 +105,7 @@ class Store:
             if hot is None or not hot.hot:
                 return None
             if _occupied(db) >= limit:
-                raise TooManySandboxes(
-                    f"{limit} sandboxes exist already (the maximum); delete one or wait for "
-                    "one to expire"
-                )
+                raise TooManySandboxes.at(limit)
             claimed = hot.model_copy(update={**fields, "hot": False})
             db.execute(
                 "UPDATE sandboxes SET expires_at = ?, doc = ? WHERE id = ?",
