@@ -115,11 +115,30 @@ def test_dashboard_in_a_real_browser(
             "ready", timeout=60_000
         )
         page.on("dialog", lambda dialog: dialog.accept())
+        # A delete waits for the engine to remove containers: seconds on a busy machine.
+        # The page says so at once (each delete is held back 2 s in the page to see it),
+        # and the row goes when the delete is done.
+        page.evaluate(
+            """() => {
+              const plain = window.fetch;
+              window.fetch = async (path, options) => {
+                if (options && options.method === "DELETE") {
+                  await new Promise((r) => setTimeout(r, 2000));
+                }
+                return plain(path, options);
+              };
+            }"""
+        )
         for sid in (sandbox_id, second.id):
-            page.locator(f"#sandboxes tr[data-id='{sid}']").get_by_role(
-                "button", name="Delete"
-            ).click()
-            expect(page.locator(f"#sandboxes tr[data-id='{sid}']")).to_have_count(0)
+            with page.expect_response(
+                lambda r, sid=sid: r.request.method == "DELETE" and r.url.endswith(sid)
+            ) as deleted:
+                page.locator(f"#sandboxes tr[data-id='{sid}']").get_by_role(
+                    "button", name="Delete"
+                ).click()
+                expect(page.locator(f"#sandboxes tr[data-id='{sid}']")).to_contain_text("Deleting…")
+            assert deleted.value.status == 204
+            expect(page.locator(f"#sandboxes tr[data-id='{sid}']")).to_have_count(0, timeout=60_000)
         assert client.sandboxes() == []
 
         # Snapshots page lists the one the first restore kept; copy, then delete it.
@@ -129,8 +148,12 @@ def test_dashboard_in_a_real_browser(
         expect(page.locator("#status")).to_contain_text("ready", timeout=60_000)
         copy_id = page.url.rsplit("/", 1)[1]
         assert client.get(copy_id).data["from_snapshot"] is True
-        client.delete(copy_id)
+        # Refused while the copy lives: the page is redrawn and the reason stays in view.
         page.click("nav a[data-view=snapshots]")
+        page.locator("#snapshots").get_by_role("button", name="Delete").click()
+        expect(page.locator("[role=alert]")).to_contain_text("delete them first")
+        expect(page.locator("#snapshots").get_by_role("button", name="Delete")).to_be_enabled()
+        client.delete(copy_id)
         page.locator("#snapshots").get_by_role("button", name="Delete").click()
         expect(page.locator(".empty")).to_contain_text("No snapshots")
 

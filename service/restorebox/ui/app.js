@@ -88,8 +88,23 @@ function notify(message) {
   setTimeout(() => note.remove(), 8000);
 }
 
-async function act(fn) {
-  try { await fn(); } catch (error) { if (error.status !== 401) notify(error.message); }
+// Run an action; then (whether it worked or not) redraw the view with `after`, so the page
+// shows the service's state, and only then show an error (a redraw would wipe it).
+async function act(fn, after) {
+  let failure = null;
+  try { await fn(); } catch (error) {
+    if (error.status === 401) return;
+    failure = error.message;
+  }
+  if (after) await after();
+  if (failure) notify(failure);
+}
+
+// An action under way on the engine (a delete, a reset) can take seconds: say so at once,
+// and take its buttons out of reach until the view is redrawn.
+function underWay(button, label) {
+  for (const other of button.closest(".actions").querySelectorAll("button")) other.disabled = true;
+  button.textContent = label;
 }
 
 // -- live events (Server-Sent Events read with fetch, so the token goes in a header) --
@@ -169,22 +184,22 @@ function urlCell(url) {
 
 function sandboxActions(sandbox, after) {
   const live = !["deleted", "expired", "deleting"].includes(sandbox.status);
+  const path = `/v1/sandboxes/${sandbox.id}`;
   return h("div", { class: "actions" },
     live && sandbox.status === "ready" && sandbox.snapshot_id
-      ? h("button", { onclick: () => act(async () => {
-          await api("POST", `/v1/sandboxes/${sandbox.id}/reset`, {});
-          after();
-        }) }, "Reset") : null,
+      ? h("button", { onclick: (event) => {
+          underWay(event.currentTarget, "Resetting…");
+          act(() => api("POST", `${path}/reset`, {}), after);
+        } }, "Reset") : null,
     live ? h("button", { onclick: () => act(async () => {
       const left = Math.max(0, (new Date(sandbox.expires_at) - Date.now()) / 1000);
-      await api("PATCH", `/v1/sandboxes/${sandbox.id}`, { ttl_seconds: Math.round(left + 3600) });
-      after();
-    }) }, "Extend 1 h") : null,
-    live ? h("button", { class: "danger", onclick: () => act(async () => {
+      await api("PATCH", path, { ttl_seconds: Math.round(left + 3600) });
+    }, after) }, "Extend 1 h") : null,
+    live ? h("button", { class: "danger", onclick: (event) => {
       if (!confirm(`Delete sandbox ${sandbox.id} and everything in it?`)) return;
-      await api("DELETE", `/v1/sandboxes/${sandbox.id}`);
-      after();
-    }) }, "Delete") : null);
+      underWay(event.currentTarget, "Deleting…");
+      act(() => api("DELETE", path), after);
+    } }, "Delete") : null);
 }
 
 function sandboxRow(sandbox, refresh) {
@@ -343,11 +358,11 @@ async function showSnapshots(current) {
                 const made = await api("POST", "/v1/sandboxes", { snapshot: s.id });
                 location.hash = `#/sandboxes/${made.id}`;
               }) }, "Copy"),
-              h("button", { class: "danger", onclick: () => act(async () => {
+              h("button", { class: "danger", onclick: (event) => {
                 if (!confirm(`Delete snapshot ${s.name || s.id}?`)) return;
-                await api("DELETE", `/v1/snapshots/${s.id}`);
-                route();
-              }) }, "Delete"))))))));
+                underWay(event.currentTarget, "Deleting…");
+                act(() => api("DELETE", `/v1/snapshots/${s.id}`), route);
+              } }, "Delete"))))))));
 }
 
 // -- sign-in and routing -----------------------------------------------------------------
