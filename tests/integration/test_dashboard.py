@@ -121,6 +121,7 @@ def test_dashboard_in_a_real_browser(
         page.evaluate(
             """() => {
               const plain = window.fetch;
+              window.plainFetch = plain;
               window.fetch = async (path, options) => {
                 if (options && options.method === "DELETE") {
                   await new Promise((r) => setTimeout(r, 2000));
@@ -140,6 +141,7 @@ def test_dashboard_in_a_real_browser(
             assert deleted.value.status == 204
             expect(page.locator(f"#sandboxes tr[data-id='{sid}']")).to_have_count(0, timeout=60_000)
         assert client.sandboxes() == []
+        page.evaluate("() => { window.fetch = window.plainFetch; }")
 
         # Snapshots page lists the one the first restore kept; copy, then delete it.
         page.click("nav a[data-view=snapshots]")
@@ -151,11 +153,11 @@ def test_dashboard_in_a_real_browser(
         # Refused while the copy lives: the page is redrawn and the reason stays in view.
         page.click("nav a[data-view=snapshots]")
         page.locator("#snapshots").get_by_role("button", name="Delete").click()
-        expect(page.locator("[role=alert]")).to_contain_text("delete them first")
+        expect(page.locator("[role=alert]")).to_contain_text("delete them first", timeout=60_000)
         expect(page.locator("#snapshots").get_by_role("button", name="Delete")).to_be_enabled()
         client.delete(copy_id)
         page.locator("#snapshots").get_by_role("button", name="Delete").click()
-        expect(page.locator(".empty")).to_contain_text("No snapshots")
+        expect(page.locator(".empty")).to_contain_text("No snapshots", timeout=60_000)
 
         assert not [url for url in sent if TOKEN in url]
         assert errors == []
