@@ -123,23 +123,30 @@ def test_dashboard_in_a_real_browser(
               const plain = window.fetch;
               window.plainFetch = plain;
               window.fetch = async (path, options) => {
-                if (options && options.method === "DELETE") {
-                  await new Promise((r) => setTimeout(r, 2000));
-                }
+                const method = (options && options.method) || "GET";
+                const late = method === "DELETE" ? 2000
+                  : method === "GET" && path === "/v1/sandboxes" && window.lateList ? 1000 : 0;
+                if (late) await new Promise((r) => setTimeout(r, late));
                 return plain(path, options);
               };
             }"""
         )
         for sid in (sandbox_id, second.id):
+            row = page.locator(f"#sandboxes tr[data-id='{sid}']")
+            if sid == sandbox_id:  # a refresh still loading when Delete is clicked
+                page.evaluate("() => { window.lateList = true; route(); }")
             with page.expect_response(
                 lambda r, sid=sid: r.request.method == "DELETE" and r.url.endswith(sid)
             ) as deleted:
-                page.locator(f"#sandboxes tr[data-id='{sid}']").get_by_role(
-                    "button", name="Delete"
-                ).click()
-                expect(page.locator(f"#sandboxes tr[data-id='{sid}']")).to_contain_text("Deleting…")
+                row.get_by_role("button", name="Delete").click()
+                expect(row).to_contain_text("Deleting…")
+                if sid == sandbox_id:
+                    page.wait_for_timeout(1200)  # the late refresh has come and gone
+                    # Read once, not retried: nothing may have drawn over it.
+                    assert "Deleting…" in (row.text_content() or "")
+                    page.evaluate("() => { window.lateList = false; }")
             assert deleted.value.status == 204
-            expect(page.locator(f"#sandboxes tr[data-id='{sid}']")).to_have_count(0, timeout=60_000)
+            expect(row).to_have_count(0, timeout=60_000)
         assert client.sandboxes() == []
         page.evaluate("() => { window.fetch = window.plainFetch; }")
 

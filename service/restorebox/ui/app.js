@@ -101,8 +101,11 @@ async function act(fn, after) {
 }
 
 // An action under way on the engine (a delete, a reset) can take seconds: say so at once,
-// and take its buttons out of reach until the view is redrawn.
+// and take its buttons out of reach until the view is redrawn. No refresh may draw over it
+// meanwhile: the timer stops, and a view still loading is overtaken.
 function underWay(button, label) {
+  clearTimeout(refreshTimer);
+  routeNumber += 1;
   for (const other of button.closest(".actions").querySelectorAll("button")) other.disabled = true;
   button.textContent = label;
 }
