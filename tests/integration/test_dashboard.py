@@ -118,18 +118,10 @@ def test_dashboard_in_a_real_browser(
         # A delete waits for the engine to remove containers: seconds on a busy machine.
         # The page says so at once (each delete is held back 2 s in the page to see it),
         # and the row goes when the delete is done.
-        page.evaluate(
-            """() => {
-              const plain = window.fetch;
-              window.plainFetch = plain;
-              window.fetch = async (path, options) => {
-                const method = (options && options.method) || "GET";
-                const late = method === "DELETE" ? 2000
-                  : method === "GET" && path === "/v1/sandboxes" && window.lateList ? 1000 : 0;
-                if (late) await new Promise((r) => setTimeout(r, late));
-                return plain(path, options);
-              };
-            }"""
+        answer_late(
+            page,
+            """(method, path) => method === "DELETE" ? 2000
+              : method === "GET" && path === "/v1/sandboxes" && window.lateList ? 1000 : 0""",
         )
         for sid in (sandbox_id, second.id):
             row = page.locator(f"#sandboxes tr[data-id='{sid}']")
@@ -171,6 +163,22 @@ def test_dashboard_in_a_real_browser(
         context.close()
 
 
+def answer_late(page: Any, delay: str) -> None:
+    """Hold the page's requests back before they are sent: ``delay`` is a JavaScript
+    function of (method, path) giving milliseconds. ``window.plainFetch`` undoes it."""
+    page.evaluate(
+        f"""() => {{
+          const plain = window.fetch, delay = {delay};
+          window.plainFetch = plain;
+          window.fetch = async (path, options) => {{
+            const late = delay((options && options.method) || "GET", String(path));
+            if (late) await new Promise((r) => setTimeout(r, late));
+            return plain(path, options);
+          }};
+        }}"""
+    )
+
+
 def _reset_done(url: str) -> bool:
     """The sandbox answers on its old URL and the table made before the reset is gone."""
     try:
@@ -190,17 +198,8 @@ def test_a_view_overtaken_while_it_loads_draws_nothing(live_server: Any, browser
         expect(page.locator("h1")).to_have_text("Sandboxes")
         # The sandboxes list answers late from now on; then a refresh starts and the user
         # moves on to the snapshots page before it is answered.
-        page.evaluate(
-            """() => {
-              const plain = window.fetch;
-              window.fetch = async (path, options) => {
-                if (String(path) === "/v1/sandboxes") await new Promise((r) => setTimeout(r, 1500));
-                return plain(path, options);
-              };
-              route();
-              location.hash = "#/snapshots";
-            }"""
-        )
+        answer_late(page, '(method, path) => path === "/v1/sandboxes" ? 1500 : 0')
+        page.evaluate('() => { route(); location.hash = "#/snapshots"; }')
         expect(page.locator("h1")).to_have_text("Snapshots")
         page.wait_for_timeout(2500)  # the late answer has come and gone
         # Read once, not retried: the stale page's own timer would bring this one back.

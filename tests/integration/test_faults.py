@@ -157,7 +157,6 @@ def test_unusable_state_directory_is_a_clear_error(tmp_path: Path) -> None:
     assert not_a_dir.read_text() == "I am a file"
 
 
-@pytest.mark.slow
 @contextmanager
 def engine_stopped() -> Iterator[None]:
     """Stop dockerd for the block; it is started again afterwards whatever the block did
@@ -177,6 +176,7 @@ def wait_until_dockerd_gone() -> None:
         time.sleep(0.5)
 
 
+@pytest.mark.slow
 def test_engine_restart_while_sandboxes_exist(api: Api) -> None:
     sandbox = api.create()
     with engine_stopped():
