@@ -94,6 +94,17 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("api_token", "api_tokens")
+    @classmethod
+    def _tokens_long_enough(cls, value: object) -> object:
+        from .tokens import too_short  # tokens reads Settings: imported when used
+
+        values = value if isinstance(value, list) else [value]
+        for secret in values:
+            if isinstance(secret, SecretStr) and (why := too_short(secret.get_secret_value())):
+                raise ValueError(why)  # named with its setting by pydantic
+        return value
+
     @field_validator("images")
     @classmethod
     def _images_not_empty(cls, value: dict[int, str]) -> dict[int, str]:

@@ -2,7 +2,11 @@
 
 ``RESTOREBOX_API_TOKEN`` (or the token generated into the state directory when none is
 configured) is the principal ``admin``. ``RESTOREBOX_API_TOKENS`` adds more: ``name=token``
-is the principal ``name``; a bare token is another admin token (rotation)."""
+is the principal ``name``; a bare token is another admin token (rotation).
+
+A value is ``name=token`` only when what follows the first ``=`` is itself a token of at
+least ``MIN_TOKEN_LENGTH`` characters: base64 tokens end in ``=`` (``openssl rand -base64``)
+and are whole tokens. Shorter tokens are refused when the settings are read."""
 
 from __future__ import annotations
 
@@ -11,11 +15,37 @@ import os
 import re
 import secrets
 
+from typing import TYPE_CHECKING
+
 from .errors import StateUnavailable
 from .principals import Principal
-from .settings import Settings
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 _NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+MIN_TOKEN_LENGTH = 16
+
+
+def split_named(value: str) -> tuple[str | None, str]:
+    """``"alice=<token>"`` -> ``("alice", "<token>")``; anything else is a whole token:
+    ``"abc...xyz="`` -> ``(None, "abc...xyz=")``."""
+    name, sep, token = value.partition("=")
+    if sep and _NAME.fullmatch(name) and len(token) >= MIN_TOKEN_LENGTH:
+        return name, token
+    return None, value
+
+
+def too_short(value: str) -> str | None:
+    """Why a configured token is refused, or None when it is long enough."""
+    name, token = split_named(value)
+    if len(token) >= MIN_TOKEN_LENGTH:
+        return None
+    who = f"the token of {name!r}" if name else "a token"
+    return (
+        f"{who} is {len(token)} characters; tokens must be at least {MIN_TOKEN_LENGTH} "
+        "(make one with: openssl rand -base64 24)"
+    )
 
 
 def load_or_create(settings: Settings) -> dict[str, Principal]:
@@ -27,11 +57,11 @@ def load_or_create(settings: Settings) -> dict[str, Principal]:
         tokens[settings.api_token.get_secret_value()] = Principal("admin", admin=True)
     for secret in settings.api_tokens:
         value = secret.get_secret_value()
-        name, sep, token = value.partition("=")
-        if sep and _NAME.fullmatch(name) and token:
+        name, token = split_named(value)
+        if name is not None:
             tokens[token] = Principal(name, admin=name in admins)
         else:
-            tokens[value] = Principal("admin", admin=True)
+            tokens[token] = Principal("admin", admin=True)
     if tokens:
         return tokens
     return {_generated(settings): Principal("admin", admin=True)}

@@ -41,7 +41,7 @@ def test_compose_up_restore_down(tmp_path: Path, docker_runtime: object) -> None
     port = free_port()
     env = {
         **os.environ,
-        "RESTOREBOX_API_TOKEN": "compose-token",
+        "RESTOREBOX_API_TOKEN": "compose-token-0123456789",
         "RESTOREBOX_PORT": str(port),
         "RESTOREBOX_BACKUPS": str(backups),
         "RESTOREBOX_SNAPSHOT_MAX_BYTES": "0",  # `down -v` drops the state; no images stay
@@ -52,7 +52,7 @@ def test_compose_up_restore_down(tmp_path: Path, docker_runtime: object) -> None
     http = httpx.Client(
         base_url=f"http://127.0.0.1:{port}",
         timeout=300,
-        headers={"Authorization": "Bearer compose-token"},
+        headers={"Authorization": "Bearer compose-token-0123456789"},
     )
     sandbox_id = None
     try:

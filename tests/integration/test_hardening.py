@@ -97,10 +97,10 @@ def test_members_outside_the_backups_folder_and_special_files_are_refused(
 
 
 def test_tokens_are_principals(make_api: Any) -> None:
-    tokens = "alice=alice-token-123,bob=bob-token-456"
+    tokens = "alice=alice-token-0123456789,bob=bob-token-0123456789"
     with make_api(api_tokens=tokens) as api:
-        alice = {"Authorization": "Bearer alice-token-123"}
-        bob = {"Authorization": "Bearer bob-token-456"}
+        alice = {"Authorization": "Bearer alice-token-0123456789"}
+        bob = {"Authorization": "Bearer bob-token-0123456789"}
         made = api.client.post("/v1/sandboxes", json={"wait": True}, headers=alice).json()
         assert made["status"] == "ready"
         path = f"/v1/sandboxes/{made['id']}"

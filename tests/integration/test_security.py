@@ -95,13 +95,13 @@ def test_passwords_never_reach_the_logs(api: Api, caplog: pytest.LogCaptureFixtu
 
 
 def test_several_tokens_are_accepted(make_api: Any) -> None:
-    with make_api(api_tokens="team-a-token,team-b-token") as api:
-        for token in ("test-token-0123456789", "team-a-token", "team-b-token"):
+    with make_api(api_tokens="team-a-token-0123456,team-b-token-0123456") as api:
+        for token in ("test-token-0123456789", "team-a-token-0123456", "team-b-token-0123456"):
             response = api.client.get("/v1/sandboxes", headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 200
         assert (
             api.client.get(
-                "/v1/sandboxes", headers={"Authorization": "Bearer team-c-token"}
+                "/v1/sandboxes", headers={"Authorization": "Bearer team-c-token-0123456"}
             ).status_code
             == 401
         )

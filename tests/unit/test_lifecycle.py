@@ -30,7 +30,7 @@ def manager(tmp_path: Path, runtime: FakeRuntime) -> SandboxManager:
         backups_dir=tmp_path,
         max_sandboxes=2,
         ready_timeout_seconds=0.2,
-        api_token="x",
+        api_token="unit-test-token-0123",
     )
     store = Store(settings.database_file)
     return SandboxManager(settings, store, runtime, Catalog(tmp_path), "inst")

@@ -92,7 +92,7 @@ def test_a_snapshot_being_taken_is_not_an_orphan(
     monkeypatch.setattr(snapshots, "connect", lambda *a, **k: contextlib.nullcontext())
     monkeypatch.setattr(snapshots, "checkpoint_with_little_wal", lambda conn: None)
     runtime = CommitsDuringAReconcile()
-    settings = Settings(state_dir=tmp_path, backups_dir=tmp_path, api_token="x")
+    settings = Settings(state_dir=tmp_path, backups_dir=tmp_path, api_token="unit-test-token-0123")
     manager = SandboxManager(
         settings, Store(settings.database_file), runtime, Catalog(tmp_path), "i"
     )

@@ -92,7 +92,7 @@ def manager_for(tmp_path: Path, runtime: FakeRuntime, **overrides: object) -> Sa
         state_dir=tmp_path,
         backups_dir=tmp_path,
         ready_timeout_seconds=0.2,
-        api_token="x",
+        api_token="unit-test-token-0123",
         **overrides,  # type: ignore[arg-type]
     )
     return SandboxManager(
@@ -179,16 +179,48 @@ def test_tokens_name_principals(tmp_path: Path) -> None:
 
     settings = Settings(
         state_dir=tmp_path,
-        api_token="root-token",
-        api_tokens="alice=a-token,old-root-token,ops=o-token",  # type: ignore[arg-type]
+        api_token="root-token-0123456789",
+        api_tokens="alice=alice-token-0123456789,old-root-token-0123456,"  # type: ignore[arg-type]
+        "ops=ops-token-0123456789",
         admins="admin,ops",  # type: ignore[arg-type]
     )
     tokens = load_or_create(settings)
-    assert principal_for("a-token", tokens) == Principal("alice")
-    assert principal_for("o-token", tokens) == Principal("ops", admin=True)
-    assert principal_for("root-token", tokens) == Principal("admin", admin=True)
-    assert principal_for("old-root-token", tokens) == Principal("admin", admin=True)
+    assert principal_for("alice-token-0123456789", tokens) == Principal("alice")
+    assert principal_for("ops-token-0123456789", tokens) == Principal("ops", admin=True)
+    assert principal_for("root-token-0123456789", tokens) == Principal("admin", admin=True)
+    assert principal_for("old-root-token-0123456", tokens) == Principal("admin", admin=True)
     assert principal_for("nope", tokens) is None
+
+
+def test_a_base64_token_ending_in_equals_is_a_whole_token(tmp_path: Path) -> None:
+    """`openssl rand -base64` prints tokens ending in '=': never a principal named by the
+    part before it with the token '='."""
+    from restorebox.tokens import load_or_create, principal_for
+
+    base64_token = "q83vEjRWeJq8zN7wEjRWeJq8zN7w="  # noqa: S105
+    padded_twice = "AAECAwQFBgcICQoLDA0ODw=="  # noqa: S105
+    settings = Settings(
+        state_dir=tmp_path,
+        api_tokens=f"{base64_token},{padded_twice}",  # type: ignore[arg-type]
+    )
+    tokens = load_or_create(settings)
+    assert principal_for(base64_token, tokens) == Principal("admin", admin=True)
+    assert principal_for(padded_twice, tokens) == Principal("admin", admin=True)
+    for guess in ("=", "==", ""):
+        assert principal_for(guess, tokens) is None
+    assert set(tokens) == {base64_token, padded_twice}
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [{"api_token": "short"}, {"api_tokens": "alice=short"}, {"api_tokens": "ok-token-0123456789,x"}],
+)
+def test_tokens_shorter_than_16_characters_are_refused_at_start(
+    tmp_path: Path, setting: dict[str, str]
+) -> None:
+    with pytest.raises(ValueError, match="at least 16") as raised:
+        Settings(state_dir=tmp_path, **setting)  # type: ignore[arg-type]
+    assert "openssl rand" in str(raised.value)
 
 
 def test_the_password_travels_as_a_file_not_as_configuration(
