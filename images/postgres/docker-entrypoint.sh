@@ -1,7 +1,9 @@
 #!/bin/sh
 # Entrypoint for restorebox sandbox images. Same contract as the official image:
 #   POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE (one is required on first start; the
-#   file keeps the password out of the container's configuration), POSTGRES_USER (default postgres),
+#   file keeps it out of the container's configuration and is deleted once read; either
+#   may hold a SCRAM verifier instead of a password, stored as it is: restorebox passes
+#   only verifiers), POSTGRES_USER (default postgres),
 #   POSTGRES_DB (default: $POSTGRES_USER). Listens on 5432; TCP logins use
 #   scram-sha-256; the local socket inside the container trusts its own users.
 #
@@ -164,6 +166,11 @@ CREATE ROLE :"user" SUPERUSER LOGIN PASSWORD :'pass';
 \endif
 SQL
 unset POSTGRES_PASSWORD
+# The server holds the role's verifier now: the file goes, so that no snapshot of this
+# container (and no copy of one) carries it.
+if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+    rm -f "$POSTGRES_PASSWORD_FILE" 2>/dev/null || echo "docker-entrypoint: could not remove $POSTGRES_PASSWORD_FILE" >&2
+fi
 rm -f "$PGDATA/.restorebox-setup-pending"
 
 serve_until_stopped

@@ -10,7 +10,7 @@ import shutil
 import sys
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .client import Client, ClientError, SandboxFailed
 from .errors import RestoreboxError
@@ -151,7 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     psql_cmd.add_argument("id")
     psql_cmd.add_argument("psql_args", nargs=argparse.REMAINDER, help="passed on to psql")
-    sub.add_parser("ui", help="print the dashboard's link (with the token in its fragment)")
+    ui_cmd = sub.add_parser(
+        "ui", help="print the dashboard's link (with the token in its fragment)"
+    )
+    ui_cmd.add_argument(
+        "--no-token",
+        action="store_true",
+        help="print the link alone (paste the token into the page; nothing secret in "
+        "your terminal's scrollback or a shared screen)",
+    )
     gc = sub.add_parser(
         "gc",
         help="find (and with --yes remove) sandbox containers no live state owns",
@@ -215,7 +223,7 @@ def run_command(client: Client, args: argparse.Namespace) -> int:
         return psql(client, args.id, args.psql_args)
     elif command == "ui":
         token = client.http.headers.get("Authorization", "").removeprefix("Bearer ")
-        print(f"{client.url}/ui" + (f"#token={token}" if token else ""))
+        print(f"{client.url}/ui" + (f"#token={token}" if token and not args.no_token else ""))
     return 0
 
 
@@ -311,7 +319,10 @@ def psql(client: Client, sandbox_id: str, extra: list[str]) -> int:
         return 1
     extra = extra[1:] if extra[:1] == ["--"] else extra
     if shutil.which("psql"):
-        os.execvp("psql", ["psql", sandbox.url, *extra])  # noqa: S606 -- psql takes over
+        # The password goes through psql's environment, never its argv (`ps` shows argv).
+        url, password = without_password(sandbox.url)
+        env = {**os.environ, "PGPASSWORD": password} if password else dict(os.environ)
+        os.execvpe("psql", ["psql", url, *extra], env)  # noqa: S606 -- psql takes over
     # No psql here: the sandbox's own, over its local socket, as the sandbox's user.
     import docker
 
@@ -329,6 +340,19 @@ def psql(client: Client, sandbox_id: str, extra: list[str]) -> int:
     argv += ["-U", user, "-d", sandbox.data["database"], *extra]
     os.execvp("docker", argv)  # noqa: S606 -- psql in the container takes over
     return 0  # not reached
+
+
+def without_password(url: str) -> tuple[str, str | None]:
+    """``postgresql://u:secret@h:5/db`` -> (``postgresql://u@h:5/db``, ``secret``)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url, None
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return parts._replace(netloc=netloc).geturl(), unquote(parts.password)
 
 
 def garbage_collect(settings: Settings, instances: set[str], remove: bool) -> int:

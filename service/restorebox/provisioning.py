@@ -33,6 +33,9 @@ from .transitions import Transitions
 log = logging.getLogger("restorebox.provisioning")
 
 PASSWORD_FILE = "/run/secrets/restorebox/password"  # noqa: S105 -- a path, not a password
+NEW_VERIFIER_ENV = "RESTOREBOX_NEW_PASSWORD_VERIFIER"
+# Blanked in every snapshot image's configuration: a copy is told its own.
+SECRET_ENV = (NEW_VERIFIER_ENV,)
 
 
 @dataclass
@@ -49,20 +52,24 @@ def spec_for(
     replaces: Sandbox | None = None,
 ) -> ContainerSpec:
     """The container of a sandbox: from its image, or a copy of a snapshot (whose own
-    password is replaced before any login). The password itself never appears in the
-    container's configuration: a file copied in, or for a copy only its verifier."""
+    password is replaced before any login). The password itself never enters a container:
+    the server is given its SCRAM verifier (which PostgreSQL stores as it is), in a file
+    the entrypoint deletes once the role holds it, or for a copy in its environment. A
+    superuser in a copy can read the files and environment of its snapshot, so nothing
+    there may log into anything (docs/decisions.md, "Secrets")."""
     image = snapshot.image if snapshot is not None else sandbox.image
     assert image is not None
     env = {"POSTGRES_USER": sandbox.user, "POSTGRES_DB": sandbox.initial_database}
     secret_files = {}
+    # Salted per sandbox, not at random: a reset's spec is then the same as the one
+    # prepared for it ahead (runtime.prepare).
+    salt = hashlib.sha256(f"restorebox:{sandbox.id}".encode()).digest()[:16]
+    verifier = scram_sha256_verifier(sandbox.password, salt=salt)
     if snapshot is not None:  # the image's entrypoint sets it before any TCP login
-        # Salted per sandbox, not at random: a reset's spec is then the same as the one
-        # prepared for it ahead (runtime.prepare).
-        salt = hashlib.sha256(f"restorebox:{sandbox.id}".encode()).digest()[:16]
-        env["RESTOREBOX_NEW_PASSWORD_VERIFIER"] = scram_sha256_verifier(sandbox.password, salt=salt)
+        env[NEW_VERIFIER_ENV] = verifier
     else:  # as official postgres images take it (platform images among them)
         env["POSTGRES_PASSWORD_FILE"] = PASSWORD_FILE
-        secret_files[PASSWORD_FILE] = sandbox.password.encode()
+        secret_files[PASSWORD_FILE] = verifier.encode()
     return ContainerSpec(
         image=image,
         name=f"restorebox-{sandbox.id}",

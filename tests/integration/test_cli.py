@@ -142,6 +142,26 @@ def test_cli_for_people(server: dict[str, str]) -> None:
     psql = cli(server, "psql", sandbox_id, "--", "-At", "-c", "SELECT count(*) FROM orders")
     assert psql.returncode == 0, psql.stderr
     assert int(psql.stdout.strip()) > 0
+    # ... and the password is not on psql's command line, where `ps` shows it to anyone.
+    password = urlsplit(url).password
+    assert password
+    running = subprocess.Popen(
+        [CLI, "psql", sandbox_id, "--", "-At", "-c", "SELECT pg_sleep(3)"],
+        env=server,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        argv = b""
+        deadline = time.monotonic() + 20
+        while b"psql" not in argv.split(b"\0")[0] and time.monotonic() < deadline:
+            time.sleep(0.05)  # the CLI execs psql in its own process
+            argv = Path(f"/proc/{running.pid}/cmdline").read_bytes()
+        assert argv.split(b"\0")[0].endswith(b"psql"), argv
+        assert password.encode() not in argv
+        assert urlsplit(url).hostname.encode() in argv  # type: ignore[union-attr]
+    finally:
+        assert running.wait(timeout=30) == 0, running.stderr.read()  # type: ignore[union-attr]
 
     # No psql on this machine: the sandbox container's own, over its local socket.
     only_docker = Path(server["RESTOREBOX_STATE_DIR"]).parent / "bin"
@@ -162,6 +182,8 @@ def test_cli_for_people(server: dict[str, str]) -> None:
     link = cli(server, "ui").stdout.strip()
     token = (Path(server["RESTOREBOX_STATE_DIR"]) / "api-token").read_text().strip()
     assert link == f"http://127.0.0.1:{server['RESTOREBOX_PORT']}/ui#token={token}"
+    bare = cli(server, "ui", "--no-token").stdout.strip()
+    assert bare == f"http://127.0.0.1:{server['RESTOREBOX_PORT']}/ui"
     assert cli(server, "rm", sandbox_id).returncode == 0
     missing = cli(server, "url", sandbox_id)
     assert missing.returncode == 1

@@ -298,3 +298,60 @@ def test_hot_copies_a_killed_service_left_are_removed_at_start(
             time.sleep(0.5)
     finally:
         service.stop(signal.SIGTERM)
+
+
+def password_of(sandbox: dict[str, Any]) -> str:
+    password: str = psycopg.conninfo.conninfo_to_dict(sandbox["connection_url"])["password"]
+    return password
+
+
+def image_holds(image: Any, needles: list[bytes]) -> list[bytes]:
+    """Which of ``needles`` appear anywhere in an image as `docker save` writes it: every
+    layer's files (uncompressed) and its configuration."""
+    longest = max(map(len, needles))
+    found: set[bytes] = set()
+    tail = b""
+    for chunk in image.save(chunk_size=4 * 1024 * 1024):
+        window = tail + chunk
+        found.update(n for n in needles if n in window)
+        tail = window[-longest:]
+    return sorted(found)
+
+
+def test_no_snapshot_image_holds_a_password_and_a_copy_reads_no_credentials(
+    api: Api, backups_dir: Path
+) -> None:
+    """A copy's superuser can read its snapshot's files and environment: nothing there may
+    log into another sandbox (the first sandbox's password file used to be committed)."""
+    name = northwind(backups_dir)
+    first = api.create(backup=name)
+    copy = api.create(backup=name)
+    assert copy["from_snapshot"]
+    saved = api.post(f"/v1/sandboxes/{copy['id']}/snapshot", json={"name": "worked-on"})
+    assert saved.status_code == 201, saved.text
+    copy_of_copy = api.create(snapshot="worked-on")
+    sandboxes = [first, copy, copy_of_copy]
+    passwords = [password_of(s).encode() for s in sandboxes]
+
+    for sandbox in (copy, copy_of_copy):
+        url = sandbox["connection_url"]
+        [(secret_file,)] = query(
+            url, "SELECT pg_read_file('/run/secrets/restorebox/password', 0, 4096, true)"
+        )
+        assert secret_file is None  # deleted before the snapshot was taken
+        [(environ,)] = query(url, "SELECT pg_read_binary_file('/proc/1/environ')")
+        assert not [p for p in passwords if p in bytes(environ)]
+    [(own_file,)] = query(
+        first["connection_url"],
+        "SELECT pg_read_file('/run/secrets/restorebox/password', 0, 4096, true)",
+    )
+    assert own_file is None  # gone once the server held the verifier
+
+    engine = docker.from_env()
+    instance = api.services.manager.instance
+    images = engine.images.list(filters={"label": f"restorebox.instance={instance}"})
+    assert len(images) == 2  # the cache's and the saved one
+    for image in images:
+        assert image_holds(image, passwords) == [], image.tags
+        env = image.attrs["Config"]["Env"] or []
+        assert not [e for e in env if e.startswith("RESTOREBOX_NEW_PASSWORD_VERIFIER=S")]

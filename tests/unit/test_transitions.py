@@ -231,5 +231,27 @@ def test_the_password_travels_as_a_file_not_as_configuration(
     manager.wait(sandbox.id, timeout=30)
     spec = runtime.started[0]
     assert sandbox.password not in "".join(spec.env.values())
-    assert list(spec.secret_files.values()) == [sandbox.password.encode()]
+    # Not even the file holds the password: only its SCRAM verifier, which PostgreSQL
+    # stores as it is and which cannot log in.
+    [content] = list(spec.secret_files.values())
+    assert sandbox.password.encode() not in content
+    assert _verifies(content.decode(), sandbox.password)
     manager.shutdown()
+
+
+def _verifies(verifier: str, password: str) -> bool:
+    """Whether a SCRAM-SHA-256 verifier was made from ``password`` (RFC 7677)."""
+    import base64
+    import hashlib
+    import hmac
+
+    method, rest = verifier.split("$", 1)
+    iterations_salt, keys = rest.split("$")
+    iterations, salt = iterations_salt.split(":")
+    stored_key = keys.split(":")[0]
+    salted = hashlib.pbkdf2_hmac(
+        "sha256", password.encode(), base64.b64decode(salt), int(iterations)
+    )
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    expected = base64.b64encode(hashlib.sha256(client_key).digest()).decode()
+    return method == "SCRAM-SHA-256" and hmac.compare_digest(expected, stored_key)

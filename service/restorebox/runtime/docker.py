@@ -507,13 +507,15 @@ class DockerRuntime:
     def snapshot(self, container_id: str, name: str, labels: dict[str, str]) -> SnapshotImage:
         repository, _, tag = name.partition(":")
         try:
-            # One commit, never retried: a second would be another image.
+            # One commit, never retried: a second would be another image. Its configuration
+            # is its base image's: whatever the container was given (a copy's password
+            # verifier among it) is blanked, so no copy inherits another sandbox's.
             made = self._call(
                 self.client.api.commit,
                 container_id,
                 repository=repository,
                 tag=tag or "latest",
-                conf={"Labels": labels},
+                conf={"Labels": labels, "Env": self._own_env_blanked(container_id)},
                 pause=True,
                 retry=False,
             )
@@ -525,6 +527,18 @@ class DockerRuntime:
         if base:
             parent_size = int(self._call(self.client.api.inspect_image, base).get("Size") or 0)
         return SnapshotImage(name, max(0, int(image.get("Size") or 0) - parent_size))
+
+    def _own_env_blanked(self, container_id: str) -> list[str]:
+        """``NAME=`` for every variable the container has beyond its image's (the engine
+        merges a commit's variables over the container's by name: blank overrides)."""
+        try:
+            attrs = self._call(self.client.api.inspect_container, container_id)
+        except docker.errors.NotFound as exc:
+            raise ContainerVanished(f"container {container_id[:12]} is gone") from exc
+        base = self._call(self.client.api.inspect_image, attrs["Image"])
+        inherited = set((base.get("Config") or {}).get("Env") or [])
+        own = (attrs.get("Config") or {}).get("Env") or []
+        return [f"{entry.partition('=')[0]}=" for entry in own if entry not in inherited]
 
     def remove_snapshot(self, image: str) -> bool:
         try:
@@ -632,7 +646,8 @@ class _Capped:
 
 
 def _secret_tar(files: dict[str, bytes]) -> bytes:
-    """A small in-memory tar of secret files (absolute paths), readable by the server."""
+    """A small in-memory tar of secret files (absolute paths), readable by the server and
+    deletable by it once read (its entrypoint does, before any snapshot can be taken)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         made: set[str] = set()
@@ -643,7 +658,10 @@ def _secret_tar(files: dict[str, bytes]) -> bytes:
                 if directory not in made:
                     made.add(directory)
                     info = tarfile.TarInfo(directory)
-                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    # The file's own folder lets the server's user delete it (once read)
+                    # without listing it; the folders above are as usual.
+                    leaf = depth == len(parts) - 1
+                    info.type, info.mode = tarfile.DIRTYPE, 0o733 if leaf else 0o755
                     tar.addfile(info)
             info = tarfile.TarInfo("/".join(parts))
             info.size, info.mode = len(content), 0o444
