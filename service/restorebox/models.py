@@ -168,6 +168,10 @@ class Sandbox(BaseModel):
     keep_on_failure: bool = False
     container_kept: bool = False  # failed, and its container deliberately left for inspection
     ends_as: Status | None = None  # deleted or expired, once deleting
+    # Work on a ready sandbox that the reconciler must not take for trouble: "snapshot"
+    # while a snapshot of it is taken (its container is paused). Cleared at start.
+    hold: str | None = None
+    seq: int = 0  # counts status changes: events and webhooks carry it, in order
     error: ErrorInfo | None = None
     progress: Progress | None = None
     restore: RestoreReport | None = None

@@ -4,7 +4,8 @@
 * a sandbox left ``deleting`` (the service died mid-delete, or the engine refused) is
   deleted again;
 * a failed sandbox still holding a container it should not keep has it removed;
-* a ready sandbox whose container vanished or stopped is failed;
+* a ready sandbox whose container vanished or stopped (seen so in two passes in a row)
+  is failed; one held (a snapshot being taken: its container is paused) never is;
 * containers of this instance that no live sandbox owns are removed, then whatever the
   runtime made around them (networks) is pruned.
 Containers of other instances are never touched here (see ``gc``)."""
@@ -50,26 +51,42 @@ class Reconciler:
         self.instance = instance
         self._busy = busy  # sandboxes a request is deleting right now
         self._finish_delete = finish_delete
+        # Ready sandboxes whose container was missing last pass (id -> that container).
+        self._suspects: dict[str, str] = {}
 
     def run(self, at_start: bool = False) -> dict[str, list[str]]:
-        """At start nothing can be mid-way (no worker, no request yet): no grace period."""
+        """At start nothing can be mid-way (no worker, no request yet): no grace period,
+        and holds a stopped service left are cleared."""
         quiet = timedelta(0) if at_start else QUIET
         outcome: dict[str, list[str]] = {"removed": [], "failed": [], "repaired": []}
+        if at_start:
+            self.transitions.release_all_holds()
+        # Records first, then the engine's listing, then each record again: a decision is
+        # made only on a record the listing is newer than, and unchanged since (a reset or
+        # a copy that finished in between is looked at next pass, not failed).
+        before = {s.id: s for s in self.transitions.store.list(set(LIVE))}
         containers = self.runtime.list_managed({L.MANAGED: "true", L.INSTANCE: self.instance})
-        for listed in self.transitions.store.list(set(LIVE)):
+        suspects: dict[str, str] = {}
+        for listed in before.values():
             # Held first, then a fresh read, then a grace period: a worker registers before
             # its sandbox is recorded and records its last status before it lets go, so a
             # sandbox seen unheld and quiet for a while is truly nobody's.
             if listed.id in self._held():
                 continue
             sandbox = self.transitions.get(listed.id)
+            if sandbox.updated_at != listed.updated_at or sandbox.hold is not None:
+                continue
             busy_state = sandbox.status.in_progress or sandbox.status == Status.DELETING
-            if sandbox.status.final or (busy_state and utcnow() - sandbox.updated_at < quiet):
+            if sandbox.status.final or (
+                (busy_state or sandbox.status == Status.READY)
+                and utcnow() - sandbox.updated_at < quiet
+            ):
                 continue
             try:
-                self._repair(sandbox, containers, outcome)
+                self._repair(sandbox, containers, outcome, suspects, at_start)
             except RestoreboxError:  # one sandbox's trouble never stops the pass
                 log.exception("repair failed; retried next pass", extra={"sandbox": sandbox.id})
+        self._suspects = suspects
 
         live = {s.id: s for s in self.transitions.store.list(set(LIVE))}
         held = self._held()
@@ -115,7 +132,12 @@ class Reconciler:
         return self.provisioner.active() | self._busy()
 
     def _repair(
-        self, sandbox: Sandbox, containers: list[Container], outcome: dict[str, list[str]]
+        self,
+        sandbox: Sandbox,
+        containers: list[Container],
+        outcome: dict[str, list[str]],
+        suspects: dict[str, str],
+        at_start: bool,
     ) -> None:
         if sandbox.status.in_progress:
             self.provisioner.fail(
@@ -135,14 +157,23 @@ class Reconciler:
             mine = next((c for c in containers if c.id == sandbox.container_id), None)
             if mine is not None and mine.running:
                 return
-            self.transitions.move(
+            # Failed only when seen gone twice, a pass apart, with the same container: a
+            # grace period for whatever the engine was doing when it was listed.
+            seen_before = self._suspects.get(sandbox.id) == sandbox.container_id
+            if not (at_start or seen_before):
+                suspects[sandbox.id] = sandbox.container_id or ""
+                return
+            failed = self.transitions.move(
                 sandbox.id,
                 Status.FAILED,
+                when=lambda now: now.container_id == sandbox.container_id and now.hold is None,
                 error=ErrorInfo(
                     code="container_vanished",
                     message="the sandbox's container was removed or stopped outside restorebox",
                 ),
             )
+            if failed.status != Status.FAILED:
+                return  # it changed under the lock: looked at again next pass
             if mine is not None:
                 self.runtime.remove(mine.id)
             self.transitions.update(sandbox.id, container_id=None)

@@ -9,6 +9,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -385,11 +386,15 @@ class SandboxManager:
             ) from None
         self.provisioner.register(sandbox_id)
         moved = self.transitions.move(
-            sandbox_id, Status.RESETTING, progress=Progress(phase="resetting")
+            sandbox_id,
+            Status.RESETTING,
+            when=lambda now: now.hold is None,
+            progress=Progress(phase="resetting"),
         )
         if moved.status != Status.RESETTING:
             self.provisioner.unregister(sandbox_id)
-            raise SandboxConflict(f"sandbox {sandbox_id} is {moved.status.value}")
+            doing = f"held ({moved.hold})" if moved.hold else moved.status.value
+            raise SandboxConflict(f"sandbox {sandbox_id} is {doing}; try again when ready")
         self.provisioner.submit_reset(sandbox_id)
         return moved
 
@@ -406,7 +411,10 @@ class SandboxManager:
             pass
         else:
             raise SandboxConflict(f"a snapshot named {name!r} exists already")
-        saved = self.snapshots.take(sandbox, name=name, owner=principal.name)
+        # Held while it is taken: its container is paused for the commit, which the
+        # reconciler must not take for a vanished one.
+        with self.transitions.held(sandbox_id, "snapshot") as held:
+            saved = self.snapshots.take(held, name=name, owner=principal.name)
         self.snapshots.evict_quietly()
         return saved
 
@@ -442,15 +450,23 @@ class SandboxManager:
         engine refuses; the sandbox then stays ``deleting`` and is finished later."""
         return self._delete(self.get(sandbox_id, principal), final)
 
-    def _delete(self, sandbox: Sandbox, final: Status) -> Sandbox:
+    def _delete(
+        self, sandbox: Sandbox, final: Status, when: Callable[[Sandbox], bool] | None = None
+    ) -> Sandbox:
+        """``when``: a condition checked on the record under the state lock (an expiry
+        that an extend overtook does not happen)."""
         if sandbox.status.final:
             return sandbox
         with self._lock:
             self._deleting.add(sandbox.id)
         try:
+            if when is not None and not when(self.store.get(sandbox.id)):
+                return self.store.get(sandbox.id)
             self.provisioner.cancel(sandbox.id)
-            sandbox = self.transitions.move(sandbox.id, Status.DELETING, ends_as=final)
-            return self._finish_delete(sandbox)
+            moved = self.transitions.move(sandbox.id, Status.DELETING, when=when, ends_as=final)
+            if moved.status != Status.DELETING:
+                return moved
+            return self._finish_delete(moved)
         finally:
             with self._lock:
                 self._deleting.discard(sandbox.id)
@@ -468,11 +484,17 @@ class SandboxManager:
     def expire_due(self, now: datetime | None = None) -> list[str]:
         now = now or utcnow()
         expired = []
+
+        def due(sandbox: Sandbox) -> bool:
+            # Read again before acting: an extend or `protected` set since the list was
+            # read wins (checked under the state lock as the delete begins).
+            busy = sandbox.status == Status.DELETING or sandbox.status.final or bool(sandbox.hold)
+            return not (busy or sandbox.protected or sandbox.hot) and sandbox.expires_at <= now
+
         for sandbox in self.store.list(set(LIVE)):
-            if sandbox.status == Status.DELETING or sandbox.protected or sandbox.hot:
+            if not due(sandbox):
                 continue
-            if sandbox.expires_at <= now:
-                self.delete(sandbox.id, final=Status.EXPIRED)
+            if self._delete(sandbox, Status.EXPIRED, when=due).status == Status.EXPIRED:
                 expired.append(sandbox.id)
         return expired
 

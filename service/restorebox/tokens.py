@@ -14,7 +14,6 @@ import hmac
 import os
 import re
 import secrets
-
 from typing import TYPE_CHECKING
 
 from .errors import StateUnavailable

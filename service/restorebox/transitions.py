@@ -11,13 +11,15 @@ writes a sandbox record. Every write goes through ``Transitions``; a final state
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from .errors import SandboxConflict
 from .models import Sandbox, Status, utcnow
-from .store import Store
+from .store import LIVE, Store
 
 log = logging.getLogger("restorebox.transitions")
 
@@ -66,11 +68,21 @@ class Transitions:
     def get(self, sandbox_id: str) -> Sandbox:
         return self.store.get(sandbox_id)
 
-    def move(self, sandbox_id: str, target: Status, **fields: Any) -> Sandbox:
-        """Change status (with ``fields``) if the table allows it; otherwise leave the
-        record as it is and return it (a delete won the race, say)."""
+    def move(
+        self,
+        sandbox_id: str,
+        target: Status,
+        when: Callable[[Sandbox], bool] | None = None,
+        **fields: Any,
+    ) -> Sandbox:
+        """Change status (with ``fields``) if the table allows it and ``when`` (read under
+        the lock) holds; otherwise leave the record as it is and return it (a delete won
+        the race, say, or an extend came before an expiry). Listeners are told under the
+        lock too, so they see each sandbox's changes in the order they were made."""
         with self._lock:
             sandbox = self.store.get(sandbox_id)
+            if when is not None and not when(sandbox):
+                return sandbox
             if sandbox.status == target:
                 return self._write(sandbox, fields) if not target.final else sandbox
             if not allowed(sandbox.status, target):
@@ -86,9 +98,9 @@ class Transitions:
             if target.final:
                 # Nothing secret outlives a sandbox.
                 fields = {**fields, "password": "", "progress": None}
-            updated = self._write(sandbox, {**fields, "status": target})
-        if not updated.hot:  # a hot copy is nobody's yet: no event, no count
-            self._notify(sandbox, updated)
+            updated = self._write(sandbox, {**fields, "status": target, "seq": sandbox.seq + 1})
+            if not updated.hot:  # a hot copy is nobody's yet: no event, no count
+                self._notify(sandbox, updated)
         return updated
 
     def claim(self, sandbox_id: str, limit: int, **fields: Any) -> Sandbox | None:
@@ -96,8 +108,9 @@ class Transitions:
         ``Store.claim_hot``). Listeners see it made at once: creating, then ready."""
         with self._lock:
             claimed = self.store.claim_hot(sandbox_id, {**fields, "updated_at": utcnow()}, limit)
-        if claimed is not None:
-            self._notify(claimed.model_copy(update={"status": Status.CREATING}), claimed)
+            if claimed is not None:
+                before = claimed.model_copy(update={"status": Status.CREATING})
+                self._notify(before, claimed)
         return claimed
 
     def _notify(self, before: Sandbox, after: Sandbox) -> None:
@@ -115,6 +128,31 @@ class Transitions:
             if sandbox.status.final:
                 return sandbox
             return self._write(sandbox, fields)
+
+    @contextlib.contextmanager
+    def held(self, sandbox_id: str, hold: str) -> Iterator[Sandbox]:
+        """Mark a ready sandbox as held by ``hold`` for the block (the reconciler leaves
+        it alone); raises SandboxConflict when it is not ready or already held."""
+        with self._lock:
+            sandbox = self.store.get(sandbox_id)
+            if sandbox.status != Status.READY or sandbox.hold is not None:
+                doing = f"held ({sandbox.hold})" if sandbox.hold else sandbox.status.value
+                raise SandboxConflict(f"sandbox {sandbox_id} is {doing}; try again when ready")
+            sandbox = self._write(sandbox, {"hold": hold})
+        try:
+            yield sandbox
+        finally:
+            self.update(sandbox_id, hold=None)
+
+    def release_all_holds(self) -> list[str]:
+        """At start nothing holds anything: holds left by a stopped service are cleared."""
+        released = []
+        with self._lock:
+            for sandbox in self.store.list(set(LIVE)):
+                if sandbox.hold is not None:
+                    self._write(sandbox, {"hold": None})
+                    released.append(sandbox.id)
+        return released
 
     def _write(self, sandbox: Sandbox, fields: dict[str, Any]) -> Sandbox:
         updated = sandbox.model_copy(update={**fields, "updated_at": utcnow()})

@@ -68,6 +68,7 @@ def event_for(before: Sandbox, after: Sandbox) -> dict[str, Any] | None:
         "at": utcnow().isoformat(),
         "sandbox": {
             "id": after.id,
+            "seq": after.seq,  # the sandbox's status changes, counted: order by it
             "status": after.status.value,
             "verdict": after.verdict,
             "backups": after.backups,

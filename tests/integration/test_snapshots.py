@@ -355,3 +355,44 @@ def test_no_snapshot_image_holds_a_password_and_a_copy_reads_no_credentials(
         assert image_holds(image, passwords) == [], image.tags
         env = image.attrs["Config"]["Env"] or []
         assert not [e for e in env if e.startswith("RESTOREBOX_NEW_PASSWORD_VERIFIER=S")]
+
+
+@pytest.mark.slow
+def test_saving_a_snapshot_of_a_big_sandbox_keeps_the_sandbox(api: Api) -> None:
+    """The commit pauses the container for as long as it copies the database (seconds at
+    1 GB): the reconciler, running meanwhile, must not take it for a vanished one."""
+    import threading
+
+    sandbox = api.create()
+    url = sandbox["connection_url"]
+    execute(
+        url,
+        "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 32) AS body"
+        " FROM generate_series(1, 1000000) AS g",
+    )
+    [(size,)] = query(url, "SELECT pg_database_size(current_database())")
+    assert size >= 1024**3
+    answer: dict[str, Any] = {}
+
+    def save() -> None:
+        response = api.post(f"/v1/sandboxes/{sandbox['id']}/snapshot", json={"name": "big"})
+        answer["status"], answer["body"] = response.status_code, response.json()
+
+    saving = threading.Thread(target=save)
+    saving.start()
+    held_seen = False
+    while saving.is_alive():
+        outcome = api.services.manager.reconcile()
+        assert sandbox["id"] not in outcome["failed"]
+        current = api.get(f"/v1/sandboxes/{sandbox['id']}").json()
+        assert current["status"] == "ready", current
+        held_seen |= current["hold"] == "snapshot"
+        time.sleep(0.2)
+    saving.join()
+    assert answer["status"] == 201, answer
+    assert held_seen
+    after = api.get(f"/v1/sandboxes/{sandbox['id']}").json()
+    assert (after["status"], after["hold"]) == ("ready", None)
+    assert query(url, "SELECT count(*) FROM big") == [(1000000,)]
+    copy = api.create(snapshot="big")
+    assert query(copy["connection_url"], "SELECT max(id) FROM big") == [(1000000,)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -190,3 +191,86 @@ def test_connection_urls_name_a_host_clients_can_dial(
         url_host=settings.url_host,
     )
     assert f"@{in_url}:5555/" in (sandbox.connection_url or "")
+
+
+def aged(manager: SandboxManager, sandbox: Sandbox, seconds: int = 60) -> Sandbox:
+    """The record as if last changed ``seconds`` ago (past every grace period)."""
+    old = sandbox.model_copy(update={"updated_at": utcnow() - timedelta(seconds=seconds)})
+    manager.store.put(old)
+    return old
+
+
+def test_a_ready_sandbox_is_failed_only_when_seen_gone_in_two_passes(
+    manager: SandboxManager, runtime: FakeRuntime
+) -> None:
+    gone = aged(manager, record(manager, runtime, Status.READY))
+    assert gone.container_id is not None
+    runtime.kill(gone.container_id)
+    first = manager.reconcile()
+    assert gone.id not in first["failed"]  # a grace period: the engine may be mid-way
+    assert manager.get(gone.id).status == Status.READY
+    second = manager.reconcile()
+    assert gone.id in second["failed"]
+    assert manager.get(gone.id).error.code == "container_vanished"  # type: ignore[union-attr]
+
+
+def test_a_held_sandbox_is_never_failed(manager: SandboxManager, runtime: FakeRuntime) -> None:
+    """A snapshot being taken pauses the container: whatever the listing says, the
+    reconciler leaves a held sandbox alone."""
+    held = aged(manager, record(manager, runtime, Status.READY))
+    assert held.container_id is not None
+    with manager.transitions.held(held.id, "snapshot"):
+        runtime.kill(held.container_id)
+        for _ in range(3):
+            assert held.id not in manager.reconcile()["failed"]
+        assert manager.get(held.id).status == Status.READY
+        with pytest.raises(SandboxConflict, match="snapshot"):
+            manager.transitions.held(held.id, "snapshot").__enter__()
+    assert manager.get(held.id).hold is None
+
+
+def test_the_reconciler_decides_on_a_listing_newer_than_the_record(
+    manager: SandboxManager, runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reset that finishes while the reconciler lists containers (a new container, the
+    record pointing at it, the old one gone) is not failed on the stale listing."""
+    sandbox = aged(manager, record(manager, runtime, Status.READY))
+    assert sandbox.container_id is not None
+    listing = runtime.list_managed
+
+    def listed_then_reset(labels: dict[str, str]) -> list[Any]:
+        seen = listing(labels)
+        if L.SANDBOX not in labels:  # the reconciler's own listing, not a removal's
+            new = runtime.start(
+                ContainerSpec("img", f"{sandbox.id}-2", {}, L.for_sandbox("inst", sandbox.id, ""))
+            )
+            manager.transitions.update(sandbox.id, container_id=new.id)
+            runtime.remove(sandbox.container_id)  # type: ignore[arg-type]
+        return seen
+
+    monkeypatch.setattr(runtime, "list_managed", listed_then_reset)
+    for _ in range(2):
+        assert sandbox.id not in manager.reconcile()["failed"]
+        monkeypatch.setattr(runtime, "list_managed", listing)
+    assert manager.get(sandbox.id).status == Status.READY
+
+
+def test_expiry_reads_each_sandbox_again_before_acting(
+    manager: SandboxManager, runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An extend or `protected` set after the reaper read its list wins over the expiry."""
+    extended = record(manager, runtime, Status.READY, ttl=-1)
+    protected = record(manager, runtime, Status.READY, ttl=-1)
+    listing = manager.store.list
+
+    def listed_then_changed(statuses: Any = None) -> list[Sandbox]:
+        seen = listing(statuses)
+        manager.patch(extended.id, ttl_seconds=3600, protected=None)
+        manager.patch(protected.id, ttl_seconds=None, protected=True)
+        return seen
+
+    monkeypatch.setattr(manager.store, "list", listed_then_changed)
+    assert manager.expire_due() == []
+    monkeypatch.setattr(manager.store, "list", listing)
+    assert manager.get(extended.id).status == Status.READY
+    assert manager.get(protected.id).status == Status.READY

@@ -72,6 +72,33 @@ def test_a_final_state_is_final_and_purges_the_password(
     assert b"secret-password" not in raw
 
 
+def test_listeners_see_each_sandbox_s_changes_in_order_with_a_sequence(
+    transitions: Transitions,
+) -> None:
+    """A webhook must never say `deleted` before `ready`: listeners are told under the
+    state lock, so a move made while another's listeners run waits for them."""
+    import threading
+
+    transitions.store.put(new_record(status=S.PROBING))
+    told: list[tuple[Status, int]] = []
+
+    def slow_listener(before: Sandbox, after: Sandbox) -> None:
+        if after.status == S.READY:
+            time.sleep(0.3)  # a listener that is slow this once
+        told.append((after.status, after.seq))
+
+    transitions.subscribe(slow_listener)
+    ready = threading.Thread(target=transitions.move, args=("s1", S.READY))
+    ready.start()
+    time.sleep(0.1)  # READY is written; its listener is running
+    transitions.move("s1", S.DELETING)
+    ready.join()
+    assert [status for status, _ in told] == [S.READY, S.DELETING]
+    seqs = [seq for _, seq in told]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == 2
+
+
 def test_what_counts_toward_the_limit() -> None:
     assert occupies_slot(new_record(status=S.READY))
     assert occupies_slot(new_record(status=S.DELETING))
@@ -197,8 +224,8 @@ def test_a_base64_token_ending_in_equals_is_a_whole_token(tmp_path: Path) -> Non
     part before it with the token '='."""
     from restorebox.tokens import load_or_create, principal_for
 
-    base64_token = "q83vEjRWeJq8zN7wEjRWeJq8zN7w="  # noqa: S105
-    padded_twice = "AAECAwQFBgcICQoLDA0ODw=="  # noqa: S105
+    base64_token = "q83vEjRWeJq8zN7wEjRWeJq8zN7w="
+    padded_twice = "AAECAwQFBgcICQoLDA0ODw=="
     settings = Settings(
         state_dir=tmp_path,
         api_tokens=f"{base64_token},{padded_twice}",  # type: ignore[arg-type]
@@ -213,7 +240,11 @@ def test_a_base64_token_ending_in_equals_is_a_whole_token(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     "setting",
-    [{"api_token": "short"}, {"api_tokens": "alice=short"}, {"api_tokens": "ok-token-0123456789,x"}],
+    [
+        {"api_token": "short"},
+        {"api_tokens": "alice=short"},
+        {"api_tokens": "ok-token-0123456789,x"},
+    ],
 )
 def test_tokens_shorter_than_16_characters_are_refused_at_start(
     tmp_path: Path, setting: dict[str, str]

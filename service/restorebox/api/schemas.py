@@ -94,6 +94,10 @@ class SandboxOut(BaseModel):
     probes: list[ProbeResult] | None
     snapshot_id: str | None = Field(None, description="the snapshot a reset goes back to")
     from_snapshot: bool = False
+    hold: str | None = Field(
+        None, description="work under way on a ready sandbox: 'snapshot' while one is taken"
+    )
+    seq: int = Field(0, description="the sandbox's status changes, counted")
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -212,6 +216,7 @@ class SandboxEvent(BaseModel):
     `GET /v1/sandboxes/{id}`)."""
 
     id: str
+    seq: int  # the sandbox's status changes, counted: events arrive in this order
     status: Status
     progress: Progress | None
     verdict: Literal["pass", "warn", "fail"] | None

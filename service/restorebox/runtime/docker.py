@@ -579,7 +579,8 @@ class DockerRuntime:
                 id=row["Id"],
                 name=(row.get("Names") or ["/"])[0].lstrip("/"),
                 labels=row.get("Labels") or {},
-                running=row.get("State") == "running",
+                # Paused is alive: a snapshot's commit pauses it for a while.
+                running=row.get("State") in ("running", "paused"),
                 endpoint=listed_endpoint(row),
             )
             anchor_id = anchor_id_of(row)
