@@ -61,6 +61,12 @@ class SnapshotInUse(RestoreboxError):
     code = "snapshot_in_use"
 
 
+class SnapshotFailed(RestoreboxError):
+    """Raised when a snapshot could not be taken (the sandbox itself is left as it was)."""
+
+    code = "snapshot_failed"
+
+
 class BackupNotFound(RestoreboxError):
     """Raised when a backup name does not exist in the backups folder."""
 

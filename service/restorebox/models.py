@@ -204,6 +204,9 @@ class Snapshot(BaseModel):
     size_bytes: int
     key: str | None = None
     name: str | None = None
+    # A cache snapshot a `fresh` restore replaced: found by no create, kept while live
+    # sandboxes reset to it, removed with the last of them (the id of its replacement).
+    replaced_by: str | None = None
     owner: str = "admin"
     backups: list[str] = Field(default_factory=list)
     backup_sha256: list[str] = Field(default_factory=list)

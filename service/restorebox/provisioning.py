@@ -292,7 +292,16 @@ class Provisioner:
         try:
             snapshot = self.cache.take(sandbox, key=key, backups=plan.backups)
         except RestoreboxError as exc:
+            # The sandbox is as good as it was: ready, with a warning (no copies or resets
+            # from it; the next create restores again).
             log.warning("snapshot not taken", extra={"sandbox": sandbox_id, "error": exc.message})
+            if sandbox.restore is not None:
+                restore = sandbox.restore.model_copy(deep=True)
+                restore.warnings.append(
+                    f"no snapshot was kept ({exc.code}: {exc.message}); copies and resets of "
+                    "this restore are not available"
+                )
+                self.transitions.update(sandbox_id, restore=restore)
             return
         self.transitions.update(sandbox_id, snapshot_id=snapshot.id)
 

@@ -77,6 +77,27 @@ def database_name_for(backups: list[str]) -> str:
     return name if name not in ("postgres", "template0", "template1") else f"{name}_copy"
 
 
+def unmet_by_snapshot(request: CreateRequest, snapshot: Snapshot) -> list[str]:
+    """The request's options that a copy of ``snapshot`` cannot honour (it is restored
+    and probed already): each would otherwise be silently ignored."""
+    unmet = []
+    if request.postgres is not None and request.postgres != snapshot.postgres_version:
+        unmet.append(f"postgres {request.postgres} (the snapshot is {snapshot.postgres_version})")
+    if request.database is not None and request.database != snapshot.database:
+        unmet.append(f"database {request.database!r} (the snapshot's is {snapshot.database!r})")
+    if request.assertions:
+        unmet.append("assertions")
+    if request.probes is not None:
+        unmet.append("probes")
+    if request.profile != "auto":
+        unmet.append("profile")
+    if request.on_error != "stop":
+        unmet.append("on_error")
+    if request.fresh:
+        unmet.append("fresh")
+    return unmet
+
+
 class SandboxManager:
     def __init__(
         self, settings: Settings, store: Store, runtime: Runtime, catalog: Catalog, instance: str
@@ -178,6 +199,14 @@ class SandboxManager:
         named_elsewhere = snapshot.name is not None and snapshot.owner != request.owner
         if named_elsewhere and request.owner not in self.settings.admins:
             raise SnapshotNotFound(f"no snapshot {request.snapshot!r}")
+        unmet = unmet_by_snapshot(request, snapshot)
+        if unmet:
+            raise InvalidRequest(
+                f"a copy of snapshot {snapshot.id} is what it was when taken, so it cannot "
+                f"honour {', '.join(unmet)}; leave {'it' if len(unmet) == 1 else 'them'} out, "
+                "or create from the backups instead",
+                fields=unmet,
+            )
         return snapshot
 
     def _new_record(
@@ -475,7 +504,19 @@ class SandboxManager:
         remove_containers(self.runtime, self.instance, sandbox)
         final = sandbox.ends_as or Status.DELETED
         log.info("sandbox removed", extra={"sandbox": sandbox.id, "status": final.value})
-        return self.transitions.move(sandbox.id, final, container_id=None)
+        gone = self.transitions.move(sandbox.id, final, container_id=None)
+        if sandbox.snapshot_id and not sandbox.hot:
+            self._drop_if_replaced(sandbox.snapshot_id)
+        return gone
+
+    def _drop_if_replaced(self, snapshot_id: str) -> None:
+        """A snapshot a `fresh` restore replaced goes with the last sandbox using it."""
+        try:
+            snapshot = self.snapshots.store.get(snapshot_id)
+        except SnapshotNotFound:
+            return
+        if snapshot.replaced_by is not None:
+            self.snapshots.evict_quietly()
 
     def _busy(self) -> set[str]:
         with self._lock:

@@ -22,7 +22,13 @@ import psycopg
 from psycopg import sql
 
 from .backups.model import Backup
-from .errors import RestoreboxError, SnapshotInUse, SnapshotNotFound, StateUnavailable
+from .errors import (
+    RestoreboxError,
+    SnapshotFailed,
+    SnapshotInUse,
+    SnapshotNotFound,
+    StateUnavailable,
+)
 from .models import Sandbox, Snapshot, utcnow
 from .pg import connect
 from .runtime import Runtime, SnapshotImage
@@ -78,7 +84,8 @@ class SnapshotStore:
             try:
                 self._db.execute(
                     "INSERT INTO snapshots (id, key, name, doc) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+                    " ON CONFLICT (id) DO UPDATE SET key = excluded.key, name = excluded.name,"
+                    " doc = excluded.doc",
                     (snapshot.id, snapshot.key, snapshot.name, snapshot.model_dump_json()),
                 )
             except sqlite3.IntegrityError:
@@ -171,8 +178,12 @@ class SnapshotCache:
         """Checkpoint, then keep the container's filesystem (paused while it is copied:
         a crash-consistent image whose WAL replays in a moment on start)."""
         assert sandbox.container_id is not None
-        with connect(sandbox, dbname=sandbox.initial_database) as conn:
-            checkpoint_with_little_wal(conn)
+        try:
+            with connect(sandbox, dbname=sandbox.initial_database) as conn:
+                checkpoint_with_little_wal(conn)
+        except psycopg.Error as exc:
+            reason = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
+            raise SnapshotFailed(f"the checkpoint before the snapshot failed: {reason}") from exc
         snapshot_id = secrets.token_hex(6)
         labels = {
             L.MANAGED: "true",
@@ -225,9 +236,13 @@ class SnapshotCache:
             verdict=sandbox.verdict,
         )
         with self._lock:
-            if key is not None:
-                stale = self.store.by_key(key)
-                if stale is not None:  # "fresh": the new restore replaces it
+            stale = self.store.by_key(key) if key is not None else None
+            if stale is not None:  # "fresh": the new restore replaces it for new creates
+                if stale.id in self.referenced():  # ...but live sandboxes reset to it
+                    self.store.put(
+                        stale.model_copy(update={"key": None, "replaced_by": snapshot_id})
+                    )
+                else:
                     self.store.delete(stale.id)
                     self._remove_image(stale)
             self.store.put(snapshot)
@@ -242,11 +257,13 @@ class SnapshotCache:
         snapshots are their owners' and stay; one in use stays (the engine refuses)."""
         removed: list[str] = []
         with self._lock:
-            cached = [s for s in self.store.list() if s.key is not None]
+            cached = [s for s in self.store.list() if s.name is None]
             total = sum(s.size_bytes for s in cached)
             referenced = self.referenced()
-            for snapshot in sorted(cached, key=lambda s: s.last_used_at):
-                if total <= self.settings.snapshot_max_bytes:
+            # Replaced snapshots first (whatever the size): nothing new ever copies them.
+            order = sorted(cached, key=lambda s: (s.replaced_by is None, s.last_used_at))
+            for snapshot in order:
+                if total <= self.settings.snapshot_max_bytes and snapshot.replaced_by is None:
                     break
                 if snapshot.id in referenced:
                     continue

@@ -12,7 +12,7 @@ import docker
 import pytest
 
 from restorebox.runtime.docker_anchors import NETWORK_OPTIONS
-from tests.conftest import Api, query
+from tests.conftest import Api, exec_in_sandbox, query
 
 pytestmark = pytest.mark.integration
 
@@ -127,3 +127,38 @@ def test_a_cluster_dump_cannot_demote_the_sandbox_superuser(api: Api, backups_di
     assert query(url, "SELECT count(*) FROM pg_class WHERE relname = 'after_error'") == [(1,)]
     warnings = api.backup("cluster.sql")["warnings"]
     assert any("cluster dump" in w for w in warnings)
+
+
+def test_what_a_dump_does_to_its_server_is_reported_and_undone(api: Api, backups_dir: Path) -> None:
+    """ALTER SYSTEM and a rewritten pg_hba.conf would be kept in the snapshot that other
+    principals copy: reported in the restore report and put back before it is taken."""
+    (backups_dir / "reconfigures.sql").write_text(
+        "CREATE TABLE t (id int);\n"
+        "ALTER SYSTEM SET work_mem = '77MB';\n"
+        "DO $$ BEGIN EXECUTE format('COPY (SELECT %L) TO %L', 'host all all all trust',"
+        " current_setting('hba_file')); END $$;\n"
+        "SELECT pg_reload_conf();\n"
+    )
+    sandbox = api.create(backup="reconfigures.sql", probes="none")
+    warnings = " ".join(sandbox["restore"]["warnings"])
+    assert "work_mem" in warnings
+    assert "pg_hba.conf" in warnings
+    url = sandbox["connection_url"]
+    assert query(url, "SHOW work_mem") != [("77MB",)]
+    assert query(url, "SHOW fsync") == [("on",)]  # the restore's own speed settings too
+    trusted = "SELECT count(*) FROM pg_hba_file_rules WHERE auth_method = 'trust' AND type = 'host'"
+    assert query(url, trusted) == [(0,)]
+
+
+def test_a_sandbox_kept_after_a_failure_has_its_durability_back(
+    api: Api, backups_dir: Path
+) -> None:
+    (backups_dir / "broken.sql").write_text("CREATE TABLE t (id int);\nSELECT nope;\n")
+    failed = api.create(expect="failed", backup="broken.sql", keep_on_failure=True)
+    settings = exec_in_sandbox(
+        failed,
+        "psql", "-X", "-At", "-U", "restorebox_bootstrap", "-d", "postgres",
+        "-c", "SELECT current_setting('fsync') || current_setting('full_page_writes')",
+    )  # fmt: skip
+    assert settings.decode().strip() == "onon"
+    api.delete(f"/v1/sandboxes/{failed['id']}")

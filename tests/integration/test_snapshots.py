@@ -83,9 +83,14 @@ def test_changed_backups_options_and_fresh_miss_the_cache(api: Api, backups_dir:
     assert changed["snapshot_id"] != first["snapshot_id"]
     fresh = api.create(backup=name, fresh=True)
     assert not fresh["from_snapshot"]
+    listed = {s["id"]: s for s in snapshots(api)}
+    assert fresh["snapshot_id"] in listed
+    # "fresh" replaced it; it stays only while the sandbox `changed` can reset to it.
+    assert listed[changed["snapshot_id"]]["replaced_by"] == fresh["snapshot_id"]
+    assert len(listed) == 4
+    assert api.delete(f"/v1/sandboxes/{changed['id']}").status_code == 204
     ids = {s["id"] for s in snapshots(api)}
-    assert fresh["snapshot_id"] in ids
-    assert changed["snapshot_id"] not in ids  # "fresh" replaced it
+    assert changed["snapshot_id"] not in ids
     assert len(ids) == 3  # first, other options, the refreshed changed one
 
 
@@ -396,3 +401,58 @@ def test_saving_a_snapshot_of_a_big_sandbox_keeps_the_sandbox(api: Api) -> None:
     assert query(url, "SELECT count(*) FROM big") == [(1000000,)]
     copy = api.create(snapshot="big")
     assert query(copy["connection_url"], "SELECT max(id) FROM big") == [(1000000,)]
+
+
+def test_fresh_keeps_the_replaced_snapshot_until_its_last_sandbox_is_gone(
+    api: Api, backups_dir: Path
+) -> None:
+    name = northwind(backups_dir)
+    first = api.create(backup=name)
+    fresh = api.create(backup=name, fresh=True)
+    assert not fresh["from_snapshot"]
+    assert fresh["snapshot_id"] != first["snapshot_id"]
+    # The first sandbox still goes back to its own snapshot (no 409 "gone").
+    execute(first["connection_url"], "DELETE FROM order_details")
+    reset = api.post(f"/v1/sandboxes/{first['id']}/reset")
+    assert reset.status_code == 202, reset.text
+    ready = api.services.manager.wait(first["id"], timeout=120)
+    assert ready.status.value == "ready"
+    assert query(first["connection_url"], "SELECT count(*) FROM order_details") != [(0,)]
+    # New creates copy the fresh one; the replaced one goes with its last sandbox.
+    assert api.create(backup=name)["snapshot_id"] == fresh["snapshot_id"]
+    assert {s["id"] for s in snapshots(api)} == {first["snapshot_id"], fresh["snapshot_id"]}
+    assert api.delete(f"/v1/sandboxes/{first['id']}").status_code == 204
+    assert {s["id"] for s in snapshots(api)} == {fresh["snapshot_id"]}
+
+
+def test_options_a_snapshot_cannot_honour_are_refused(api: Api, backups_dir: Path) -> None:
+    name = northwind(backups_dir)
+    first = api.create(backup=name)
+    for extra in (
+        {"assertions": [{"name": "orders", "sql": "SELECT count(*) = 830 FROM orders"}]},
+        {"postgres": "15" if first["postgres_version"] != "15" else "17"},
+        {"database": "another_name"},
+        {"probes": "none"},
+    ):
+        refused = api.post("/v1/sandboxes", json={"snapshot": first["snapshot_id"], **extra})
+        assert refused.status_code == 422, (extra, refused.text)
+        body = refused.json()
+        assert body["code"] == "invalid_request"
+        assert next(iter(extra)) in body["message"]
+    same = {"snapshot": first["snapshot_id"], "database": first["database"], "wait": True}
+    assert api.post("/v1/sandboxes", json=same).status_code == 201  # what it is: fine
+
+
+def test_a_failed_snapshot_leaves_the_sandbox_ready(api: Api) -> None:
+    """A database error while taking a snapshot is the snapshot's failure (409,
+    snapshot_failed), never the sandbox's or an internal error."""
+    sandbox = api.create()
+    url = sandbox["connection_url"]
+    user = psycopg.conninfo.conninfo_to_dict(url)["user"]
+    execute(url, f'ALTER ROLE "{user}" NOSUPERUSER')  # its own to do: CHECKPOINT now fails
+    saved = api.post(f"/v1/sandboxes/{sandbox['id']}/snapshot", json={"name": "cannot"})
+    assert saved.status_code == 409, saved.text
+    assert saved.json()["code"] == "snapshot_failed"
+    current = api.get(f"/v1/sandboxes/{sandbox['id']}").json()
+    assert (current["status"], current["hold"]) == ("ready", None)
+    assert query(url, "SELECT 1") == [(1,)]

@@ -20,6 +20,7 @@ STATUS_FOR: dict[type[E.RestoreboxError], int] = {
     E.SandboxConflict: 409,
     E.SnapshotNotFound: 404,
     E.SnapshotInUse: 409,
+    E.SnapshotFailed: 409,
     E.TooManySandboxes: 429,
     E.BackupNotFound: 404,
     E.InvalidBackupName: 400,

@@ -183,6 +183,11 @@ class SnapshotOut(BaseModel):
     hot_copies: int = Field(
         0, description="copies of it started ahead, waiting for creates (setting hot_copies)"
     )
+    replaced_by: str | None = Field(
+        None,
+        description="the snapshot a `fresh` restore replaced this one with; it is kept "
+        "only while live sandboxes reset to it",
+    )
 
     @classmethod
     def of(cls, snapshot: Snapshot, hot_copies: int = 0) -> SnapshotOut:

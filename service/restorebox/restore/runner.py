@@ -20,7 +20,14 @@ from ..backups.catalog import Member
 from ..backups.declared import split_qname
 from ..backups.model import Backup
 from ..backups.wrapped import open_wrapped
-from ..errors import Cancelled, ContainerVanished, RestoreFailed, RestoreTimeout, SandboxFailed
+from ..errors import (
+    Cancelled,
+    ContainerVanished,
+    RestoreboxError,
+    RestoreFailed,
+    RestoreTimeout,
+    SandboxFailed,
+)
 from ..models import (
     ErrorGroup,
     PlatformReport,
@@ -44,6 +51,7 @@ from .commands import (
 from .errors_parse import StderrCollector
 from .hints import HintContext, hint_for
 from .plan import RestorePlan
+from .server_config import ServerConfig
 from .translate import rules_for
 
 log = logging.getLogger("restorebox.restore")
@@ -118,7 +126,17 @@ class RestoreRunner:
                 for rule in rules_for(backup, plan.major)
             ]
         started = time.monotonic()
+        with self._connect(self.sandbox.initial_database) as conn:
+            config = ServerConfig.read(conn)
         self._tune(FAST_SETTINGS)
+        try:
+            return self._load(plan, on_error, report, started)
+        finally:  # success or not: a sandbox kept after a failure is served too
+            self._put_config_back(config, report)
+
+    def _load(
+        self, plan: RestorePlan, on_error: str, report: RestoreReport, started: float
+    ) -> RestoreReport:
         classifier = self._prepare_platform(plan, report)
         created = self._create_roles(plan.roles)
         prepared = report.platform.roles_prepared if report.platform else []
@@ -170,9 +188,27 @@ class RestoreRunner:
         report.databases = self._databases_made(plan)
         self._finish_platform(plan, report)
         self._cleanup_uploads()
-        self._tune({name: None for name in FAST_SETTINGS})
         self._analyze(report.databases)
         return report
+
+    def _put_config_back(self, config: ServerConfig, report: RestoreReport) -> None:
+        """The restore's speed settings off and whatever the dump changed in the server's
+        configuration undone (reported), before any snapshot; never past the deadline's
+        reach, and never hiding the restore's own failure."""
+        try:
+            db = self.sandbox.initial_database
+            with connect(self.sandbox, dbname=db, statement_timeout_ms=30_000) as conn:
+                report.warnings += config.put_back(
+                    conn, self.runtime, self.container_id, FAST_SETTINGS
+                )
+        except (psycopg.Error, RestoreboxError, OSError) as exc:
+            log.warning(
+                "could not put the server's configuration back",
+                extra={"sandbox": self.sandbox.id, "error": str(exc)[:300]},
+            )
+            report.warnings.append(
+                f"the server's configuration could not be put back after the restore: {exc}"
+            )
 
     def _prepare_platform(self, plan: RestorePlan, report: RestoreReport) -> Classifier:
         if plan.profile is None:

@@ -1,0 +1,85 @@
+"""What a restore leaves of its server's configuration.
+
+A dump runs as a superuser: it can `ALTER SYSTEM`, and write the configuration files with
+`COPY ... TO 'pg_hba.conf'`. Whatever it changed would be kept in the snapshot that other
+principals copy, and the restore's own speed settings (``fsync`` off...) would stay on a
+sandbox kept after a failure. ``ServerConfig`` reads the configuration before the restore
+and puts it back afterwards, on every exit path, reporting what the dump had changed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from ..runtime import Runtime
+
+log = logging.getLogger("restorebox.restore")
+
+# Files a dump could rewrite through the server (paths relative to the data directory).
+WATCHED_FILES = ("pg_hba.conf", "pg_ident.conf", "postgresql.conf")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The configuration files as they were before the restore."""
+
+    data_directory: str
+    files: dict[str, str]
+
+    @classmethod
+    def read(cls, conn: psycopg.Connection[Any]) -> ServerConfig:
+        row = conn.execute("SHOW data_directory").fetchone()
+        assert row is not None
+        files = {}
+        for name in WATCHED_FILES:
+            content = conn.execute("SELECT pg_read_file(%s, true)", (name,)).fetchone()
+            if content is not None and content[0] is not None:
+                files[name] = str(content[0])
+        return cls(str(row[0]), files)
+
+    def put_back(
+        self,
+        conn: psycopg.Connection[Any],
+        runtime: Runtime,
+        container_id: str,
+        own_settings: Collection[str],
+    ) -> list[str]:
+        """Reset every `ALTER SYSTEM` (the restore's ``own_settings`` silently, the dump's
+        with a warning each) and rewrite any watched file the restore changed; then reload.
+        Returns the warnings for the restore report."""
+        warnings = []
+        rows = conn.execute(
+            "SELECT name, setting FROM pg_file_settings"
+            " WHERE sourcefile LIKE '%postgresql.auto.conf' ORDER BY seqno"
+        ).fetchall()
+        for name, setting in rows:
+            if name not in own_settings:
+                warnings.append(
+                    f"the dump changed a server setting with ALTER SYSTEM: {name} = {setting!r}"
+                    " (reset after the restore: not in the sandbox, its snapshot or copies)"
+                )
+        conn.execute("ALTER SYSTEM RESET ALL")
+        for name, before in self.files.items():
+            now = conn.execute("SELECT pg_read_file(%s, true)", (name,)).fetchone()
+            if now is not None and now[0] == before:
+                continue
+            warnings.append(
+                f"the dump rewrote {name} (put back as it was after the restore: not in the "
+                "sandbox, its snapshot or copies)"
+            )
+            path = f"{self.data_directory}/{name}"
+            result = runtime.exec(
+                container_id,
+                ["sh", "-c", 'cat > "$1"', "sh", path],
+                stdin=[before.encode()],
+            )
+            if result.exit_code != 0:
+                raise OSError(f"could not put {name} back: {result.stderr.decode()[:300]}")
+        conn.execute("SELECT pg_reload_conf()")
+        if warnings:
+            log.warning("the dump changed the server's configuration", extra={"changes": warnings})
+        return warnings
