@@ -132,6 +132,9 @@ class FakeRuntime:
             i for i, own in self.images.items() if all(own.get(k) == v for k, v in labels.items())
         )
 
+    def image_labels(self, image: str) -> dict[str, str]:
+        return dict(self.images.get(image, {}))
+
     def image_id(self, image: str) -> str | None:
         return f"sha256:{abs(hash(image)):x}"
 

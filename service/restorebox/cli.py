@@ -370,9 +370,13 @@ def garbage_collect(settings: Settings, instances: set[str], remove: bool) -> in
         for f in findings
     ]
     print(_table(rows, ["instance", "sandbox", "container", "verdict", "action"]))
-    strays = sum(1 for f in findings if f.verdict.startswith("stray") and not f.removed)
+    strays = sum(1 for f in findings if f.removable and not f.removed)
     if strays:
-        print(f"{strays} stray containers; run again with --yes to remove them", file=sys.stderr)
+        print(
+            f"{strays} leftovers (stray, or of a vanished instance); run again with --yes "
+            "to remove them",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -7,15 +7,19 @@ removes:
 
 * this instance's containers that its state does not hold as live (what the reconciler
   would remove);
-* another instance's containers only when the operator names that instance: nothing here
-  can tell a dead instance from a live one elsewhere, so a live instance's sandboxes are
-  never touched unless someone says so.
+* containers and snapshot images of an instance that has vanished: their labels name this
+  host and a state directory that no longer exists here, or holds another instance;
+* another instance's containers when the operator names that instance; any other
+  instance is left alone (it may be live: on another host, or in a service container
+  whose state directory this host cannot see).
 
 Without ``remove=True`` it only reports."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import socket
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from .runtime import Runtime
 from .runtime import labels as L
@@ -28,8 +32,27 @@ class Finding:
     instance: str
     sandbox: str
     container: str
-    verdict: str  # "live", "stray", "other instance", "snapshot", "stray snapshot"
+    # "live", "stray", "vanished instance", "other instance", "snapshot", "stray snapshot"
+    verdict: str
     removed: bool = False
+
+    @property
+    def removable(self) -> bool:
+        return self.verdict in ("stray", "vanished instance", "stray snapshot")
+
+
+def vanished(instance: str, labels: dict[str, str]) -> bool:
+    """Whether what carries ``labels`` was made by ``instance`` on this host with a state
+    directory that is gone (or now another instance's). Unknown origin: not vanished."""
+    state_dir = labels.get(L.STATE_DIR)
+    if not state_dir or labels.get(L.HOST) != socket.gethostname():
+        return False
+    try:
+        return (Path(state_dir) / "instance-id").read_text().strip() != instance
+    except FileNotFoundError:
+        return True
+    except OSError:  # unreadable: be safe
+        return False
 
 
 def own_instance(settings: Settings) -> str | None:
@@ -53,6 +76,7 @@ def collect(
         finally:
             store.close()
     findings: list[Finding] = []
+    gone: set[str] = set()  # vanished instances: their networks are pruned too
     for container in runtime.list_managed({L.MANAGED: "true"}):
         instance = container.labels.get(L.INSTANCE, "?")
         sandbox = container.labels.get(L.SANDBOX, "?")
@@ -60,13 +84,16 @@ def collect(
             verdict = "live" if sandbox in live else "stray"
         elif instance in instances:
             verdict = "stray"
+        elif vanished(instance, container.labels):
+            verdict = "vanished instance"
+            gone.add(instance)
         else:
             verdict = "other instance"
-        removed = False
-        if remove and verdict == "stray":
+        finding = Finding(instance, sandbox, container.name, verdict)
+        if remove and finding.removable:
             runtime.remove(container.id)
-            removed = True
-        findings.append(Finding(instance, sandbox, container.name, verdict, removed))
+            finding = replace(finding, removed=True)
+        findings.append(finding)
     kept_images: set[str] = set()
     if mine is not None and settings.snapshot_file.exists():
         from .snapshots import SnapshotStore
@@ -76,14 +103,20 @@ def collect(
             kept_images = {s.image for s in snapshots.list()}
         finally:
             snapshots.close()
-    for instance in sorted(instances | ({mine} if mine else set())):
-        for image in runtime.list_snapshots({L.MANAGED: "true", L.INSTANCE: instance}):
-            stray = instance != mine or image not in kept_images
-            removed = remove and stray and runtime.remove_snapshot(image)
-            verdict = "stray snapshot" if stray else "snapshot"
-            findings.append(Finding(instance, "-", image, verdict, removed))
+    named = instances | ({mine} if mine else set())
+    for image in runtime.list_snapshots({L.MANAGED: "true"}):
+        image_labels = runtime.image_labels(image)
+        instance = image_labels.get(L.INSTANCE, "?")
+        if instance not in named:
+            if not vanished(instance, image_labels):
+                continue  # another instance's, live as far as this host can tell
+            gone.add(instance)
+        stray = instance != mine or image not in kept_images
+        removed = remove and stray and runtime.remove_snapshot(image)
+        verdict = "stray snapshot" if stray else "snapshot"
+        findings.append(Finding(instance, "-", image, verdict, removed))
     if remove:
-        for instance in instances | ({mine} if mine else set()):
+        for instance in named | gone:
             keep = live if instance == mine else set()
             runtime.prune({L.MANAGED: "true", L.INSTANCE: instance}, keep)
     return findings

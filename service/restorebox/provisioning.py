@@ -76,7 +76,9 @@ def spec_for(
         env=env,
         replaces=replaces.container_id if replaces is not None else None,
         host_port=replaces.port if replaces is not None else None,
-        labels=L.for_sandbox(instance, sandbox.id, sandbox.expires_at.isoformat()),
+        labels=L.for_sandbox(
+            instance, sandbox.id, sandbox.expires_at.isoformat(), L.home(settings.state_dir)
+        ),
         publish_host=settings.publish_host,
         memory_bytes=settings.sandbox_memory_bytes,
         cpus=settings.sandbox_cpus,

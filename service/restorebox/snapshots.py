@@ -189,6 +189,7 @@ class SnapshotCache:
             L.MANAGED: "true",
             L.INSTANCE: self.instance,
             "restorebox.snapshot": snapshot_id,
+            **L.home(self.settings.state_dir),
         }
         name_of_image = f"restorebox/snapshot:{snapshot_id}"
         with self._taking_lock:

@@ -246,14 +246,21 @@ def test_gc_finds_an_orphaned_instance_and_never_touches_a_live_one(
         env = {**live.env}
         report = run_cli(env, "gc")
         assert report.returncode == 0, report.stderr
-        assert old_instance in report.stdout
-        assert "other instance" in report.stdout
+        [row] = [line for line in report.stdout.splitlines() if old_instance in line]
+        assert "vanished instance" in row  # its labels name a state directory now gone
         assert len(containers_of(orphan["id"])) == 1  # only reported
 
-        removed = run_cli(env, "gc", "--instance", old_instance, "--yes")
+        removed = run_cli(env, "gc", "--yes")  # no need to know the vanished instance's id
         assert removed.returncode == 0, removed.stderr
         assert containers_of(orphan["id"]) == []
         assert len(containers_of(mine["id"])) == 1  # the live instance's sandbox is untouched
+        # Seen from another state directory, the live instance is another instance: its
+        # state directory exists, so nothing of it is removed, --yes or not.
+        bystander = {**env, "RESTOREBOX_STATE_DIR": str(tmp_path / "bystander-state")}
+        seen = run_cli(bystander, "gc", "--yes")
+        assert seen.returncode == 0, seen.stderr
+        assert "other instance" in seen.stdout
+        assert len(containers_of(mine["id"])) == 1
         assert live.http.get(f"/v1/sandboxes/{mine['id']}").json()["status"] == "ready"
         live.http.delete(f"/v1/sandboxes/{mine['id']}")
     finally:

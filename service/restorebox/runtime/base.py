@@ -163,6 +163,9 @@ class Runtime(Protocol):
     def image_id(self, image: str) -> str | None:
         """The content id of an image (a snapshot key must change when the image does)."""
 
+    def image_labels(self, image: str) -> dict[str, str]:
+        """A snapshot image's labels (empty when it is gone)."""
+
     def warm_up(self, template: ContainerSpec, count: int) -> None:
         """Make the isolation and endpoint of ``count`` sandboxes like ``template`` (its
         labels, image and publish host) ahead, and keep making them as they are used, so

@@ -562,6 +562,13 @@ class DockerRuntime:
         except docker.errors.NotFound:
             return None
 
+    def image_labels(self, image: str) -> dict[str, str]:
+        try:
+            attrs = self._call(self.client.api.inspect_image, image)
+        except docker.errors.NotFound:
+            return {}
+        return dict((attrs.get("Config") or {}).get("Labels") or {})
+
     def prune(self, labels: dict[str, str], keep: set[str]) -> list[str]:
         """Anchors and networks of sandboxes that are neither kept nor used."""
         return self._anchors.prune(labels, keep)
