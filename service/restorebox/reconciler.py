@@ -55,12 +55,9 @@ class Reconciler:
         self._suspects: dict[str, str] = {}
 
     def run(self, at_start: bool = False) -> dict[str, list[str]]:
-        """At start nothing can be mid-way (no worker, no request yet): no grace period,
-        and holds a stopped service left are cleared."""
+        """At start nothing can be mid-way (no worker, no request yet): no grace period."""
         quiet = timedelta(0) if at_start else QUIET
         outcome: dict[str, list[str]] = {"removed": [], "failed": [], "repaired": []}
-        if at_start:
-            self.transitions.release_all_holds()
         # Records first, then the engine's listing, then each record again: a decision is
         # made only on a record the listing is newer than, and unchanged since (a reset or
         # a copy that finished in between is looked at next pass, not failed).

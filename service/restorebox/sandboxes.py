@@ -108,6 +108,8 @@ class SandboxManager:
         self.catalog = catalog
         self.instance = instance
         self.transitions = Transitions(store)
+        # Holds a stopped service left: nothing holds anything before the first request.
+        self.transitions.release_all_holds()
         self.metrics = Metrics()
         self.transitions.subscribe(self.metrics.observe)
         self.snapshots = SnapshotCache(

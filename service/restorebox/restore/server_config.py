@@ -19,27 +19,28 @@ from ..runtime import Runtime
 
 log = logging.getLogger("restorebox.restore")
 
-# Files a dump could rewrite through the server (paths relative to the data directory).
-WATCHED_FILES = ("pg_hba.conf", "pg_ident.conf", "postgresql.conf")
+# Files a dump could rewrite through the server, by the settings naming them.
+WATCHED_FILES = ("hba_file", "ident_file", "config_file")
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """The configuration files as they were before the restore."""
+    """The configuration files (absolute path -> content) as they were before the restore."""
 
-    data_directory: str
     files: dict[str, str]
 
     @classmethod
     def read(cls, conn: psycopg.Connection[Any]) -> ServerConfig:
-        row = conn.execute("SHOW data_directory").fetchone()
-        assert row is not None
         files = {}
-        for name in WATCHED_FILES:
-            content = conn.execute("SELECT pg_read_file(%s, true)", (name,)).fetchone()
-            if content is not None and content[0] is not None:
-                files[name] = str(content[0])
-        return cls(str(row[0]), files)
+        for setting in WATCHED_FILES:
+            row = conn.execute(
+                "SELECT path, pg_read_file(path, true)"
+                " FROM (SELECT current_setting(%s) AS path) AS f",
+                (setting,),
+            ).fetchone()
+            if row is not None and row[1] is not None:
+                files[str(row[0])] = str(row[1])
+        return cls(files)
 
     def put_back(
         self,
@@ -63,15 +64,15 @@ class ServerConfig:
                     " (reset after the restore: not in the sandbox, its snapshot or copies)"
                 )
         conn.execute("ALTER SYSTEM RESET ALL")
-        for name, before in self.files.items():
-            now = conn.execute("SELECT pg_read_file(%s, true)", (name,)).fetchone()
+        for path, before in self.files.items():
+            now = conn.execute("SELECT pg_read_file(%s, true)", (path,)).fetchone()
             if now is not None and now[0] == before:
                 continue
+            name = path.rsplit("/", 1)[-1]
             warnings.append(
                 f"the dump rewrote {name} (put back as it was after the restore: not in the "
                 "sandbox, its snapshot or copies)"
             )
-            path = f"{self.data_directory}/{name}"
             result = runtime.exec(
                 container_id,
                 ["sh", "-c", 'cat > "$1"', "sh", path],
