@@ -1,5 +1,5 @@
 """A fake Runtime for fast unit tests of lifecycle logic. Integration tests use the real
-engine; tests/unit/test_runtime_protocol.py runs the same behaviour checks on both."""
+engine; tests/unit/runtime/test_runtime_protocol.py runs the same behaviour checks on both."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``13:04:05 INFO  restorebox.sandboxes  sandbox ready  sandbox=ab12``, coloured."""
+    """``13:04:05 INFO  restorebox.lifecycle.manager  sandbox ready  sandbox=ab12``, coloured."""
 
     def __init__(self, colour: bool) -> None:
         super().__init__()

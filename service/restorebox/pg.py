@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from .models import Sandbox
+from restorebox.models import Sandbox
 
 
 def connect(

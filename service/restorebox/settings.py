@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     @field_validator("api_token", "api_tokens")
     @classmethod
     def _tokens_long_enough(cls, value: object) -> object:
-        from .tokens import too_short  # tokens reads Settings: imported when used
+        from restorebox.auth.tokens import too_short  # tokens reads Settings: imported when used
 
         values = value if isinstance(value, list) else [value]
         for secret in values:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from .errors import StateUnavailable
+from restorebox.errors import StateUnavailable
 
 
 def open_database(path: Path, schema: str, what: str, *pragmas: str) -> sqlite3.Connection:

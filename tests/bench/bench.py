@@ -204,7 +204,7 @@ class Service:
             **{f"RESTOREBOX_{key.upper()}": value for key, value in settings.items()},
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "restorebox.cli", "serve"],
+            [sys.executable, "-m", "restorebox.tools.cli", "serve"],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,

@@ -8,20 +8,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from .. import __version__
-from ..backups import Catalog
-from ..instance import instance_id
-from ..reaper import Reaper
-from ..runtime import ContainerSpec, Runtime, labels
-from ..sandboxes import SandboxManager
-from ..settings import Settings
-from ..store import Store
-from ..tokens import load_or_create
-from ..webhooks import WebhookSender
-from . import errors
-from .deps import Services
-from .limits import BodySizeLimit
-from .routes import backups, events, health, metrics, sandboxes, snapshots, ui
+from restorebox import __version__
+from restorebox.api import errors
+from restorebox.api.deps import Services
+from restorebox.api.limits import BodySizeLimit
+from restorebox.api.routes import backups, events, health, metrics, sandboxes, snapshots, ui
+from restorebox.auth.tokens import load_or_create
+from restorebox.backups import Catalog
+from restorebox.lifecycle.instance import instance_id
+from restorebox.lifecycle.manager import SandboxManager
+from restorebox.lifecycle.reaper import Reaper
+from restorebox.lifecycle.store import Store
+from restorebox.notify.webhooks import WebhookSender
+from restorebox.runtime import ContainerSpec, Runtime, labels
+from restorebox.settings import Settings
 
 log = logging.getLogger("restorebox.api")
 
@@ -33,7 +33,7 @@ def create_app(
     (unit tests drive those by hand)."""
     settings = settings or Settings()
     if runtime is None:
-        from ..runtime.docker import DockerRuntime
+        from restorebox.runtime.docker import DockerRuntime
 
         runtime = DockerRuntime()
     store = Store(settings.database_file)

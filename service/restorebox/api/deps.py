@@ -9,11 +9,11 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..backups import Catalog
-from ..principals import Principal
-from ..sandboxes import SandboxManager
-from ..settings import Settings
-from ..tokens import principal_for
+from restorebox.auth.principals import Principal
+from restorebox.auth.tokens import principal_for
+from restorebox.backups import Catalog
+from restorebox.lifecycle.manager import SandboxManager
+from restorebox.settings import Settings
 
 
 @dataclass

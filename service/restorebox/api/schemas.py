@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..backups.model import Backup
-from ..models import (
+from restorebox.backups.model import Backup
+from restorebox.models import (
     Assertion,
     ErrorInfo,
     ProbeResult,

@@ -1,6 +1,6 @@
 """Backups: finding them safely, recognising their format, reading what they declare."""
 
-from .catalog import Catalog
-from .model import Backup, DeclaredObject
+from restorebox.backups.catalog import Catalog
+from restorebox.backups.model import Backup, DeclaredObject
 
 __all__ = ["Backup", "Catalog", "DeclaredObject"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from ..errors import UnsupportedBackup
+from restorebox.errors import UnsupportedBackup
 
 FORMATS = {1: "custom", 3: "tar", 5: "directory"}
 COMPRESSION_ALGORITHMS = {0: "none", 1: "gzip", 2: "lz4", 3: "zstd"}

@@ -20,8 +20,8 @@ from typing import IO, Any
 import lz4.frame
 import zstandard
 
-from ..errors import UnsupportedBackup
-from .archive import ArchiveToc, Reader
+from restorebox.backups.archive import ArchiveToc, Reader
+from restorebox.errors import UnsupportedBackup
 
 BLK_DATA = 1
 BLK_BLOBS = 3

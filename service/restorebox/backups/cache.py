@@ -11,8 +11,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from ..sqlite import open_database
-from .model import Backup
+from restorebox.backups.model import Backup
+from restorebox.sqlite import open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS descriptions (

@@ -12,16 +12,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..errors import (
+from restorebox.backups.cache import DescriptionCache
+from restorebox.backups.describe import describe
+from restorebox.backups.model import Backup
+from restorebox.errors import (
     BackupNotFound,
     BackupTooLarge,
     InvalidBackupName,
     RestoreboxError,
     UnsupportedBackup,
 )
-from .cache import DescriptionCache
-from .describe import describe
-from .model import Backup
 
 log = logging.getLogger("restorebox.catalog")
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 
-from .archive import ArchiveToc
-from .model import DeclaredObject
+from restorebox.backups.archive import ArchiveToc
+from restorebox.backups.model import DeclaredObject
 
 IDENT = r'(?:"(?:[^"]|"")+"|[^\s.(,;"]+)'
 QNAME = rf"{IDENT}(?:\.{IDENT})?"

@@ -11,19 +11,18 @@ from typing import IO, cast
 
 import zstandard
 
-from ..errors import UnsupportedBackup
-from .archive import ArchiveToc, read_archive_toc, read_toc
-from .archive_rows import (
+from restorebox.backups.archive import ArchiveToc, read_archive_toc, read_toc
+from restorebox.backups.archive_rows import (
     READ_SIZE,
     copy_tables,
     count_custom_rows,
     count_directory_file,
     data_file_table,
 )
-from .declared import archive_declarations
-from .model import Backup, Compression, Content, DatabaseContent, Format
-from .plain import WATCHED, PlainScan, scan_plain
-from .sniff import (
+from restorebox.backups.declared import archive_declarations
+from restorebox.backups.model import Backup, Compression, Content, DatabaseContent, Format
+from restorebox.backups.plain import WATCHED, PlainScan, scan_plain
+from restorebox.backups.sniff import (
     ARCHIVE_MAGIC,
     HashingReader,
     compression_of,
@@ -31,7 +30,8 @@ from .sniff import (
     looks_like_sql,
     sniff,
 )
-from .wrapped import Wrapped, open_wrapped, wrapper_of
+from restorebox.backups.wrapped import Wrapped, open_wrapped, wrapper_of
+from restorebox.errors import UnsupportedBackup
 
 _READ_ERRORS = (OSError, EOFError, RuntimeError, zstandard.ZstdError)
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import IO
 
-from .declared import PlainDeclarations, split_qname, unquote
+from restorebox.backups.declared import PlainDeclarations, split_qname, unquote
 
 _DUMPED_FROM = re.compile(r"^-- Dumped from database version (\S+)")
 _DUMPED_BY = re.compile(r"^-- Dumped by pg_dump(?:all)? version (\S+)")

@@ -11,8 +11,8 @@ from typing import IO, Any, cast
 import lz4.frame
 import zstandard
 
-from ..errors import UnsupportedBackup
-from .model import Compression, Format
+from restorebox.backups.model import Compression, Format
+from restorebox.errors import UnsupportedBackup
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

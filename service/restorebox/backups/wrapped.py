@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Literal, cast
 
-from ..errors import UnsupportedBackup
-from .archive import FORMATS
+from restorebox.backups.archive import FORMATS
+from restorebox.errors import UnsupportedBackup
 
 Wrapper = Literal["tar", "tar.gz", "zip"]
 ZIP_MAGIC = b"PK\x03\x04"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..models import RestoreError
-from .profiles import Profile
+from restorebox.models import RestoreError
+from restorebox.platforms.profiles import Profile
 
 _NAMED = re.compile(r'(?:schema|extension|role|relation|function|type|publication) "?([^"\s(]+)"?')
 # Errors no platform can cause but whose object is already there: not a loss.

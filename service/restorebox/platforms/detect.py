@@ -3,8 +3,8 @@ extensions it declares. Nothing is guessed from file names."""
 
 from __future__ import annotations
 
-from ..backups.model import Backup
-from .profiles import PROFILES, SUPABASE, Profile
+from restorebox.backups.model import Backup
+from restorebox.platforms.profiles import PROFILES, SUPABASE, Profile
 
 _SUPABASE_SCHEMAS = {"auth", "storage", "graphql_public", "supabase_functions", "realtime"}
 _API_ROLES = {"anon", "authenticated", "service_role"}

@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ..backups.model import Backup
-from .profiles import Profile
+from restorebox.backups.model import Backup
+from restorebox.platforms.profiles import Profile
 
 # auth.uid(), auth.role(), auth.email(), auth.jwt(): what PostgREST-style requests set
 # (request.jwt.claim.* or request.jwt.claims), NULL when nothing is set.

@@ -1,5 +1,5 @@
 """Integrity probes run against a freshly restored sandbox."""
 
-from .runner import run_probes
+from restorebox.probes.runner import run_probes
 
 __all__ = ["run_probes"]

@@ -10,9 +10,9 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
-from ..backups.model import Backup, DeclaredObject
-from ..models import RestoreReport, Sandbox
-from ..platforms import Classifier
+from restorebox.backups.model import Backup, DeclaredObject
+from restorebox.models import RestoreReport, Sandbox
+from restorebox.platforms import Classifier
 
 Status = Literal["pass", "warn", "fail"]
 

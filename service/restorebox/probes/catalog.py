@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import checks, data, schema
-from .base import Probe
+from restorebox.probes import checks, data, schema
+from restorebox.probes.base import Probe
 
 _ALL = [
     Probe("restore_errors", "errors reported by psql / pg_restore", checks.restore_errors),

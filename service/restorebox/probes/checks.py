@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ..models import Assertion
-from .base import Context, Outcome, first
+from restorebox.models import Assertion
+from restorebox.probes.base import Context, Outcome, first
 
 AMCHECK_SCHEMA = "restorebox_amcheck"
 

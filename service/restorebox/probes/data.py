@@ -7,7 +7,7 @@ from typing import Any
 
 from psycopg import sql
 
-from .base import Context, Outcome, first, qualified
+from restorebox.probes.base import Context, Outcome, first, qualified
 
 USER_TABLES = """
 SELECT n.nspname, c.relname

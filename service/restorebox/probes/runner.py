@@ -9,15 +9,15 @@ from typing import Any, Literal
 
 import psycopg
 
-from ..backups.model import Backup
-from ..models import Assertion, ProbeResult, ProbeStatus, RestoreReport, Sandbox
-from ..pg import connect
-from ..platforms import Classifier
-from ..platforms.prepare import prepared_schemas
-from ..restore.plan import RestorePlan
-from .base import Context, Outcome
-from .catalog import PROBES
-from .checks import run_assertion
+from restorebox.backups.model import Backup
+from restorebox.models import Assertion, ProbeResult, ProbeStatus, RestoreReport, Sandbox
+from restorebox.pg import connect
+from restorebox.platforms import Classifier
+from restorebox.platforms.prepare import prepared_schemas
+from restorebox.probes.base import Context, Outcome
+from restorebox.probes.catalog import PROBES
+from restorebox.probes.checks import run_assertion
+from restorebox.restore.plan import RestorePlan
 
 log = logging.getLogger("restorebox.probes")
 

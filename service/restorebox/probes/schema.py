@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ..backups.model import DeclaredObject
-from .base import Context, Outcome, first
+from restorebox.backups.model import DeclaredObject
+from restorebox.probes.base import Context, Outcome, first
 
 # kind -> query returning (schema, name, table) of what exists in the sandbox
 EXISTING: dict[str, str] = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import shlex
 
-from ..backups.model import Backup
-from ..models import Sandbox
-from .translate import rules_for
+from restorebox.backups.model import Backup
+from restorebox.models import Sandbox
+from restorebox.restore.translate import rules_for
 
 STDIN = "-"  # a plain file streamed into the pipeline rather than staged
 BOOTSTRAP_USER = "restorebox_bootstrap"  # images/postgres: initdb's superuser

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from ..models import ErrorGroup, RestoreError
+from restorebox.models import ErrorGroup, RestoreError
 
 _PSQL = re.compile(
     r"^psql:(?P<file>.*?):(?P<line>\d+): (?P<kind>ERROR|FATAL|error|PANIC):\s+(?P<msg>.*)$"

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..backups.model import Backup, major_of
-from ..errors import InvalidRequest, NoSuitablePostgres
-from ..platforms import PROFILES, Profile, detect
+from restorebox.backups.model import Backup, major_of
+from restorebox.errors import InvalidRequest, NoSuitablePostgres
+from restorebox.platforms import PROFILES, Profile, detect
 
 # Archive format version -> the oldest pg_restore that reads it (pg_backup_archiver.h:
 # 1.14 came with 12, 1.15 with 16, 1.16 with 17).

@@ -16,11 +16,11 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from ..backups.catalog import Member
-from ..backups.declared import split_qname
-from ..backups.model import Backup
-from ..backups.wrapped import open_wrapped
-from ..errors import (
+from restorebox.backups.catalog import Member
+from restorebox.backups.declared import split_qname
+from restorebox.backups.model import Backup
+from restorebox.backups.wrapped import open_wrapped
+from restorebox.errors import (
     Cancelled,
     ContainerVanished,
     RestoreboxError,
@@ -28,7 +28,7 @@ from ..errors import (
     RestoreTimeout,
     SandboxFailed,
 )
-from ..models import (
+from restorebox.models import (
     ErrorGroup,
     PlatformReport,
     Progress,
@@ -37,22 +37,22 @@ from ..models import (
     RestoreStep,
     Sandbox,
 )
-from ..pg import connect
-from ..platforms import Classifier
-from ..platforms.prepare import prepare, prepared_schemas, stand_ins_in_use
-from ..runtime import ExecResult, Runtime, UploadFile
-from .commands import (
+from restorebox.pg import connect
+from restorebox.platforms import Classifier
+from restorebox.platforms.prepare import prepare, prepared_schemas, stand_ins_in_use
+from restorebox.restore.commands import (
     COUNT_AWK,
     PROGRESS_SCRIPT,
     STDIN,
     pg_restore_command,
     psql_command,
 )
-from .errors_parse import StderrCollector
-from .hints import HintContext, hint_for
-from .plan import RestorePlan
-from .server_config import ServerConfig
-from .translate import rules_for
+from restorebox.restore.errors_parse import StderrCollector
+from restorebox.restore.hints import HintContext, hint_for
+from restorebox.restore.plan import RestorePlan
+from restorebox.restore.server_config import ServerConfig
+from restorebox.restore.translate import rules_for
+from restorebox.runtime import ExecResult, Runtime, UploadFile
 
 log = logging.getLogger("restorebox.restore")
 
@@ -126,8 +126,12 @@ class RestoreRunner:
                 for rule in rules_for(backup, plan.major)
             ]
         started = time.monotonic()
-        with self._connect(self.sandbox.initial_database) as conn:
-            config = ServerConfig.read(conn)
+        try:
+            with self._connect(self.sandbox.initial_database) as conn:
+                config = ServerConfig.read(conn)
+        except psycopg.Error as exc:  # still reset ALTER SYSTEM afterwards; files unwatched
+            log.warning("could not read the server's configuration", extra={"error": str(exc)})
+            config = ServerConfig({})
         self._tune(FAST_SETTINGS)
         try:
             return self._load(plan, on_error, report, started)

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from ..runtime import Runtime
+from restorebox.runtime import Runtime
 
 log = logging.getLogger("restorebox.restore")
 
@@ -33,13 +33,10 @@ class ServerConfig:
     def read(cls, conn: psycopg.Connection[Any]) -> ServerConfig:
         files = {}
         for setting in WATCHED_FILES:
-            row = conn.execute(
-                "SELECT path, pg_read_file(path, true)"
-                " FROM (SELECT current_setting(%s) AS path) AS f",
-                (setting,),
-            ).fetchone()
-            if row is not None and row[1] is not None:
-                files[str(row[0])] = str(row[1])
+            row = conn.execute("SELECT current_setting(%s)", (setting,)).fetchone()
+            content = _read(conn, str(row[0])) if row is not None else None
+            if row is not None and content is not None:
+                files[str(row[0])] = content
         return cls(files)
 
     def put_back(
@@ -65,8 +62,7 @@ class ServerConfig:
                 )
         conn.execute("ALTER SYSTEM RESET ALL")
         for path, before in self.files.items():
-            now = conn.execute("SELECT pg_read_file(%s, true)", (path,)).fetchone()
-            if now is not None and now[0] == before:
+            if _read(conn, path) == before:
                 continue
             name = path.rsplit("/", 1)[-1]
             warnings.append(
@@ -84,3 +80,11 @@ class ServerConfig:
         if warnings:
             log.warning("the dump changed the server's configuration", extra={"changes": warnings})
         return warnings
+
+
+def _read(conn: psycopg.Connection[Any], path: str) -> str | None:
+    """A file's text, None when it is missing. pg_read_file(path, offset, length,
+    missing_ok) is the form every major has (the two-argument one is newer); configuration
+    files are far smaller than the length asked for."""
+    row = conn.execute("SELECT pg_read_file(%s, 0, 16777216, true)", (path,)).fetchone()
+    return None if row is None or row[0] is None else str(row[0])

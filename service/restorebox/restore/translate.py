@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..backups.model import Backup, major_of
+from restorebox.backups.model import Backup, major_of
 
 
 @dataclass(frozen=True)

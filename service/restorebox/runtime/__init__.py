@@ -1,6 +1,6 @@
 """The container runtime seam: a small protocol, implemented for Docker in ``docker.py``."""
 
-from .base import (
+from restorebox.runtime.base import (
     Container,
     ContainerSpec,
     Endpoint,

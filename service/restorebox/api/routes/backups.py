@@ -3,9 +3,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 from fastapi.responses import JSONResponse
 
-from ...models import ErrorInfo
-from ..deps import Authenticated, CatalogDep
-from ..schemas import BackupInspecting, BackupList, BackupOut, UnreadableBackup
+from restorebox.api.deps import Authenticated, CatalogDep
+from restorebox.api.schemas import BackupInspecting, BackupList, BackupOut, UnreadableBackup
+from restorebox.models import ErrorInfo
 
 router = APIRouter(prefix="/v1/backups", tags=["backups"], dependencies=Authenticated)
 

@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from ...errors import SandboxNotFound
-from ...models import Sandbox, Status
-from ..deps import ManagerDep, PrincipalDep
-from ..schemas import SandboxEvent
+from restorebox.api.deps import ManagerDep, PrincipalDep
+from restorebox.api.schemas import SandboxEvent
+from restorebox.errors import SandboxNotFound
+from restorebox.models import Sandbox, Status
 
 router = APIRouter(prefix="/v1/sandboxes", tags=["sandboxes"])
 

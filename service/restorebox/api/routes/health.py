@@ -5,10 +5,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import APIRouter
 
-from ... import __version__
-from ...errors import RestoreboxError
-from ..deps import ServicesDep
-from ..schemas import Health
+from restorebox import __version__
+from restorebox.api.deps import ServicesDep
+from restorebox.api.schemas import Health
+from restorebox.errors import RestoreboxError
 
 router = APIRouter()
 # Its own thread and a short deadline: the health check answers at once even when every

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from ...metrics import CONTENT_TYPE
-from ..deps import BearerDep, ServicesDep, require_token
+from restorebox.api.deps import BearerDep, ServicesDep, require_token
+from restorebox.notify.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["metrics"])
 

@@ -7,11 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from ...errors import InvalidRequest
-from ...probes.catalog import PROBES
-from ...sandboxes import CreateRequest
-from ..deps import ManagerDep, PrincipalDep, ServicesDep
-from ..schemas import (
+from restorebox.api.deps import ManagerDep, PrincipalDep, ServicesDep
+from restorebox.api.schemas import (
     CreateSandbox,
     ReportOut,
     ResetSandbox,
@@ -21,6 +18,9 @@ from ..schemas import (
     SnapshotOut,
     UpdateSandbox,
 )
+from restorebox.errors import InvalidRequest
+from restorebox.lifecycle.records import CreateRequest
+from restorebox.probes.catalog import PROBES
 
 router = APIRouter(prefix="/v1/sandboxes", tags=["sandboxes"])
 

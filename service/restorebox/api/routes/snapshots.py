@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from ..deps import ManagerDep, PrincipalDep
-from ..schemas import SnapshotList, SnapshotOut
+from restorebox.api.deps import ManagerDep, PrincipalDep
+from restorebox.api.schemas import SnapshotList, SnapshotOut
 
 router = APIRouter(prefix="/v1/snapshots", tags=["snapshots"])
 

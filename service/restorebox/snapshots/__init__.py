@@ -1,0 +1,1 @@
+"""Snapshots: restored sandboxes kept so that copies and resets start in about a second."""
