@@ -166,6 +166,11 @@ def api(make_api: Callable[..., Any]) -> Iterator[Api]:
         yield api
 
 
+def execute(url: str, sql: str) -> None:
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql)
+
+
 def query(url: str, sql: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url, connect_timeout=10, autocommit=True) as conn:
         return list(conn.execute(sql).fetchall())

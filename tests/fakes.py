@@ -25,6 +25,7 @@ class FakeRuntime:
         self.isolation: dict[str, dict[str, str]] = {}  # name -> labels (like networks)
         self.fail_remove = 0  # the next N removals raise, as an engine outage would
         self.images: dict[str, dict[str, str]] = {}  # snapshots
+        self.written: dict[str, int] = {}  # container id -> bytes it wrote (disk_usage)
         self._ids = itertools.count(1)
         self._ports = itertools.count(40000)
 
@@ -97,6 +98,9 @@ class FakeRuntime:
             for c in self.containers.values()
             if all(c.labels.get(k) == v for k, v in labels.items())
         ]
+
+    def disk_usage(self, labels: dict[str, str]) -> dict[str, int]:
+        return {c.id: self.written.get(c.id, 0) for c in self.list_managed(labels)}
 
     def prune(self, labels: dict[str, str], keep: set[str]) -> list[str]:
         used = {c.name for c in self.containers.values()}

@@ -145,6 +145,22 @@ class RestoreTimeout(SandboxFailed):
     code = "restore_timeout"
 
 
+class DiskLimitExceeded(SandboxFailed):
+    """Raised when a sandbox wrote more than ``sandbox_disk_bytes`` to the engine's disk."""
+
+    code = "disk_limit"
+
+    @classmethod
+    def at(cls, used: int, limit: int, doing: str) -> DiskLimitExceeded:
+        return cls(
+            f"the sandbox wrote {used / 1024**2:.0f} MB to disk {doing}, over its bound of "
+            f"{limit / 1024**2:.0f} MB (RESTOREBOX_SANDBOX_DISK_BYTES); raise the bound for "
+            "this backup, or restore a smaller one",
+            used_bytes=used,
+            limit_bytes=limit,
+        )
+
+
 class Interrupted(SandboxFailed):
     """Recorded when a sandbox was being made by a service that stopped (crash, kill -9)."""
 

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     sandbox_memory_bytes: int = Field(2 * 1024**3, ge=64 * 1024**2)
     sandbox_cpus: float = Field(2.0, gt=0)
     sandbox_pids: int = Field(1024, ge=64)
+    # What one sandbox may write to the engine's disk (its uploads, its database, its WAL),
+    # so that one dump cannot fill the data root for everyone; 0: no bound.
+    sandbox_disk_bytes: int = Field(20 * 1024**3, ge=0)
 
     ready_timeout_seconds: float = Field(60.0, gt=0)
     restore_timeout_seconds: float = Field(3600.0, gt=0)

@@ -23,6 +23,7 @@ from restorebox.errors import (
     TooManySandboxes,
 )
 from restorebox.lifecycle.deletions import Deletions
+from restorebox.lifecycle.disk_guard import DiskGuard
 from restorebox.lifecycle.hot_copies import HotCopies, HotCopyMaker, SnapshotUse
 from restorebox.lifecycle.provisioning import Provisioner
 from restorebox.lifecycle.reconciler import Reconciler
@@ -82,6 +83,9 @@ class SandboxManager:
         )
         use.hot_copies = self.hot  # a snapshot's hot copies go before it
         self.metrics.watch_state(partial(store.list, set(LIVE)), self.snapshots.store.list)
+        self.disk_guard = DiskGuard(
+            settings.sandbox_disk_bytes, self.transitions, runtime, instance
+        )
         self.reconciler = Reconciler(
             self.transitions,
             runtime,
@@ -361,6 +365,7 @@ class SandboxManager:
     # -- reconciliation and shutdown ----------------------------------------------------
     def reconcile(self, at_start: bool = False) -> dict[str, list[str]]:
         outcome = self.reconciler.run(at_start=at_start)
+        outcome["failed"] += self.disk_guard.check()
         outcome["removed"] += self.hot.leftovers(self.store.list(set(LIVE)))
         for action, items in outcome.items():
             if items:

@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 
 from restorebox.auth.scram import scram_sha256_verifier
 from restorebox.backups import Catalog
-from restorebox.errors import Cancelled, ContainerVanished, RestoreboxError, SandboxFailed
+from restorebox.errors import (
+    Cancelled,
+    ContainerVanished,
+    DiskLimitExceeded,
+    RestoreboxError,
+    SandboxFailed,
+)
 from restorebox.lifecycle.readiness import wait_until_ready
 from restorebox.lifecycle.transitions import Transitions
 from restorebox.models import ErrorInfo, Progress, Sandbox, Snapshot, Status, utcnow
@@ -230,6 +236,7 @@ class Provisioner:
                 cancelled=cancelled,
                 on_progress=lambda p: self._progress(sandbox_id, p),
                 members=self.catalog.members,
+                disk_limit=self.settings.sandbox_disk_bytes,
             )
             try:
                 report = runner.run(plan, sandbox.on_error)
@@ -418,7 +425,9 @@ class Provisioner:
             error = ErrorInfo(code="internal", message=f"{type(exc).__name__}: {exc}")
         try:
             sandbox = self.transitions.get(sandbox_id)
-            keep = not isinstance(exc, Cancelled) and (
+            # Never kept: a cancelled one (nobody wants it), one over its disk bound (it
+            # would go on holding the disk the bound protects).
+            keep = not isinstance(exc, Cancelled | DiskLimitExceeded) and (
                 sandbox.keep_on_failure or self.settings.keep_failed
             )
             sandbox = self.transitions.move(

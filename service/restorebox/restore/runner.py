@@ -23,6 +23,7 @@ from restorebox.backups.wrapped import open_wrapped
 from restorebox.errors import (
     Cancelled,
     ContainerVanished,
+    DiskLimitExceeded,
     RestoreboxError,
     RestoreFailed,
     RestoreTimeout,
@@ -53,6 +54,7 @@ from restorebox.restore.plan import RestorePlan
 from restorebox.restore.server_config import ServerConfig
 from restorebox.restore.translate import rules_for
 from restorebox.runtime import ExecResult, Runtime, UploadFile
+from restorebox.runtime import labels as L
 
 log = logging.getLogger("restorebox.restore")
 
@@ -68,6 +70,7 @@ FAST_SETTINGS = {
     "autovacuum": "off",
 }
 STREAM_CHUNK = 1024 * 1024
+DISK_POLLS = 5  # progress polls (about a second each) between two looks at the disk
 STDOUT_KEPT = 64 * 1024  # what the service keeps of a command's stdout (it is discarded)
 # Rows per COPY block of a data stream: "<table> <rows>" per block.
 ProgressSink = Callable[[Progress], None]
@@ -85,8 +88,10 @@ class RestoreRunner:
         cancelled: threading.Event,
         on_progress: ProgressSink,
         members: MemberLister,
+        disk_limit: int = 0,
     ) -> None:
         self.members = members
+        self.disk_limit = disk_limit  # bytes the sandbox may write; 0: no bound
         self.runtime = runtime
         self.sandbox = sandbox
         self.deadline = time.monotonic() + timeout_seconds
@@ -174,6 +179,7 @@ class RestoreRunner:
                         )
                     )
                 report.steps.append(step)
+                self._check_disk(f"restoring {backup.name}")
                 report.errors.extend(errors)
                 report.errors_total += step.errors_total
                 report.error_groups.extend(groups)
@@ -307,6 +313,8 @@ class RestoreRunner:
         if not files:
             return remotes
         total = sum(f.size for f in files)
+        if self.disk_limit and total > self.disk_limit:  # known before a byte is copied
+            raise DiskLimitExceeded.at(total, self.disk_limit, "for its backups alone")
         last = [0.0]
 
         def progress(sent: int) -> None:
@@ -443,6 +451,7 @@ class RestoreRunner:
                 max_output=STDOUT_KEPT,
                 stdin=stdin,
             )
+            polls = 0
             while True:
                 try:
                     return future.result(timeout=1.0)
@@ -450,6 +459,9 @@ class RestoreRunner:
                     pass
                 if self.cancelled.is_set():
                     raise Cancelled("the sandbox was deleted while restoring")
+                polls += 1
+                if polls % DISK_POLLS == 0:  # the engine walks the layer: not every second
+                    self._check_disk(f"restoring {backup.name}")
                 done = sent[0] if remote is None else self._bytes_read(remote)
                 self.on_progress(
                     Progress(
@@ -584,6 +596,16 @@ class RestoreRunner:
         self._check_time()
         remaining_ms = max(1000, int((self.deadline - time.monotonic()) * 1000))
         return connect(self.sandbox, dbname=dbname, statement_timeout_ms=remaining_ms)
+
+    def _check_disk(self, doing: str) -> None:
+        """Fail the restore once the sandbox wrote more than it may (the caller removes
+        the container, which ends whatever still writes)."""
+        if not self.disk_limit:
+            return
+        labels = {L.MANAGED: "true", L.SANDBOX: self.sandbox.id}
+        used = self.runtime.disk_usage(labels).get(self.container_id, 0)
+        if used > self.disk_limit:
+            raise DiskLimitExceeded.at(used, self.disk_limit, doing)
 
     def _check_time(self) -> None:
         if time.monotonic() > self.deadline:

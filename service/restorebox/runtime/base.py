@@ -150,6 +150,10 @@ class Runtime(Protocol):
     def list_managed(self, labels: dict[str, str]) -> list[Container]:
         """Containers carrying all of ``labels``, running or not."""
 
+    def disk_usage(self, labels: dict[str, str]) -> dict[str, int]:
+        """Bytes each container carrying all of ``labels`` has written to the engine's disk
+        (its own layer: uploads, database, WAL), by container id."""
+
     def snapshot(self, container_id: str, name: str, labels: dict[str, str]) -> SnapshotImage:
         """Keep the container's filesystem as an image copies start from (the container is
         paused meanwhile: the copy is crash-consistent)."""

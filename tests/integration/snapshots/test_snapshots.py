@@ -15,15 +15,10 @@ import docker
 import psycopg
 import pytest
 
-from tests.conftest import THIRD_PARTY, Api, query
+from tests.conftest import THIRD_PARTY, Api, execute, query
 from tests.integration.lifecycle.test_faults import Service, containers_of
 
 pytestmark = pytest.mark.integration
-
-
-def execute(url: str, sql: str) -> None:
-    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql)
 
 
 @pytest.fixture

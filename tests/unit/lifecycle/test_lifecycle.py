@@ -275,3 +275,42 @@ def test_expiry_reads_each_sandbox_again_before_acting(
     monkeypatch.setattr(manager.store, "list", listing)
     assert manager.get(extended.id).status == Status.READY
     assert manager.get(protected.id).status == Status.READY
+
+
+def test_a_ready_sandbox_past_its_disk_bound_is_stopped_and_reported(
+    tmp_path: Path, runtime: FakeRuntime
+) -> None:
+    settings = Settings(
+        state_dir=tmp_path,
+        backups_dir=tmp_path,
+        sandbox_disk_bytes=100 * 1024**2,
+        api_token="unit-test-token-0123",
+    )
+    manager = SandboxManager(
+        settings, Store(settings.database_file), runtime, Catalog(tmp_path), "inst"
+    )
+    over = record(manager, runtime, Status.READY)
+    under = record(manager, runtime, Status.READY)
+    held = record(manager, runtime, Status.READY)
+    for sandbox, written in ((over, 150), (under, 50), (held, 500)):
+        assert sandbox.container_id is not None
+        runtime.written[sandbox.container_id] = written * 1024**2
+    told: list[str] = []
+    manager.transitions.subscribe(lambda before, after: told.append(after.status.value))
+    with manager.transitions.held(held.id, "snapshot"):
+        outcome = manager.reconcile()
+    assert outcome["failed"] == [over.id]
+    stopped = manager.get(over.id)
+    assert stopped.status == Status.FAILED
+    assert stopped.error is not None
+    assert stopped.error.code == "disk_limit"
+    assert "150 MB" in stopped.error.message
+    assert "RESTOREBOX_SANDBOX_DISK_BYTES" in stopped.error.message
+    assert over.container_id not in runtime.containers
+    assert told == ["failed"]  # what webhooks and metrics hear
+    failures = manager.metrics.registry.get_sample_value(
+        "restorebox_sandbox_failures_total", {"reason": "disk_limit"}
+    )
+    assert failures == 1
+    assert manager.get(under.id).status == Status.READY
+    assert manager.get(held.id).status == Status.READY  # a snapshot was being taken

@@ -289,6 +289,13 @@ class DockerRuntime:
             containers.append(container)
         return containers
 
+    def disk_usage(self, labels: dict[str, str]) -> dict[str, int]:
+        # One listing with sizes (the engine walks each container's own layer).
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        api = self.engine.client.api
+        rows = self.engine.call(api.containers, all=True, size=True, filters=filters)
+        return {str(row["Id"]): int(row.get("SizeRw") or 0) for row in rows}
+
     def prune(self, labels: dict[str, str], keep: set[str]) -> list[str]:
         """Anchors and networks of sandboxes that are neither kept nor used."""
         return self._anchors.prune(labels, keep)
