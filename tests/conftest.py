@@ -4,6 +4,7 @@ and skip only when no engine answers (``scripts/test`` always starts one)."""
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 # beside the clone).
 THIRD_PARTY = REPO / "tests" / "fixtures" / "third_party"
 GENERATED = REPO / "tests" / ".generated"
+CLI = str(Path(sys.executable).with_name("restorebox"))  # the console script, installed
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

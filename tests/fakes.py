@@ -26,6 +26,7 @@ class FakeRuntime:
         self.fail_remove = 0  # the next N removals raise, as an engine outage would
         self.images: dict[str, dict[str, str]] = {}  # snapshots
         self.written: dict[str, int] = {}  # container id -> bytes it wrote (disk_usage)
+        self.isolation_problem: str | None = None  # what check_isolation answers
         self._ids = itertools.count(1)
         self._ports = itertools.count(40000)
 
@@ -98,6 +99,9 @@ class FakeRuntime:
             for c in self.containers.values()
             if all(c.labels.get(k) == v for k, v in labels.items())
         ]
+
+    def check_isolation(self, template: ContainerSpec, repair: bool) -> str | None:
+        return self.isolation_problem
 
     def disk_usage(self, labels: dict[str, str]) -> dict[str, int]:
         return {c.id: self.written.get(c.id, 0) for c in self.list_managed(labels)}

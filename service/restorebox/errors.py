@@ -109,6 +109,13 @@ class StateUnavailable(RestoreboxError):
     code = "state_unavailable"
 
 
+class IsolationUnverified(RestoreboxError):
+    """Raised at start when sandboxes could open connections out and nobody said that is
+    acceptable (``RESTOREBOX_ALLOW_EGRESS``)."""
+
+    code = "isolation_unverified"
+
+
 class SandboxFailed(RestoreboxError):
     """Raised inside provisioning; recorded on the sandbox as its ``error``."""
 

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # What one sandbox may write to the engine's disk (its uploads, its database, its WAL),
     # so that one dump cannot fill the data root for everyone; 0: no bound.
     sandbox_disk_bytes: int = Field(20 * 1024**3, ge=0)
+    # Start even when the engine's host does not verifiably keep sandboxes from opening
+    # connections out (a development engine without the firewall rules).
+    allow_egress: bool = False
 
     ready_timeout_seconds: float = Field(60.0, gt=0)
     restore_timeout_seconds: float = Field(3600.0, gt=0)

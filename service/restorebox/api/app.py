@@ -16,11 +16,13 @@ from restorebox.api.routes import backups, events, health, metrics, sandboxes, s
 from restorebox.auth.tokens import load_or_create
 from restorebox.backups import Catalog
 from restorebox.lifecycle.instance import instance_id
+from restorebox.lifecycle.instance import template as instance_template
+from restorebox.lifecycle.isolation import verify as verify_isolation
 from restorebox.lifecycle.manager import SandboxManager
 from restorebox.lifecycle.reaper import Reaper
 from restorebox.lifecycle.store import Store
 from restorebox.notify.webhooks import WebhookSender
-from restorebox.runtime import ContainerSpec, Runtime, labels
+from restorebox.runtime import Runtime
 from restorebox.settings import Settings
 
 log = logging.getLogger("restorebox.api")
@@ -36,14 +38,17 @@ def create_app(
         from restorebox.runtime.docker import DockerRuntime
 
         runtime = DockerRuntime()
+    instance = instance_id(settings)
+    template = instance_template(settings, instance)
+    isolation = verify_isolation(settings, runtime, template)  # before anything is opened
     store = Store(settings.database_file)
     catalog = Catalog(
         settings.backups_dir,
         max_bytes=settings.max_backup_bytes,
         cache_file=settings.backup_cache_file,
     )
-    manager = SandboxManager(settings, store, runtime, catalog, instance_id(settings))
-    services = Services(settings, manager, catalog, load_or_create(settings))
+    manager = SandboxManager(settings, store, runtime, catalog, instance)
+    services = Services(settings, manager, catalog, load_or_create(settings), isolation)
     reaper = Reaper(manager, settings.reap_interval_seconds)
     webhooks = None
     if settings.webhook_url:
@@ -53,16 +58,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        pool_labels = {labels.MANAGED: "true", labels.INSTANCE: manager.instance}
         if background:
-            # What the runtime makes ahead runs an image at hand: the default major's.
-            template = ContainerSpec(
-                image=settings.image_for(settings.default_major(), None)[0],
-                name="",
-                env={},
-                labels=pool_labels,
-                publish_host=settings.publish_host,
-            )
             runtime.warm_up(template, settings.network_pool)
             try:
                 manager.reconcile(at_start=True)
@@ -86,7 +82,7 @@ def create_app(
                 reaper.stop()
             manager.shutdown()
             if background:
-                runtime.cool_down(pool_labels)
+                runtime.cool_down(template.labels)
             if webhooks is not None:
                 webhooks.close()
             catalog.close()

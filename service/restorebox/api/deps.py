@@ -22,6 +22,7 @@ class Services:
     manager: SandboxManager
     catalog: Catalog
     tokens: dict[str, Principal]
+    isolation: str  # lifecycle.isolation: "verified", or not verified and allowed
 
 
 async def get_services(request: Request) -> Services:

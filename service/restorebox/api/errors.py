@@ -29,6 +29,7 @@ STATUS_FOR: dict[type[E.RestoreboxError], int] = {
     E.NoSuitablePostgres: 422,
     E.EngineUnavailable: 503,
     E.StateUnavailable: 503,
+    E.IsolationUnverified: 503,
 }
 
 

@@ -163,6 +163,10 @@ class BackupList(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     engine: Literal["ok", "unavailable"]
+    isolation: str = Field(
+        description="whether sandboxes are verified unable to open connections out "
+        "(checked at start): 'verified', or why not when RESTOREBOX_ALLOW_EGRESS allows it"
+    )
     version: str
 
 

@@ -1,12 +1,27 @@
-"""This service's instance id: labels its containers so two services on one engine
-never reconcile away each other's sandboxes."""
+"""This service's instance: its id labels its containers, so two services on one engine
+never reconcile away each other's sandboxes; ``template`` is what its containers look
+like to the runtime before any sandbox exists (anchors made ahead, the isolation check)."""
 
 from __future__ import annotations
 
 import secrets
 
 from restorebox.errors import StateUnavailable
+from restorebox.runtime import ContainerSpec
+from restorebox.runtime import labels as L
 from restorebox.settings import Settings
+
+
+def template(settings: Settings, instance: str) -> ContainerSpec:
+    """A sandbox-like container of this instance, on an image at hand: the default
+    major's."""
+    return ContainerSpec(
+        image=settings.image_for(settings.default_major(), None)[0],
+        name="",
+        env={},
+        labels={L.MANAGED: "true", L.INSTANCE: instance},
+        publish_host=settings.publish_host,
+    )
 
 
 def instance_id(settings: Settings) -> str:

@@ -150,6 +150,11 @@ class Runtime(Protocol):
     def list_managed(self, labels: dict[str, str]) -> list[Container]:
         """Containers carrying all of ``labels``, running or not."""
 
+    def check_isolation(self, template: ContainerSpec, repair: bool) -> str | None:
+        """None when sandboxes like ``template`` verifiably cannot open connections out
+        (firewall rules, or an engine setup that gives the same); otherwise what is wrong
+        and how to fix it. With ``repair``, first put in place what the runtime can."""
+
     def disk_usage(self, labels: dict[str, str]) -> dict[str, int]:
         """Bytes each container carrying all of ``labels`` has written to the engine's disk
         (its own layer: uploads, database, WAL), by container id."""

@@ -169,11 +169,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     gc.add_argument("--instance", action="append", default=[], help="an instance id to clean")
     gc.add_argument("--yes", action="store_true", help="remove (default: only report)")
+    sub.add_parser(
+        "isolate",
+        help="make sure sandboxes cannot open connections out (adds the engine host's "
+        "firewall rules through the engine), then verify it",
+        description="What the service checks at start. Runs a short-lived helper container "
+        "on the engine's host network; works for a local engine, DOCKER_HOST and compose.",
+    )
     args = parser.parse_args(argv)
     settings = Settings()
 
     if args.command == "serve":
         return serve(settings, args.log_format)
+    if args.command == "isolate":
+        return isolate(settings)
     if args.command == "gc":
         return garbage_collect(settings, set(args.instance), args.yes)
     client = _client(settings, args)
@@ -377,6 +386,25 @@ def garbage_collect(settings: Settings, instances: set[str], remove: bool) -> in
             "to remove them",
             file=sys.stderr,
         )
+    return 0
+
+
+def isolate(settings: Settings) -> int:
+    from restorebox.lifecycle import isolation
+    from restorebox.lifecycle.instance import instance_id, template
+    from restorebox.runtime.docker import DockerRuntime
+
+    try:
+        problem = isolation.isolate(
+            settings, DockerRuntime(), template(settings, instance_id(settings))
+        )
+    except RestoreboxError as exc:
+        print(f"restorebox: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    if problem is not None:
+        print(f"restorebox: sandboxes are not isolated: {problem}", file=sys.stderr)
+        return 1
+    print("sandbox isolation verified: sandboxes cannot open connections out")
     return 0
 
 

@@ -59,7 +59,9 @@ def test_compose_up_restore_down(tmp_path: Path, docker_runtime: object) -> None
         deadline = time.monotonic() + 60
         while True:
             try:
-                if http.get("/healthz").json()["engine"] == "ok":
+                health = http.get("/healthz").json()
+                if health["engine"] == "ok":
+                    assert health["isolation"] == "verified"  # checked before it served
                     break
             except httpx.HTTPError:
                 pass

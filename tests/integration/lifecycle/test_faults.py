@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,10 +17,9 @@ import httpx
 import pytest
 
 from restorebox.runtime import labels
-from tests.conftest import AUTH, REPO, TOKEN, Api, free_port
+from tests.conftest import AUTH, CLI, REPO, TOKEN, Api, free_port
 
 pytestmark = pytest.mark.integration
-CLI = str(Path(sys.executable).with_name("restorebox"))
 
 
 def containers_of(sandbox_id: str) -> list[Any]:

@@ -8,7 +8,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,12 +20,11 @@ import pytest
 
 from restorebox.errors import SandboxStartTimeout
 from restorebox.runtime import ContainerSpec
-from tests.conftest import AUTH, Api, LiveServer
+from tests.conftest import AUTH, CLI, Api, LiveServer
 from tests.fakes import FakeRuntime
 from tests.integration.lifecycle.test_faults import Service, containers_of
 
 pytestmark = pytest.mark.integration
-CLI = str(Path(sys.executable).with_name("restorebox"))
 
 
 def test_the_engine_runs_in_a_session_of_its_own(docker_runtime: object) -> None:

@@ -8,7 +8,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +18,9 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import THIRD_PARTY
+from tests.conftest import CLI, THIRD_PARTY
 
 pytestmark = pytest.mark.integration
-CLI = str(Path(sys.executable).with_name("restorebox"))
 
 
 def free_port() -> int:

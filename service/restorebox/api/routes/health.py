@@ -29,5 +29,6 @@ async def healthz(services: ServicesDep) -> Health:
     return Health(
         status="ok" if engine == "ok" else "degraded",
         engine=engine,
+        isolation=services.isolation,
         version=__version__,
     )

@@ -27,7 +27,7 @@ from restorebox.runtime.base import (
     StreamCallback,
     UploadFile,
 )
-from restorebox.runtime.docker import archives, commit
+from restorebox.runtime.docker import archives, commit, egress
 from restorebox.runtime.docker import exec as execs
 from restorebox.runtime.docker.anchors import (
     ANCHOR_LABEL,
@@ -288,6 +288,9 @@ class DockerRuntime:
                 container = _joined(container, anchors.get(anchor_id))
             containers.append(container)
         return containers
+
+    def check_isolation(self, template: ContainerSpec, repair: bool) -> str | None:
+        return egress.check(self.engine, template, repair)
 
     def disk_usage(self, labels: dict[str, str]) -> dict[str, int]:
         # One listing with sizes (the engine walks each container's own layer).
