@@ -39,9 +39,8 @@ from restorebox.snapshots.cache import SnapshotCache
 log = logging.getLogger("restorebox.lifecycle.provisioning")
 
 PASSWORD_FILE = "/run/secrets/restorebox/password"  # noqa: S105 -- a path, not a password
+# A copy's own password, as a verifier (the snapshot's configuration has it blanked).
 NEW_VERIFIER_ENV = "RESTOREBOX_NEW_PASSWORD_VERIFIER"
-# Blanked in every snapshot image's configuration: a copy is told its own.
-SECRET_ENV = (NEW_VERIFIER_ENV,)
 
 
 @dataclass
@@ -62,7 +61,7 @@ def spec_for(
     the server is given its SCRAM verifier (which PostgreSQL stores as it is), in a file
     the entrypoint deletes once the role holds it, or for a copy in its environment. A
     superuser in a copy can read the files and environment of its snapshot, so nothing
-    there may log into anything (docs/decisions.md, "Secrets")."""
+    there may log into anything (docs/decisions.md, "Principals and secrets")."""
     image = snapshot.image if snapshot is not None else sandbox.image
     assert image is not None
     env = {"POSTGRES_USER": sandbox.user, "POSTGRES_DB": sandbox.initial_database}
