@@ -11,6 +11,7 @@ from typing import IO, Any, cast
 import lz4.frame
 import zstandard
 
+from restorebox.backups.foreign import not_postgres, reencoded
 from restorebox.backups.model import Compression, Format
 from restorebox.errors import UnsupportedBackup
 
@@ -111,6 +112,8 @@ def sniff(path: Path) -> tuple[Format, Compression]:
         raise UnsupportedBackup(f"{path.name}: the file is empty")
     if head.startswith(ARCHIVE_MAGIC):
         return "custom", "none"
+    if why := reencoded(path.name, head):
+        raise UnsupportedBackup(why)
     if len(head) >= 262 and head[257:262] == b"ustar":
         return "tar", "none"
     compression = compression_of(head)
@@ -125,11 +128,21 @@ def sniff(path: Path) -> tuple[Format, Compression]:
                 f"{path.name}: a {compression}-compressed custom archive; pg_restore reads only"
                 " uncompressed archive files (use pg_dump -Z instead)"
             )
+        _refuse_foreign(path.name, inner)
         if looks_like_sql(inner):
             return "plain", compression
         raise UnsupportedBackup(f"{path.name}: {compression} data that is not a SQL dump")
+    _refuse_foreign(path.name, head)
     if looks_like_sql(head):
         return "plain", "none"
     raise UnsupportedBackup(
         f"{path.name}: not a pg_dump backup (neither SQL text nor a PGDMP archive)"
     )
+
+
+def _refuse_foreign(name: str, head: bytes) -> None:
+    """Refuse what is not a PostgreSQL backup, or no longer the bytes pg_dump wrote, saying
+    what it is and what to do (``foreign``)."""
+    why = reencoded(name, head) or not_postgres(name, head.decode("utf-8", "replace"))
+    if why:
+        raise UnsupportedBackup(why)

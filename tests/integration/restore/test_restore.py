@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import time
@@ -13,6 +14,7 @@ import pytest
 
 from restorebox.probes.catalog import PROBES
 from tests.conftest import THIRD_PARTY, Api, Manufacturing, copy_backup, query, row_counts
+from tests.unit.backups.test_foreign import MYSQLDUMP, PG_DUMP
 
 pytestmark = pytest.mark.integration
 
@@ -199,6 +201,9 @@ def test_names_cannot_escape_the_backups_folder(
         (b"", "empty"),
         (os.urandom(4096), "not a pg_dump backup"),
         (b"\x1f\x8b\x08\x00garbage", "gzip"),
+        # Not PostgreSQL at all, though named like a dump: refused before any container.
+        (gzip.compress(MYSQLDUMP.encode()), "MySQL/MariaDB"),
+        (PG_DUMP.encode("utf-16"), "UTF-16"),
     ],
 )
 def test_unreadable_files_are_422(api: Api, backups_dir: Path, content: bytes, needle: str) -> None:
