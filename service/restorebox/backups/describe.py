@@ -185,6 +185,12 @@ def _from_scan(
         f"line {line}: psql meta-command {text!r} will run inside the sandbox only"
         for line, text in scan.meta_commands[:20]
     ]
+    if scan.tool_messages:
+        warnings.append(
+            f"{scan.tool_messages} lines of pg_dump's own messages at the top (its errors "
+            "redirected into the file, `2>&1`): skipped when restoring; dump with "
+            "`pg_dump -f FILE` to keep them out"
+        )
     if scan.cluster_dump:
         warnings.append(
             "pg_dumpall cluster dump: role statements aimed at the sandbox's own user are skipped"
@@ -196,6 +202,7 @@ def _from_scan(
         )
     return Backup(
         name=name,
+        tool_messages=scan.tool_messages,
         format="plain",
         compression=compression,
         content=_content(has_schema, bool(scan.data_tables)),

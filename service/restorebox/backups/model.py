@@ -50,6 +50,7 @@ class Backup(BaseModel):
     per_database: dict[str, DatabaseContent] = Field(default_factory=dict)
     locales: list[str] = Field(default_factory=list)
     clean: bool = False  # a --clean dump: DROP statements before each CREATE
+    tool_messages: int = 0  # lines of pg_dump's own messages at the top, skipped on restore
     # Platform schemas the dump's statements use without creating (see platforms/).
     mentions: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)

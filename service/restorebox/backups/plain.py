@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from restorebox.backups.declared import PlainDeclarations, split_qname, unquote
+from restorebox.backups.sniff import TOOL_MESSAGE
 
 _DUMPED_FROM = re.compile(r"^-- Dumped from database version (\S+)")
 _DUMPED_BY = re.compile(r"^-- Dumped by pg_dump(?:all)? version (\S+)")
@@ -43,12 +44,18 @@ class PlainScan:
     clean: bool = False  # DROP statements (pg_dump --clean)
     mentions: set[str] = field(default_factory=set)
     all_roles: set[str] = field(default_factory=set)
+    tool_messages: int = 0  # lines of pg_dump's own messages at the top (skipped)
 
 
 def scan_plain(stream: IO[bytes]) -> PlainScan:
     result = PlainScan()
     copying: str | None = None
+    at_top = True
     for number, raw in enumerate(stream, start=1):
+        if at_top and raw.startswith(TOOL_MESSAGE):
+            result.tool_messages += 1  # pg_dump's stderr at the top (2>&1): not SQL
+            continue
+        at_top = False
         if copying is not None:
             if raw.startswith(b"\\.") and raw.rstrip(b"\r\n") == b"\\.":
                 copying = None
@@ -56,7 +63,7 @@ def scan_plain(stream: IO[bytes]) -> PlainScan:
                 result.data_tables[copying] += 1
             continue
         line = raw.decode("utf-8", "replace")
-        if number <= 20 and line.startswith("--"):
+        if number - result.tool_messages <= 20 and line.startswith("--"):
             if "PostgreSQL database cluster dump" in line:
                 result.cluster_dump = True
             match = _DUMPED_FROM.match(line) or None

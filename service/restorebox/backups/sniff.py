@@ -85,8 +85,24 @@ class HashingReader(io.RawIOBase):
         return self.digest.hexdigest(), self.size
 
 
+# pg_dump's own messages, redirected into the file with its output (`2>&1`): whole lines
+# at the top, before the dump itself ("pg_dump: warning: ...", "pg_dump: detail: ...").
+TOOL_MESSAGE = (b"pg_dump: ", b"pg_dumpall: ")
+
+
+def without_tool_messages(head: bytes) -> tuple[bytes, int]:
+    """``head`` after the whole lines of pg_dump's own messages at its top, and how many."""
+    count = 0
+    while head.startswith(TOOL_MESSAGE) and b"\n" in head:
+        head = head.split(b"\n", 1)[1]
+        count += 1
+    return head, count
+
+
 def looks_like_sql(head: bytes) -> bool:
-    """Text that a plain pg_dump (or a hand-written SQL script) could begin with."""
+    """Text that a plain pg_dump (or a hand-written SQL script) could begin with, after any
+    of pg_dump's own messages at the top."""
+    head, _ = without_tool_messages(head)
     if b"\0" in head:
         return False
     try:
@@ -114,6 +130,13 @@ def sniff(path: Path) -> tuple[Format, Compression]:
         return "custom", "none"
     if why := reencoded(path.name, head):
         raise UnsupportedBackup(why)
+    body, messages = without_tool_messages(head)
+    if messages and body.startswith(ARCHIVE_MAGIC):
+        raise UnsupportedBackup(
+            f"{path.name}: a custom archive with pg_dump's own messages written into its "
+            "first bytes (its output and errors redirected together, `> FILE 2>&1`): "
+            "pg_restore cannot read it; dump again with `pg_dump -Fc -f FILE`"
+        )
     if len(head) >= 262 and head[257:262] == b"ustar":
         return "tar", "none"
     compression = compression_of(head)

@@ -44,8 +44,25 @@ def psql_command(
     # so psql's line numbers still match the file.
     users = f"{sandbox.user}|{BOOTSTRAP_USER}"
     role_line = rf'^((CREATE|ALTER|DROP) (ROLE|USER) (IF EXISTS )?"?({users})"?( |;|$))'
+    script = ""
+    if backup.tool_messages:
+        # pg_dump's own messages at the top of the file (2>&1) become comments, one line
+        # each, until the dump itself begins.
+        script += "\n".join(
+            (
+                "1{",
+                ":messages",
+                "/^pg_dump(all)?: /{",
+                "s/^/-- skipped by restorebox: /",
+                "n",
+                "b messages",
+                "}",
+                "}",
+                "",
+            )
+        )
     # COPY data passes untouched: the rules are for statements only.
-    script = r"/^COPY .* FROM stdin;$/,/^\\\.$/b" + "\n"
+    script += r"/^COPY .* FROM stdin;$/,/^\\\.$/b" + "\n"
     script += f"s/{role_line}/-- skipped by restorebox: \\1/I"
     for rule in rules_for(backup, sandbox.postgres_version or 0):
         script += "\n" + rule.sed

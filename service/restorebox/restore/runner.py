@@ -126,6 +126,11 @@ class RestoreRunner:
     def _run(self, plan: RestorePlan, on_error: str) -> RestoreReport:
         report = RestoreReport(warnings=list(plan.warnings))
         for backup in plan.backups:
+            if backup.tool_messages:
+                report.warnings.append(
+                    f"{backup.name}: {backup.tool_messages} lines of pg_dump's own messages "
+                    "at the top of the file (2>&1) were skipped"
+                )
             report.warnings += [
                 f"{backup.name}: translated for PostgreSQL {plan.major}: {rule.note}"
                 for rule in rules_for(backup, plan.major)

@@ -14,7 +14,7 @@ import pytest
 
 from restorebox.probes.catalog import PROBES
 from tests.conftest import THIRD_PARTY, Api, Manufacturing, copy_backup, query, row_counts
-from tests.unit.backups.test_foreign import MYSQLDUMP, PG_DUMP
+from tests.unit.backups.test_foreign import MYSQLDUMP, PG_DUMP, PG_DUMP_MESSAGES
 
 pytestmark = pytest.mark.integration
 
@@ -133,6 +133,18 @@ def test_northwind_complete(api: Api, backups_dir: Path) -> None:
         sandbox["connection_url"], ["public.orders", "public.order_details", "public.customers"]
     )
     assert counts == {"public.orders": 830, "public.order_details": 2155, "public.customers": 91}
+
+
+def test_pg_dump_messages_at_the_top_are_skipped_and_reported(api: Api, backups_dir: Path) -> None:
+    """`pg_dump ... > file 2>&1` puts pg_dump's warnings above the dump: a backup with noise
+    at the top, restored exactly, the noise named in the report."""
+    dump = (THIRD_PARTY / "northwind" / "northwind.sql").read_text()
+    (backups_dir / "noisy.sql").write_text(PG_DUMP_MESSAGES + dump)
+    sandbox = api.create(backup="noisy.sql")
+    assert sandbox["restore"]["errors"] == []
+    assert sandbox["verdict"] == "pass", sandbox["probes"]
+    assert any("4 lines of pg_dump's own messages" in w for w in sandbox["restore"]["warnings"])
+    assert row_counts(sandbox["connection_url"], ["public.orders"]) == {"public.orders": 830}
 
 
 def test_pg17_dump_refused_for_postgres_15_before_any_container(

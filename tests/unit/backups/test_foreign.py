@@ -106,3 +106,33 @@ def test_what_is_not_a_postgres_backup_is_named_with_its_fix(
 def test_a_real_dump_is_not_mistaken_for_one(catalog: Catalog, tmp_path: Path) -> None:
     (tmp_path / "ok.sql").write_text(PG_DUMP)
     assert catalog.get("ok.sql").format == "plain"
+
+
+# What pg_dump prints on stderr for a data-only dump of tables with circular foreign keys
+# (PostgreSQL 15+ message shapes), redirected into the file with `2>&1`.
+PG_DUMP_MESSAGES = (
+    "pg_dump: warning: there are circular foreign-key constraints on this table:\n"
+    "pg_dump: detail: orders\n"
+    "pg_dump: hint: You might not be able to restore the dump without using "
+    "--disable-triggers or temporarily dropping the constraints.\n"
+    "pg_dump: hint: Consider using a full dump instead of a --data-only dump to avoid this "
+    "problem.\n"
+)
+
+
+def test_pg_dump_messages_at_the_top_are_noise_to_skip_and_report(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    (tmp_path / "noisy.sql").write_text(PG_DUMP_MESSAGES + PG_DUMP)
+    backup = catalog.get("noisy.sql")
+    assert (backup.format, backup.content, backup.tool_messages) == ("plain", "complete", 4)
+    assert any("4 lines of pg_dump's own messages" in w for w in backup.warnings)
+    assert backup.data_tables == ["public.notes"]
+
+
+def test_a_custom_archive_with_messages_written_into_it_is_refused(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    (tmp_path / "noisy.dump").write_bytes(PG_DUMP_MESSAGES.encode() + b"PGDMP\x01\x0f\x00")
+    with pytest.raises(UnsupportedBackup, match="pg_dump -Fc -f FILE"):
+        catalog.get("noisy.dump")
