@@ -55,10 +55,22 @@ MAINTENANCE = [
         "CREATE DATABASE of the maintenance and template databases skipped (they exist)",
     ),
 ]
-# A --clean dump without --if-exists drops what a fresh sandbox does not have yet.
+# A --clean dump without --if-exists drops what a fresh sandbox does not have yet: its
+# preamble drops constraints ("ALTER TABLE ONLY t DROP CONSTRAINT c"), column defaults
+# ("ALTER TABLE t ALTER COLUMN c DROP DEFAULT") and then the objects. Each is made what
+# pg_dump --if-exists would have written.
 CLEAN = Rule(
     0,
-    r'/^DROP /{/ IF EXISTS /!s/^DROP ([A-Z]+( [A-Z]+)*) ("|[a-z_])/DROP \1 IF EXISTS \3/}',
+    "\n".join(
+        (
+            r'/^DROP /{/ IF EXISTS /!s/^DROP ([A-Z]+( [A-Z]+)*) ("|[a-z_])/DROP \1 IF EXISTS \3/}',
+            r"/^ALTER TABLE ONLY .* DROP CONSTRAINT .+;$/{/ IF EXISTS /!"
+            r"s/^ALTER TABLE ONLY (.*) DROP CONSTRAINT (.+);$/"
+            r"ALTER TABLE IF EXISTS ONLY \1 DROP CONSTRAINT IF EXISTS \2;/}",
+            r"/^ALTER TABLE .* ALTER COLUMN .* DROP DEFAULT;$/{/^ALTER TABLE IF EXISTS /!"
+            r"s/^ALTER TABLE /ALTER TABLE IF EXISTS /}",
+        )
+    ),
     "DROP statements of a --clean dump made IF EXISTS (the sandbox starts empty)",
 )
 # Locales restorebox's images have; a dump asking for another gets the closest.

@@ -4,11 +4,12 @@ database safe, the sandbox handing out the database that holds the data, probes 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Api, exec_in_sandbox, query, row_counts
+from tests.conftest import THIRD_PARTY, Api, exec_in_sandbox, execute, query, row_counts
 
 pytestmark = pytest.mark.integration
 
@@ -110,4 +111,37 @@ def test_a_create_dump_hands_out_its_database(api: Api, backups_dir: Path) -> No
     assert sandbox["database"] == "shop"
     assert sandbox["restore"]["databases"] == ["shop"]
     assert row_counts(sandbox["connection_url"], ["public.orders"]) == {"public.orders": 4}
+    assert sandbox["verdict"] == "pass", [p for p in sandbox["probes"] if p["status"] != "pass"]
+
+
+def test_a_clean_dump_without_if_exists_restores_into_a_fresh_sandbox(
+    api: Api, backups_dir: Path
+) -> None:
+    """`pg_dump --clean` (a common habit) without `--if-exists` starts by dropping
+    constraints, defaults and tables a fresh sandbox does not have yet."""
+    shutil.copyfile(THIRD_PARTY / "northwind" / "northwind.sql", backups_dir / "nw.sql")
+    source = api.create(backup="nw.sql", probes="none")
+    execute(
+        source["connection_url"],
+        "CREATE SEQUENCE note_ids; CREATE TABLE notes (id int DEFAULT nextval('note_ids')"
+        " PRIMARY KEY, order_id smallint REFERENCES orders, body text);"
+        " CREATE INDEX notes_body ON notes (body); INSERT INTO notes (order_id, body)"
+        " SELECT order_id, 'n' FROM orders LIMIT 10;"
+        " CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$BEGIN RETURN NEW; END$$;"
+        " CREATE TRIGGER notes_touch BEFORE UPDATE ON notes FOR EACH ROW EXECUTE FUNCTION touch();"
+        " CREATE VIEW recent AS SELECT * FROM orders ORDER BY order_date DESC LIMIT 5;",
+    )
+    database = source["database"]
+    clean = exec_in_sandbox(source, "pg_dump", "-U", "restorebox", "--clean", database)
+    assert b"IF EXISTS" not in clean
+    assert b"ALTER TABLE ONLY public.notes DROP CONSTRAINT" in clean
+    (backups_dir / "clean.sql").write_bytes(clean)
+    sandbox = api.create(expect="", backup="clean.sql")
+    assert sandbox["status"] == "ready", (sandbox["error"], sandbox["restore"]["errors"][:3])
+    assert sandbox["restore"]["errors"] == []
+    assert row_counts(sandbox["connection_url"], ["public.orders", "public.notes"]) == {
+        "public.orders": 830,
+        "public.notes": 10,
+    }
     assert sandbox["verdict"] == "pass", [p for p in sandbox["probes"] if p["status"] != "pass"]
