@@ -73,6 +73,14 @@ CLEAN = Rule(
     ),
     "DROP statements of a --clean dump made IF EXISTS (the sandbox starts empty)",
 )
+# pg_dump before 11 wrote "CREATE SCHEMA public;", which fails on every newer server (the
+# schema exists). Harmless, but psql's ON_ERROR_STOP and pg_restore's --exit-on-error end
+# the load there: the statement is made what it means, so nothing tolerated stops a load.
+PUBLIC_SCHEMA = Rule(
+    0,
+    r"s/^CREATE SCHEMA public;$/CREATE SCHEMA IF NOT EXISTS public;/",
+    "CREATE SCHEMA public (pg_dump before 11) made IF NOT EXISTS (every server has it)",
+)
 # Locales restorebox's images have; a dump asking for another gets the closest.
 IMAGE_LOCALES = {"c", "posix", "c.utf-8", "c.utf8", "en_us.utf-8", "en_us.utf8"}
 
@@ -102,8 +110,11 @@ def rules_for(backup: Backup, major: int) -> list[Rule]:
     needed = [rule for rule in RULES if major < rule.since <= written_by]
     if backup.internal_options:
         needed += ALWAYS
+    creates_public = any(o.kind == "SCHEMA" and o.name == "public" for o in backup.objects)
+    if creates_public and 0 < written_by < 11:
+        needed.append(PUBLIC_SCHEMA)
     if backup.format != "plain":
-        return needed if backup.internal_options else []
+        return needed if backup.internal_options or PUBLIC_SCHEMA in needed else []
     if backup.databases:
         needed += MAINTENANCE + locale_rules(backup.locales)
     if backup.clean:

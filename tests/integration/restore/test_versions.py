@@ -107,3 +107,58 @@ def test_pgvector_and_locales_of_real_dumps(api: Api, backups_dir: Path) -> None
         sandbox["connection_url"], "SELECT id FROM docs ORDER BY embedding <-> '[1,2,2]' LIMIT 1"
     )
     assert nearest == [(1,)]
+
+
+# A plain dump as pg_dump 10 wrote it: the public schema created explicitly.
+PG10_PLAIN = """--
+-- PostgreSQL database dump
+--
+
+-- Dumped from database version 10.23
+-- Dumped by pg_dump version 10.23
+
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SET check_function_bodies = false;
+SET client_min_messages = warning;
+SET row_security = off;
+
+CREATE SCHEMA public;
+
+ALTER SCHEMA public OWNER TO postgres;
+
+COMMENT ON SCHEMA public IS 'standard public schema';
+
+SET default_tablespace = '';
+
+SET default_with_oids = false;
+
+CREATE TABLE public.items (
+    id integer NOT NULL,
+    name text
+);
+
+ALTER TABLE public.items OWNER TO postgres;
+
+COPY public.items (id, name) FROM stdin;
+1\tfirst
+2\tsecond
+\\.
+
+ALTER TABLE ONLY public.items
+    ADD CONSTRAINT items_pkey PRIMARY KEY (id);
+"""
+
+
+def test_a_tolerated_error_never_ends_the_load(api: Api, backups_dir: Path) -> None:
+    """`CREATE SCHEMA public` (pg_dump before 11) fails harmlessly on every newer server;
+    restorebox tolerates it, so it must not stop psql or pg_restore either (the sandbox
+    used to be ready, empty, and failed)."""
+    (backups_dir / "pg10.sql").write_text(PG10_PLAIN)
+    sandbox = api.create(backup="pg10.sql")
+    assert sandbox["restore"]["errors"] == []
+    assert any("CREATE SCHEMA public" in w for w in sandbox["restore"]["warnings"])
+    assert query(sandbox["connection_url"], "SELECT count(*) FROM public.items") == [(2,)]
+    assert sandbox["verdict"] == "pass", [p for p in sandbox["probes"] if p["status"] != "pass"]

@@ -259,3 +259,17 @@ def test_psql_discards_what_a_dump_prints_without_formatting_it() -> None:
     assert psql[0] == "psql"
     assert {"-A", "-t", "-X", "-q"} <= set(psql)
     assert psql[psql.index("-o") + 1] == "/dev/null"
+
+
+def test_an_old_archive_that_creates_public_is_loaded_through_the_translation() -> None:
+    """A custom archive from pg_dump before 11 carries CREATE SCHEMA public: it is restored
+    through `pg_restore -f - | sed | psql` with the statement made IF NOT EXISTS, so the
+    tolerated error never ends the load; newer archives keep pg_restore."""
+    from restorebox.backups.model import DeclaredObject
+    from restorebox.restore.translate import PUBLIC_SCHEMA, rules_for
+
+    public = DeclaredObject(kind="SCHEMA", namespace="public", name="public")
+    old = backup("10.23", "10.23").model_copy(update={"format": "custom", "objects": [public]})
+    assert rules_for(old, 17) == [PUBLIC_SCHEMA]
+    newer = old.model_copy(update={"pg_dump_version": "16.4"})
+    assert rules_for(newer, 17) == []
