@@ -89,6 +89,16 @@ def _show(sandbox: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (`restorebox show ID | head`): not an error worth a
+        # traceback. Python flushes stdout at exit; point it at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="restorebox", description=__doc__)
     parser.add_argument("--url", help="API base URL (default http://HOST:PORT from settings)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -303,7 +313,11 @@ def listing(client: Client, args: argparse.Namespace) -> int:
             time.sleep(0.3)
             data = client.backups()
         for bad in data["unreadable"]:
-            print(f"unreadable: {bad['name']}: {bad['error']['message']}", file=sys.stderr)
+            message = bad["error"]["message"]  # names the backup already
+            named = (
+                message if message.startswith(f"{bad['name']}:") else f"{bad['name']}: {message}"
+            )
+            print(f"unreadable: {named}", file=sys.stderr)
         rows = [
             [
                 b["name"],

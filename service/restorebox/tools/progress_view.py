@@ -63,9 +63,9 @@ class ProgressView:
             return
         now = time.monotonic()
         last_phase, last_at = self._last_line
-        if phase == last_phase and now - last_at < PLAIN_EVERY_SECONDS and event.name != "end":
-            return
         line = f"{data['id']} {data['status']}: {phase}"
+        if line == last_phase and (event.name == "end" or now - last_at < PLAIN_EVERY_SECONDS):
+            return  # said already (the end repeats the final state)
         if total:
             line += f" {done / 1e6:.1f}/{total / 1e6:.1f} MB"
             before, then = self._last_bytes
@@ -73,4 +73,4 @@ class ProgressView:
                 line += f" at {(done - before) / (now - then) / 1e6:.1f} MB/s"
             self._last_bytes = (done, now)
         print(line, file=self.stream, flush=True)
-        self._last_line = (phase, now)
+        self._last_line = (line, now)

@@ -121,6 +121,7 @@ def test_cli_for_people(server: dict[str, str]) -> None:
     # Not a terminal: plain progress lines, no escape codes.
     assert "restoring" in created.stderr or "probing" in created.stderr, created.stderr
     assert "\x1b[" not in created.stderr
+    assert created.stderr.count("ready: ready") == 1, created.stderr  # the end says it once
 
     listed = cli(server, "ls", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -130,11 +131,35 @@ def test_cli_for_people(server: dict[str, str]) -> None:
     assert cli(server, "url", sandbox_id).stdout.strip() == url
     assert cli(server, "wait", sandbox_id).stdout.strip() == url
     assert json.loads(cli(server, "show", sandbox_id, "--json").stdout)["id"] == sandbox_id
+    # A reader that goes away (`| head`, here `| true`) is no reason for a traceback.
+    piped = subprocess.Popen(
+        [CLI, "show", sandbox_id, "--json"],
+        env=server,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert piped.stdout is not None
+    assert piped.stderr is not None
+    piped.stdout.close()  # gone before the CLI writes a byte
+    piped_stderr = piped.stderr.read()
+    piped.wait(timeout=60)
+    assert "Traceback" not in piped_stderr, piped_stderr
     assert any(
         b["name"] == "northwind.sql"
         for b in json.loads(cli(server, "backups", "--json").stdout)["backups"]
     )
     assert json.loads(cli(server, "snapshots", "--json").stdout) == []
+    (Path(server["RESTOREBOX_BACKUPS_DIR"]) / "bad.sql").write_text("x")
+    listed_backups = cli(server, "backups")
+    for _ in range(50):  # described in the background: a moment
+        if "unreadable" in listed_backups.stderr:
+            break
+        time.sleep(0.2)
+        listed_backups = cli(server, "backups")
+    [unreadable] = [line for line in listed_backups.stderr.splitlines() if "bad.sql" in line]
+    assert unreadable.count("bad.sql") == 1, unreadable  # named once
+    (Path(server["RESTOREBOX_BACKUPS_DIR"]) / "bad.sql").unlink()
 
     # psql: the local one with the sandbox's URL (or the container's when none is here).
     psql = cli(server, "psql", sandbox_id, "--", "-At", "-c", "SELECT count(*) FROM orders")
