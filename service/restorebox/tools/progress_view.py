@@ -63,9 +63,10 @@ class ProgressView:
             return
         now = time.monotonic()
         last_phase, last_at = self._last_line
-        line = f"{data['id']} {data['status']}: {phase}"
-        if line == last_phase and (event.name == "end" or now - last_at < PLAIN_EVERY_SECONDS):
+        said = f"{data['id']} {data['status']}: {phase}"
+        if said == last_phase and (event.name == "end" or now - last_at < PLAIN_EVERY_SECONDS):
             return  # said already (the end repeats the final state)
+        line = said
         if total:
             line += f" {done / 1e6:.1f}/{total / 1e6:.1f} MB"
             before, then = self._last_bytes
@@ -73,4 +74,4 @@ class ProgressView:
                 line += f" at {(done - before) / (now - then) / 1e6:.1f} MB/s"
             self._last_bytes = (done, now)
         print(line, file=self.stream, flush=True)
-        self._last_line = (line, now)
+        self._last_line = (said, now)
