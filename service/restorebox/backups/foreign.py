@@ -30,12 +30,14 @@ def utf16(head: bytes) -> str | None:
     in text that is otherwise ASCII); None otherwise."""
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         encoding = "utf-16"
-    elif len(head) >= 8 and head[1:64:2].count(0) == len(head[1:64:2]) and head[0:64:2].isascii():
-        encoding = "utf-16-le"
-    elif len(head) >= 8 and head[0:64:2].count(0) == len(head[0:64:2]) and head[1:64:2].isascii():
-        encoding = "utf-16-be"
     else:
-        return None
+        # Without a mark: the NUL half of each character says the byte order.
+        by_nul_half = {1: "utf-16-le", 0: "utf-16-be"}
+        sample = head[:64]
+        nuls = [half for half in (0, 1) if sample[half::2].count(0) == len(sample[half::2])]
+        if len(head) < 8 or len(nuls) != 1 or not sample[1 - nuls[0] :: 2].isascii():
+            return None
+        encoding = by_nul_half[nuls[0]]
     usable = len(head) - len(head) % 2
     return head[:usable].decode(encoding, errors="replace")
 

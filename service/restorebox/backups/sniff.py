@@ -128,8 +128,6 @@ def sniff(path: Path) -> tuple[Format, Compression]:
         raise UnsupportedBackup(f"{path.name}: the file is empty")
     if head.startswith(ARCHIVE_MAGIC):
         return "custom", "none"
-    if why := reencoded(path.name, head):
-        raise UnsupportedBackup(why)
     body, messages = without_tool_messages(head)
     if messages and body.startswith(ARCHIVE_MAGIC):
         raise UnsupportedBackup(

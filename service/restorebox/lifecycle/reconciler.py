@@ -60,10 +60,10 @@ class Reconciler:
         # Records first, then the engine's listing, then each record again: a decision is
         # made only on a record the listing is newer than, and unchanged since (a reset or
         # a copy that finished in between is looked at next pass, not failed).
-        before = {s.id: s for s in self.transitions.store.list(set(LIVE))}
+        before = self.transitions.store.list(set(LIVE))
         containers = self.runtime.list_managed({L.MANAGED: "true", L.INSTANCE: self.instance})
         suspects: dict[str, str] = {}
-        for listed in before.values():
+        for listed in before:
             # Held first, then a fresh read, then a grace period: a worker registers before
             # its sandbox is recorded and records its last status before it lets go, so a
             # sandbox seen unheld and quiet for a while is truly nobody's.

@@ -6,6 +6,7 @@ tell the leftovers of an instance whose state directory is gone from a live inst
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,8 +20,14 @@ HOST = "restorebox.host"
 
 
 def home(state_dir: Path) -> dict[str, str]:
-    """Where the instance making a container or image keeps its state."""
-    return {STATE_DIR: str(state_dir.resolve()), HOST: socket.gethostname()}
+    """Where the instance making a container or image keeps its state (read once: every
+    start asks)."""
+    return dict(_home(state_dir))
+
+
+@functools.lru_cache(maxsize=8)
+def _home(state_dir: Path) -> tuple[tuple[str, str], ...]:
+    return ((STATE_DIR, str(state_dir.resolve())), (HOST, socket.gethostname()))
 
 
 def for_sandbox(
