@@ -43,7 +43,7 @@ import docker
 import httpx
 import psycopg
 
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789"
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = "restorebox/postgres:17"
 MAJOR = "17"

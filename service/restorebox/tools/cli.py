@@ -12,6 +12,8 @@ import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pydantic import ValidationError
+
 from restorebox.auth.tokens import read_for_client
 from restorebox.errors import RestoreboxError
 from restorebox.settings import Settings
@@ -187,7 +189,13 @@ def _main(argv: list[str] | None = None) -> int:
         "on the engine's host network; works for a local engine, DOCKER_HOST and compose.",
     )
     args = parser.parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # a setting refused (a short token, say): plainly
+        for error in exc.errors():
+            where = "RESTOREBOX_" + "_".join(str(part) for part in error["loc"]).upper()
+            print(f"restorebox: {where}: {error['msg']}", file=sys.stderr)
+        return 2
 
     if args.command == "serve":
         return serve(settings, args.log_format)

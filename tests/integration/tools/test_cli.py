@@ -261,3 +261,14 @@ def _read_until(proc: subprocess.Popen[str], needle: str) -> list[str]:
         if needle in line:
             return lines
     raise AssertionError(f"{needle!r} not logged: {lines}")
+
+
+def test_a_refused_setting_is_said_plainly(tmp_path: Path) -> None:
+    env = {**os.environ, "RESTOREBOX_API_TOKEN": "short", "RESTOREBOX_STATE_DIR": str(tmp_path)}
+    served = subprocess.run(
+        [CLI, "serve"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert served.returncode == 2
+    assert "RESTOREBOX_API_TOKEN" in served.stderr
+    assert "at least 16" in served.stderr
+    assert "Traceback" not in served.stderr
