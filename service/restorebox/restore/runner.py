@@ -109,6 +109,14 @@ class RestoreRunner:
         except psycopg.OperationalError as exc:  # the server went away under a connection
             raise self._server_lost(exc) from exc
 
+    def _fail_if_container_gone(self) -> None:
+        """A step that failed because its container stopped (an engine restart, someone's
+        `docker stop`) fails as that, not as the dump's error. Raises EngineUnavailable
+        when the engine does not answer."""
+        container = self.runtime.inspect(self.container_id)
+        if container is None or not container.running:
+            raise ContainerVanished("the sandbox's container stopped during the restore")
+
     def _server_lost(self, exc: psycopg.OperationalError) -> SandboxFailed:
         """What a connection that broke mid-restore means: the container stopped (an
         engine restart, someone's `docker stop`), or the server died inside it."""
@@ -191,6 +199,7 @@ class RestoreRunner:
                 user_errors = [e for e in errors if not e.platform]
                 failed_silently = step.exit_code != 0 and not errors
                 if on_error == "stop" and (user_errors or failed_silently):
+                    self._fail_if_container_gone()  # an engine restart is not the dump's
                     report.not_loaded = self._empty_tables(backup.data_tables)
                     raise RestoreFailed(
                         _failure_message(backup, step, user_errors, groups), report=report
