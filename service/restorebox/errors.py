@@ -85,6 +85,13 @@ class UnsupportedBackup(RestoreboxError):
     code = "unsupported_backup"
 
 
+class ExtensionUnavailable(RestoreboxError):
+    """Raised before any container starts when a backup creates an extension the chosen
+    image does not have and no platform profile accounts for (TimescaleDB, Citus, ...)."""
+
+    code = "extension_unavailable"
+
+
 class BackupTooLarge(RestoreboxError):
     """Raised when a backup is larger than ``max_backup_bytes``."""
 

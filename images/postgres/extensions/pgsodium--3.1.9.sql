@@ -1,6 +1,6 @@
 -- restorebox stand-in for pgsodium: the key table (a configuration table, so dumps carry
--- its rows) and its types, so dumps that reference keys load. No libsodium: the crypto
--- functions raise a clear error.
+-- its rows) and its types, so dumps that reference keys load. No libsodium: encrypting
+-- raises a clear error, decrypting yields NULL.
 CREATE TYPE pgsodium.key_status AS ENUM ('default', 'valid', 'invalid', 'expired');
 CREATE TYPE pgsodium.key_type AS ENUM (
     'aead-ietf', 'aead-det', 'hmacsha512', 'hmacsha256', 'auth', 'shorthash',
@@ -53,6 +53,8 @@ LANGUAGE sql AS $$ SELECT decode(md5(random()::text || clock_timestamp()::text),
 CREATE FUNCTION pgsodium.crypto_aead_det_encrypt(message bytea, additional bytea, key_uuid uuid,
                                                  nonce bytea DEFAULT NULL)
 RETURNS bytea LANGUAGE sql AS $$ SELECT pgsodium._unavailable() $$;
+-- Decryption yields NULL, not an error: views over encrypted columns (vault's
+-- decrypted_secrets as older dumps define it) still read, with nothing decrypted.
 CREATE FUNCTION pgsodium.crypto_aead_det_decrypt(message bytea, additional bytea, key_uuid uuid,
                                                  nonce bytea DEFAULT NULL)
-RETURNS bytea LANGUAGE sql AS $$ SELECT pgsodium._unavailable() $$;
+RETURNS bytea LANGUAGE sql AS $$ SELECT NULL::bytea $$;

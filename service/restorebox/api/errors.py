@@ -25,6 +25,7 @@ STATUS_FOR: dict[type[E.RestoreboxError], int] = {
     E.BackupNotFound: 404,
     E.InvalidBackupName: 400,
     E.UnsupportedBackup: 422,
+    E.ExtensionUnavailable: 422,
     E.BackupTooLarge: 413,
     E.NoSuitablePostgres: 422,
     E.EngineUnavailable: 503,

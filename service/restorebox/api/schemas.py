@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from restorebox.backups.model import Backup
+from restorebox.lifecycle.image_builds import ImageState
 from restorebox.models import (
     Assertion,
     ErrorInfo,
@@ -166,6 +167,12 @@ class Health(BaseModel):
     isolation: str = Field(
         description="whether sandboxes are verified unable to open connections out "
         "(checked at start): 'verified', or why not when RESTOREBOX_ALLOW_EGRESS allows it"
+    )
+    images: dict[str, ImageState] = Field(
+        default_factory=dict,
+        description="each configured PostgreSQL major's image: 'ready', 'building' (scripts/"
+        "serve builds the others in the background), 'failed', or 'absent' (pulled from a "
+        "registry on first use); empty when the engine does not answer",
     )
     version: str
 

@@ -30,6 +30,10 @@ _ERRORS: dict[str, type[RestoreboxError]] = {
 }
 
 
+# Raised whenever a description gains what older ones lack: they are made again.
+DESCRIPTION_VERSION = 2
+
+
 @dataclass(frozen=True)
 class Member:
     """One regular file of a backup: where it is, its name inside the backup, its size."""
@@ -161,6 +165,7 @@ class Catalog:
                 name=name,
             )
         stamp = ";".join(f"{m.name}:{m.size}:{m.mtime_ns}:{m.inode}" for m in members)
+        stamp += f";described-by:{DESCRIPTION_VERSION}"
         return path, hashlib.sha256(stamp.encode()).hexdigest()
 
     def known(self, name: str, wait: float = 0.0) -> Backup | None:

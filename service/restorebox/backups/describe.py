@@ -220,6 +220,7 @@ def _from_scan(
         },
         locales=sorted(scan.locales),
         clean=scan.clean,
+        security_labels=scan.security_labels,
         mentions=sorted(scan.mentions),
         warnings=warnings,
         roles=sorted(
@@ -227,6 +228,7 @@ def _from_scan(
             if scan.per_database
             else scan.declarations.roles - scan.declarations.creates_roles
         ),
+        creates_roles=sorted(scan.created_roles),
         objects=objects,
         data_tables=sorted(scan.data_tables),
         row_counts=dict(scan.data_tables),
@@ -251,6 +253,7 @@ def _from_toc(name: str, path: Path, fmt: Format, toc: ArchiveToc, sha: str, siz
         pg_dump_version=toc.pg_dump_version,
         archive_version=f"{toc.version[0]}.{toc.version[1]}",
         internal_options=any("SET (pg_attver=" in (e.defn or "") for e in toc.entries),
+        security_labels=any(e.desc == "SECURITY LABEL" for e in toc.entries),
         mentions=sorted({w for w in WATCHED for e in toc.entries if w in (e.defn or "")}),
         roles=sorted(roles),
         objects=objects,

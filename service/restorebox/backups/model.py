@@ -50,11 +50,13 @@ class Backup(BaseModel):
     per_database: dict[str, DatabaseContent] = Field(default_factory=dict)
     locales: list[str] = Field(default_factory=list)
     clean: bool = False  # a --clean dump: DROP statements before each CREATE
+    security_labels: bool = False  # SECURITY LABEL statements (no provider in a sandbox)
     tool_messages: int = 0  # lines of pg_dump's own messages at the top, skipped on restore
     # Platform schemas the dump's statements use without creating (see platforms/).
     mentions: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     roles: list[str] = Field(default_factory=list)
+    creates_roles: list[str] = Field(default_factory=list)  # CREATE ROLE in a plain file
     # Internal (the API's BackupOut names what is public); kept in the description cache.
     objects: list[DeclaredObject] = Field(default_factory=list)
     data_tables: list[str] = Field(default_factory=list)

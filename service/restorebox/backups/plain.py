@@ -42,8 +42,10 @@ class PlainScan:
     main_database: str | None = None
     locales: set[str] = field(default_factory=set)
     clean: bool = False  # DROP statements (pg_dump --clean)
+    security_labels: bool = False
     mentions: set[str] = field(default_factory=set)
     all_roles: set[str] = field(default_factory=set)
+    created_roles: set[str] = field(default_factory=set)
     tool_messages: int = 0  # lines of pg_dump's own messages at the top (skipped)
 
 
@@ -97,6 +99,8 @@ def scan_plain(stream: IO[bytes]) -> PlainScan:
                 result.locales.update(_LOCALE.findall(match.group(2)))
         if line.startswith("DROP "):
             result.clean = True
+        elif line.startswith("SECURITY LABEL FOR "):
+            result.security_labels = True
         for name in WATCHED:
             if name in line:
                 result.mentions.add(name)
@@ -104,6 +108,8 @@ def scan_plain(stream: IO[bytes]) -> PlainScan:
             result.internal_options = True
         result.declarations.feed(line)
     _settle_databases(result)
+    if not result.created_roles:
+        result.created_roles = set(result.declarations.creates_roles)
     return result
 
 
@@ -141,6 +147,7 @@ def _settle_databases(result: PlainScan) -> None:
         return
     buckets = [d for d, _ in result.per_database.values()]
     created = set().union(*(d.creates_roles for d in buckets))
+    result.created_roles = created
     result.all_roles = set().union(*(d.roles for d in buckets)) - created
     for name in [*TEMPLATES, ""]:
         result.per_database.pop(name, None)

@@ -140,6 +140,7 @@ class SandboxManager:
                 self.settings.default_major(),
                 request.profile,
             )
+            self.provisioner.check_extensions(plan, request.on_error)
         return self._record_and_submit(request, ttl, plan, None)
 
     def _snapshot_for(self, request: CreateRequest) -> Snapshot | None:

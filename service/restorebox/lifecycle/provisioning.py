@@ -24,11 +24,13 @@ from restorebox.errors import (
     RestoreboxError,
     SandboxFailed,
 )
+from restorebox.lifecycle.image_builds import BUILDS_DIR, ImageBuilds
 from restorebox.lifecycle.readiness import wait_until_ready
 from restorebox.lifecycle.transitions import Transitions
 from restorebox.models import ErrorInfo, Progress, Sandbox, Snapshot, Status, utcnow
 from restorebox.notify.metrics import Metrics
 from restorebox.probes import run_probes
+from restorebox.restore.extensions import check_extensions
 from restorebox.restore.plan import RestorePlan, database_for, make_plan
 from restorebox.restore.runner import RestoreRunner
 from restorebox.runtime import ContainerSpec, Runtime
@@ -119,6 +121,7 @@ class Provisioner:
             thread_name_prefix="provision",
         )
         self._restore_slots = threading.BoundedSemaphore(settings.workers)
+        self.image_builds = ImageBuilds(settings.state_dir / BUILDS_DIR, runtime)
 
     # -- workers ------------------------------------------------------------------
     def register(self, sandbox_id: str) -> None:
@@ -179,6 +182,9 @@ class Provisioner:
                 plan = self._inspect_and_plan(sandbox)
                 sandbox = self.transitions.get(sandbox_id)
             self._check(cancelled)
+            if sandbox.image is not None and not sandbox.from_snapshot:
+                self._wait_for_image(sandbox_id, sandbox.image, cancelled)
+                self.check_extensions(plan, sandbox.on_error)  # now that the image is there
             key = None if sandbox.from_snapshot else self.cache.key_for(sandbox, plan.backups)
             snapshot = self._snapshot_to_copy(sandbox, key)
             if key is not None:
@@ -205,6 +211,14 @@ class Provisioner:
             self.unregister(sandbox_id)
             if made:
                 self.prepare_reset(sandbox_id)
+
+    def _wait_for_image(self, sandbox_id: str, image: str, cancelled: threading.Event) -> None:
+        """An image scripts/serve is still building is waited for (lifecycle/image_builds),
+        before a restore slot is taken: other sandboxes go on meanwhile."""
+        phase = f"waiting for image {image} (being built)"
+        self.image_builds.wait(
+            image, lambda: self._progress(sandbox_id, Progress(phase=phase)), cancelled
+        )
 
     @contextlib.contextmanager
     def _restore_slot(self, sandbox_id: str, cancelled: threading.Event) -> Iterator[None]:
@@ -385,6 +399,13 @@ class Provisioner:
             **({"database": database, "creates_databases": True} if database else {}),
         )
         return plan
+
+    def check_extensions(self, plan: RestorePlan, on_error: str) -> None:
+        """Refuse a plan whose backups need an extension its image lacks (see
+        restore/extensions), before any container starts."""
+        image, _ = self.settings.image_for(plan.major, plan.profile.name if plan.profile else None)
+        if plan.backups:
+            check_extensions(plan, image, self.runtime.image_labels(image), on_error)
 
     def _start(
         self,

@@ -26,6 +26,10 @@ class Profile:
     # Schemas the platform always has, made before the restore when the dump lacks them.
     base_schemas: tuple[str, ...] = ()
     other_names: frozenset[str] = frozenset()  # publications and the like
+    # Objects the platform's extensions make ("VIEW vault.decrypted_secrets"). Some
+    # versions of the platform leave them outside the extension, so its dumps carry them
+    # too: the dump's definition then replaces the stand-in's (see restore/translate).
+    provided: frozenset[str] = frozenset()
 
     @property
     def role_names(self) -> frozenset[str]:
@@ -37,7 +41,7 @@ _SUPABASE_ADMINS = ("supabase_auth_admin", "supabase_storage_admin", "supabase_f
 SUPABASE = Profile(
     name="supabase",
     description="Supabase: API roles, platform admins, auth/storage/realtime schemas, "
-    "pg_graphql, pgsodium, supabase_vault, pg_net, pgjwt",
+    "pg_graphql, pgsodium, supabase_vault, pg_net, pgjwt, pgmq",
     roles=(
         RoleSpec("anon", "NOLOGIN NOINHERIT"),
         RoleSpec("authenticated", "NOLOGIN NOINHERIT"),
@@ -91,13 +95,15 @@ SUPABASE = Profile(
             "pg_hashids",
             "index_advisor",
             "pg_stat_monitor",
-            "timescaledb",
             "pgroonga",
             "rum",
             "pgrouting",
+            "pgmq",
         }
     ),
-    stand_ins=frozenset({"pg_graphql", "pgsodium", "supabase_vault", "pg_net", "pgjwt"}),
+    # timescaledb is not among them: a hypertable's rows live in the extension's chunks,
+    # so without it the user's data is lost, not a platform piece (see restore/extensions).
+    stand_ins=frozenset({"pg_graphql", "pgsodium", "supabase_vault", "pg_net", "pgjwt", "pgmq"}),
     markers=frozenset(
         {
             "supabase_admin",
@@ -113,6 +119,19 @@ SUPABASE = Profile(
     # Where its extensions live: CREATE EXTENSION ... WITH SCHEMA needs them to exist.
     base_schemas=("extensions", "graphql", "vault", "pgsodium"),
     other_names=frozenset({"supabase_realtime", "supabase_realtime_messages_publication"}),
+    # Before supabase_vault 0.3, pgsodium made the decrypted view, so dumps of those
+    # projects carry it; later ones do not. Tools that detach pgmq's tables for logical
+    # backups leave its catalogue in the dump too.
+    provided=frozenset(
+        {
+            "VIEW vault.decrypted_secrets",
+            "FUNCTION vault.create_secret",
+            "FUNCTION vault.update_secret",
+            "VIEW pgsodium.valid_key",
+            "FUNCTION pgsodium.create_key",
+            "TABLE pgmq.meta",
+        }
+    ),
 )
 
 RDS = Profile(

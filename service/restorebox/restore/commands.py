@@ -7,8 +7,10 @@ import shlex
 
 from restorebox.backups.model import Backup
 from restorebox.models import Sandbox
+from restorebox.platforms.profiles import Profile
 from restorebox.restore.translate import rules_for
 
+NO_LABELS = " --no-security-labels"  # no label provider is loaded in a sandbox
 STDIN = "-"  # a plain file streamed into the pipeline rather than staged
 BOOTSTRAP_USER = "restorebox_bootstrap"  # images/postgres: initdb's superuser
 DECOMPRESS = {"none": "cat", "gzip": "gzip -dc", "zstd": "zstd -dcq", "lz4": "lz4 -dcq"}
@@ -33,7 +35,12 @@ def _timeout(remaining: int) -> list[str]:
 
 
 def psql_command(
-    backup: Backup, sandbox: Sandbox, remote: str, on_error: str, remaining: int
+    backup: Backup,
+    sandbox: Sandbox,
+    remote: str,
+    on_error: str,
+    remaining: int,
+    profile: Profile | None = None,
 ) -> list[str]:
     """Decompress (or pg_restore -f -), translate with sed, load with psql. The file is
     "$1" of the bash script, never spliced into it, or standard input (``STDIN``)."""
@@ -64,15 +71,16 @@ def psql_command(
     # COPY data passes untouched: the rules are for statements only.
     script += r"/^COPY .* FROM stdin;$/,/^\\\.$/b" + "\n"
     script += f"s/{role_line}/-- skipped by restorebox: \\1/I"
-    for rule in rules_for(backup, sandbox.postgres_version or 0):
+    for rule in rules_for(backup, sandbox.postgres_version or 0, profile):
         script += "\n" + rule.sed
     source = DECOMPRESS[backup.compression]
     if remote != STDIN:
         source += ' "$1"'
     if backup.format != "plain":
-        source = 'pg_restore -f - "$1"'
+        options = NO_LABELS if backup.security_labels else ""
         if backup.content == "data":
-            source = 'pg_restore -f - --data-only --disable-triggers "$1"'
+            options += " --data-only --disable-triggers"
+        source = f'pg_restore -f -{options} "$1"'
     pipeline = f"{source} | sed -E {shlex.quote(script)}"
     # Whatever the dump's queries print goes nowhere: only stderr is read, streamed. Output
     # unaligned and tuples only, to /dev/null: psql formats every row it prints, and a dump
@@ -91,5 +99,7 @@ def pg_restore_command(
         argv.append("--exit-on-error")
     if backup.content == "data":
         argv += ["--data-only", "--disable-triggers"]
+    if backup.security_labels:
+        argv.append(NO_LABELS.strip())
     argv.append(remote)
     return argv

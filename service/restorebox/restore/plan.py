@@ -161,10 +161,22 @@ def make_plan(
         return RestorePlan(major, (), ())
     major, warnings = choose_major(backups, configured, requested, default)
     platform, evidence = choose_profile(backups, profile)
-    roles = sorted({role for b in backups for role in b.roles})
+    roles = sorted(roles_to_create(backups))
     return RestorePlan(
         major, tuple(backups), tuple(roles), tuple(warnings), platform, tuple(evidence)
     )
+
+
+def roles_to_create(backups: list[Backup]) -> set[str]:
+    """Roles the backups name that restorebox makes first: not those an earlier file of
+    the set makes itself (a roles file before the schema), whose CREATE ROLE would
+    otherwise find them made."""
+    made: set[str] = set()
+    needed: set[str] = set()
+    for backup in backups:
+        needed |= set(backup.roles) - made
+        made |= set(backup.creates_roles)
+    return needed
 
 
 def database_for(plan: RestorePlan, requested: str | None) -> str | None:

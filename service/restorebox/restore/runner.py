@@ -39,7 +39,7 @@ from restorebox.models import (
     Sandbox,
 )
 from restorebox.pg import connect
-from restorebox.platforms import Classifier
+from restorebox.platforms import Classifier, Profile
 from restorebox.platforms.prepare import prepare, prepared_schemas, stand_ins_in_use
 from restorebox.restore.commands import (
     COUNT_AWK,
@@ -52,7 +52,7 @@ from restorebox.restore.errors_parse import StderrCollector
 from restorebox.restore.hints import HintContext, hint_for
 from restorebox.restore.plan import RestorePlan
 from restorebox.restore.server_config import ServerConfig
-from restorebox.restore.translate import rules_for
+from restorebox.restore.translate import notes_for, rules_for
 from restorebox.runtime import ExecResult, Runtime, UploadFile
 from restorebox.runtime import labels as L
 
@@ -140,8 +140,8 @@ class RestoreRunner:
                     "at the top of the file (2>&1) were skipped"
                 )
             report.warnings += [
-                f"{backup.name}: translated for PostgreSQL {plan.major}: {rule.note}"
-                for rule in rules_for(backup, plan.major)
+                f"{backup.name}: translated for PostgreSQL {plan.major}: {note}"
+                for note in notes_for(backup, plan.major, plan.profile)
             ]
         started = time.monotonic()
         try:
@@ -177,7 +177,7 @@ class RestoreRunner:
                 )
                 hints = HintContext(backup.name, data_only_alone, plan.major)
                 step, collector = self._restore_one(
-                    index, len(plan.backups), backup, remote, tool_on_error, hints
+                    index, len(plan.backups), backup, remote, tool_on_error, hints, plan.profile
                 )
                 errors = collector.errors
                 for error in errors:
@@ -379,6 +379,7 @@ class RestoreRunner:
         remote: str | None,
         on_error: str,
         hints: HintContext,
+        profile: Profile | None,
     ) -> tuple[RestoreStep, StderrCollector]:
         data_only = backup.content == "data"
         remaining = max(1, int(self.deadline - time.monotonic()))
@@ -388,15 +389,15 @@ class RestoreRunner:
         env: dict[str, str] = {"PGUSER": self.sandbox.user, "PGDATABASE": start}
         if remote is None:
             tool = "psql"
-            argv = psql_command(backup, self.sandbox, STDIN, on_error, remaining)
+            argv = psql_command(backup, self.sandbox, STDIN, on_error, remaining, profile)
             if data_only:
                 # Data-only files load with FK and user triggers off (circular references,
                 # audit triggers); the setting lives and dies with psql's session.
                 env["PGOPTIONS"] = "-c session_replication_role=replica"
-        elif rules_for(backup, self.sandbox.postgres_version or 0):
+        elif rules_for(backup, self.sandbox.postgres_version or 0, profile):
             # An archive that needs translating: its SQL goes through sed into psql.
             tool = "psql"
-            argv = psql_command(backup, self.sandbox, remote, on_error, remaining)
+            argv = psql_command(backup, self.sandbox, remote, on_error, remaining, profile)
         else:
             tool = "pg_restore"
             argv = pg_restore_command(

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from restorebox.backups.model import Backup, major_of
+from restorebox.platforms.profiles import Profile
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,25 @@ PUBLIC_SCHEMA = Rule(
     r"s/^CREATE SCHEMA public;$/CREATE SCHEMA IF NOT EXISTS public;/",
     "CREATE SCHEMA public (pg_dump before 11) made IF NOT EXISTS (every server has it)",
 )
+# pg_dumpall writes "CREATE ROLE x;" then "ALTER ROLE x WITH ...". A role that exists
+# already (made by a platform profile, by an earlier file, or the server's own) is an
+# error pg_dumpall's docs call harmless, yet it ends a load: the CREATE is made to pass
+# over an existing role, and the ALTER that follows sets its attributes either way.
+ROLES = Rule(
+    0,
+    r'/^CREATE ROLE ("([^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*);$/s/^CREATE ROLE (.+);$/'
+    r"DO $restorebox$ BEGIN CREATE ROLE \1; EXCEPTION WHEN duplicate_object THEN NULL; "
+    r"END $restorebox$;/",
+    "CREATE ROLE of a role the sandbox already has passes over it (its ALTER ROLE still applies)",
+)
+# No security label provider is loaded in a sandbox (pgsodium's transparent column
+# encryption, PostgreSQL Anonymizer, sepgsql label columns), so every SECURITY LABEL
+# fails. The labels are commented out; archives use pg_restore --no-security-labels.
+SECURITY_LABELS = Rule(
+    0,
+    r"/^SECURITY LABEL FOR /,/;$/s/^/-- restorebox: no label provider in a sandbox: /",
+    "SECURITY LABEL statements skipped (no label provider is loaded in a sandbox)",
+)
 # Locales restorebox's images have; a dump asking for another gets the closest.
 IMAGE_LOCALES = {"c", "posix", "c.utf-8", "c.utf8", "en_us.utf-8", "en_us.utf8"}
 
@@ -102,7 +122,52 @@ def locale_rules(locales: list[str]) -> list[Rule]:
     return rules
 
 
-def rules_for(backup: Backup, major: int) -> list[Rule]:
+def _ident(name: str) -> str:
+    """A sed (-E) pattern for an identifier as pg_dump writes it: quoted or not."""
+    return '"?' + re.escape(name).replace("/", r"\/") + '"?'
+
+
+def platform_rules(backup: Backup, profile: Profile | None) -> list[Rule]:
+    """What a platform's dump needs in a sandbox whose stand-ins already made some of its
+    objects, and whose grants name platform roles as grantors."""
+    if profile is None:
+        return []
+    rules = []
+    declared = {f"{o.kind} {o.namespace}.{o.name}" for o in backup.objects}
+    for provided in sorted(profile.provided & declared):
+        kind, _, qname = provided.partition(" ")
+        schema, _, name = qname.partition(".")
+        target = rf"{_ident(schema)}\.{_ident(name)}"
+        made = {
+            "VIEW": (rf"CREATE VIEW ({target} AS)$", r"CREATE OR REPLACE VIEW \1"),
+            "FUNCTION": (rf"CREATE FUNCTION ({target}\(.*)$", r"CREATE OR REPLACE FUNCTION \1"),
+            "TABLE": (rf"CREATE TABLE ({target} \(.*)$", r"CREATE TABLE IF NOT EXISTS \1"),
+        }.get(kind)
+        if made is not None:
+            rules.append(
+                Rule(
+                    0,
+                    f"s/^{made[0]}/{made[1]}/",
+                    f"{kind.lower()} {qname} is made by the platform's extension too: the "
+                    "dump's definition replaces the stand-in's",
+                )
+            )
+    grantors = "|".join(sorted(re.escape(r.name) for r in profile.roles))
+    if backup.creates_roles or backup.cluster_dump:
+        # A platform role granted these memberships on the platform; in a sandbox it has
+        # no ADMIN OPTION on the file's roles, so the grant is made by the restoring user.
+        rules.append(
+            Rule(
+                0,
+                rf'/^GRANT /s/ GRANTED BY "?({grantors})"?;$/;/',
+                f"GRANTED BY a {profile.name} platform role dropped from role grants (the "
+                "platform's roles hold no ADMIN OPTION in a sandbox)",
+            )
+        )
+    return rules
+
+
+def rules_for(backup: Backup, major: int, profile: Profile | None = None) -> list[Rule]:
     """The rules a backup needs to load into ``major``'s psql and server. Plain files
     always pass through them; an archive only when its TOC shows it needs one (it is then
     restored as ``pg_restore -f - | sed | psql``, serially)."""
@@ -114,9 +179,26 @@ def rules_for(backup: Backup, major: int) -> list[Rule]:
     if creates_public and 0 < written_by < 11:
         needed.append(PUBLIC_SCHEMA)
     if backup.format != "plain":
-        return needed if backup.internal_options or PUBLIC_SCHEMA in needed else []
+        # pg_restore writes SQL for its own server: only what no server accepts, and what
+        # the platform's stand-ins need, send an archive through sed (security labels:
+        # pg_restore --no-security-labels).
+        needed = [r for r in needed if r in ALWAYS or r is PUBLIC_SCHEMA]
+        return needed + platform_rules(backup, profile)
+    needed += platform_rules(backup, profile)
     if backup.databases:
         needed += MAINTENANCE + locale_rules(backup.locales)
     if backup.clean:
         needed.append(CLEAN)
+    if backup.creates_roles:
+        needed.append(ROLES)
+    if backup.security_labels:
+        needed.append(SECURITY_LABELS)
     return needed
+
+
+def notes_for(backup: Backup, major: int, profile: Profile | None = None) -> list[str]:
+    """What the restore report says was changed on the way in."""
+    notes = [rule.note for rule in rules_for(backup, major, profile)]
+    if backup.format != "plain" and backup.security_labels:
+        notes.append(SECURITY_LABELS.note)  # pg_restore --no-security-labels
+    return notes

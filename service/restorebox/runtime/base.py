@@ -173,7 +173,8 @@ class Runtime(Protocol):
         """The content id of an image (a snapshot key must change when the image does)."""
 
     def image_labels(self, image: str) -> dict[str, str]:
-        """A snapshot image's labels (empty when it is gone)."""
+        """An image's labels: a snapshot's, or what a sandbox image says of itself (its
+        extensions). Empty when the image is not there."""
 
     def warm_up(self, template: ContainerSpec, count: int) -> None:
         """Make the isolation and endpoint of ``count`` sandboxes like ``template`` (its

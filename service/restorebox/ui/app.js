@@ -20,7 +20,7 @@ function h(tag, attrs = {}, ...children) {
     else if (key === "dataset") Object.assign(el.dataset, value);
     else el.setAttribute(key, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -208,7 +208,7 @@ function sandboxActions(sandbox, after) {
 function sandboxRow(sandbox, refresh) {
   return h("tr", { dataset: { id: sandbox.id } },
     h("td", {}, h("a", { href: `#/sandboxes/${sandbox.id}`, class: "mono" }, sandbox.id)),
-    h("td", {}, (sandbox.backups || []).join(", ") || h("span", { class: "muted" }, "empty")),
+    h("td", { class: "name" }, (sandbox.backups || []).join(", ") || h("span", { class: "muted" }, "empty")),
     h("td", {}, badge(sandbox.status)),
     h("td", {}, badge(sandbox.verdict, "—")),
     progressCell(sandbox),
@@ -310,33 +310,84 @@ async function showSandbox(id, current) {
   }
 }
 
+// The images /healthz reports ("ready", "building", ...): one line above the backups.
+function imagesLine(health) {
+  const images = Object.entries((health && health.images) || {});
+  if (images.length === 0) return null;
+  return h("p", { id: "images", class: "muted" }, "Images: ",
+    images.map(([major, state], i) => [i ? " · " : "",
+      `PostgreSQL ${major} `, badge(state === "ready" ? "ready" : state)]));
+}
+
+// Backups ticked for a set, in the order they were ticked (a roles file, then the schema,
+// then the data): restored into one sandbox in that order.
+let chosen = [];
+
+function setBar(after) {
+  const bar = h("div", { id: "set", class: "toolbar set", hidden: chosen.length < 2 },
+    h("span", {}, `Restore in this order: ${chosen.join(" → ")}`),
+    h("div", { class: "actions" },
+      h("button", { class: "quiet-dark", onclick: () => { chosen = []; after(); } }, "Clear"),
+      h("button", { class: "primary", onclick: () => act(async () => {
+        const made = await api("POST", "/v1/sandboxes", { backup: chosen });
+        chosen = [];
+        location.hash = `#/sandboxes/${made.id}`;
+      }) }, `Create sandbox from ${chosen.length} backups`)));
+  return bar;
+}
+
 async function showBackups(current) {
   const main = document.getElementById("main");
-  const data = await api("GET", "/v1/backups");
+  const [data, health] = await Promise.all([
+    api("GET", "/v1/backups"),
+    fetch("/healthz").then((r) => r.json()).catch(() => null),
+  ]);
   if (!current()) return;
+  const names = new Set(data.backups.map((b) => b.name));
+  chosen = chosen.filter((name) => names.has(name));
+  const redraw = () => { const bar = main.querySelector("#set"); bar.replaceWith(setBar(redraw));
+    for (const box of main.querySelectorAll("#backups input[type=checkbox]")) {
+      const at = chosen.indexOf(box.value);
+      box.checked = at >= 0;
+      box.nextSibling.textContent = at >= 0 ? String(at + 1) : "";
+    } };
+  const tick = (event) => {
+    const name = event.currentTarget.value;
+    chosen = event.currentTarget.checked ? [...chosen, name] : chosen.filter((n) => n !== name);
+    redraw();
+  };
   fill(main, 
-    h("h1", {}, "Backups"),
+    h("div", { class: "toolbar" }, h("h1", {}, "Backups"),
+      h("span", { class: "muted" }, "Tick several to restore them into one sandbox, in the order ticked")),
+    imagesLine(health),
+    setBar(redraw),
     data.backups.length === 0 && data.inspecting.length === 0
       ? h("div", { class: "empty" }, "No backups in the backups folder.")
       : h("table", { id: "backups" },
-          h("thead", {}, h("tr", {}, ["Backup", "Format", "Content", "Size", "From",
+          h("thead", {}, h("tr", {}, ["Set", "Backup", "Format", "Content", "Size", "From",
             ""].map((t) => h("th", {}, t)))),
           h("tbody", {},
             data.backups.map((b) => h("tr", { dataset: { name: b.name } },
-              h("td", {}, h("code", {}, b.name)), h("td", {}, `${b.format}${b.compression !== "none" ? ` (${b.compression})` : ""}`),
-              h("td", {}, b.content), h("td", {}, megabytes(b.size_bytes)),
+              h("td", { class: "nowrap" },
+                h("input", { type: "checkbox", value: b.name, class: "pick",
+                  "aria-label": `Add ${b.name} to a set`, onchange: tick }),
+                h("span", { class: "order" }, "")),
+              h("td", { class: "name" }, h("code", {}, b.name)), h("td", {}, `${b.format}${b.compression !== "none" ? ` (${b.compression})` : ""}`),
+              h("td", {}, b.content), h("td", { class: "nowrap" }, megabytes(b.size_bytes)),
               h("td", {}, b.source_server_version ? `PostgreSQL ${b.source_server_version}` : ""),
               h("td", {}, h("button", { class: "primary", onclick: () => act(async () => {
                 const made = await api("POST", "/v1/sandboxes", { backup: b.name });
                 location.hash = `#/sandboxes/${made.id}`;
               }) }, "Create sandbox")))),
-            data.inspecting.map((name) => h("tr", {}, h("td", {}, h("code", {}, name)),
+            data.inspecting.map((name) => h("tr", {}, h("td", {}), h("td", {}, h("code", {}, name)),
               h("td", { colspan: 5, class: "muted" }, "inspecting…"))))),
     data.unreadable.length
       ? [h("h2", {}, "Unreadable"), h("ul", {}, data.unreadable.map((u) => h("li", {}, `${u.name}: ${u.error.message}`)))]
       : null);
-  // New backups are read and hashed in the background: look again until they are done.
-  if (data.inspecting.length) refreshTimer = setTimeout(route, 1000);
+  redraw();
+  // New backups are read and hashed in the background, images built: look again.
+  const building = Object.values((health && health.images) || {}).includes("building");
+  if (data.inspecting.length || building) refreshTimer = setTimeout(route, building ? 5000 : 1000);
 }
 
 async function showSnapshots(current) {

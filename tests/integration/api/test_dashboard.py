@@ -205,3 +205,46 @@ def test_a_view_overtaken_while_it_loads_draws_nothing(live_server: Any, browser
         # Read once, not retried: the stale page's own timer would bring this one back.
         assert page.locator("h1").text_content() == "Snapshots"
         page.close()
+
+
+def test_a_backup_set_from_the_dashboard_and_tables_that_fit(
+    live_server: Any, backups_dir: Path, browser: Any
+) -> None:
+    """Issue 18, part 12: backups ticked in order make one sandbox (schema, then data);
+    the images' readiness is shown; with long names, no page is wider than 1400 px."""
+    from playwright.sync_api import expect
+
+    manufacturing = Path(__file__).parents[2] / "fixtures" / "manufacturing"
+    stamp = "20250902_214058"
+    schema = copy_backup(
+        manufacturing / "schema.sql", backups_dir, f"factory_pulse_schema_only_backup_{stamp}.sql"
+    )
+    data = copy_backup(
+        manufacturing / "data.sql", backups_dir, f"factory_pulse_data_only_backup_{stamp}.sql"
+    )
+    with live_server() as server, Client(server.url, TOKEN) as client:
+        page = browser.new_page(viewport={"width": 1400, "height": 800})
+        page.goto(f"{server.url}/ui#token={TOKEN}")
+        page.click("nav a[data-view=backups]")
+        expect(page.locator("#images")).to_contain_text("ready")
+        # Ticked data first, then schema: untick and tick again to put the schema first.
+        for name in (data, schema):
+            page.locator(f"#backups tr[data-name='{name}'] input.pick").check()
+        expect(page.locator("#set")).to_contain_text(f"{data} → {schema}")
+        page.locator(f"#backups tr[data-name='{data}'] input.pick").uncheck()
+        expect(page.locator("#set")).to_be_hidden()
+        page.locator(f"#backups tr[data-name='{data}'] input.pick").check()
+        expect(page.locator("#set")).to_contain_text(f"{schema} → {data}")
+        expect(page.locator(f"#backups tr[data-name='{schema}'] .order")).to_have_text("1")
+        page.get_by_role("button", name="Create sandbox from 2 backups").click()
+        expect(page.locator("#status")).to_contain_text("ready", timeout=120_000)
+        sandbox = client.get(page.url.rsplit("/", 1)[1])
+        assert sandbox.data["backups"] == [schema, data]
+        assert [s["triggers_disabled"] for s in sandbox.data["restore"]["steps"]] == [False, True]
+        for view in ("#/", "#/backups", f"#/sandboxes/{sandbox.id}"):
+            page.goto(f"{server.url}/ui{view}")
+            page.wait_for_selector("table")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 1400, (view, width)
+        client.delete(sandbox.id)
+        page.close()

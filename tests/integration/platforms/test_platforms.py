@@ -124,3 +124,93 @@ def test_a_dashboard_style_cluster_dump_of_a_supabase_project(api: Api, backups_
     assert sandbox["verdict"] in ("pass", "warn"), [
         p for p in sandbox["probes"] if p["status"] == "fail"
     ]
+
+
+def test_an_older_supabase_project_with_vault_objects_and_queues(
+    api: Api, backups_dir: Path
+) -> None:
+    """Issue 18, classes 1 and 2: the dump carries vault's decrypted view (made outside
+    the extension before supabase_vault 0.3), pgsodium's security label, and pgmq's queue
+    tables; plain and custom restore with the defaults, every row there, queues usable."""
+    for name in ("source.sql", "older_project.sql"):
+        shutil.copyfile(SUPABASE / name, backups_dir / name)
+    source = api.create(backup=["source.sql", "older_project.sql"], profile="none", probes="none")
+    plain = exec_in_sandbox(source, "pg_dump", "-U", "restorebox", source["database"])
+    assert b"CREATE VIEW vault.decrypted_secrets" in plain
+    assert b"CREATE TABLE pgmq.q_emails" in plain
+    # What such dumps carry and no sandbox can make: pgsodium's label on the secret column.
+    label = (
+        b"SECURITY LABEL FOR pgsodium ON COLUMN vault.secrets.secret IS "
+        b"'ENCRYPT WITH KEY COLUMN key_id ASSOCIATED (id, description) NONCE nonce';\n"
+    )
+    (backups_dir / "older.sql").write_bytes(plain + b"\n" + label)
+    (backups_dir / "older.dump").write_bytes(
+        exec_in_sandbox(source, "pg_dump", "-U", "restorebox", "-Fc", source["database"])
+    )
+    tables = ["vault.secrets", "pgmq.q_emails", "pgmq.a_emails", "public.posts", "auth.users"]
+    expected = row_counts(source["connection_url"], tables)
+    assert (expected["pgmq.q_emails"], expected["pgmq.a_emails"]) == (24, 1)
+    for name in ("older.sql", "older.dump"):
+        sandbox = api.create(backup=name)
+        url = sandbox["connection_url"]
+        assert row_counts(url, tables) == expected, name
+        assert sandbox["verdict"] == "warn", [p for p in sandbox["probes"] if p["status"] != "pass"]
+        not_passing = {k: v for k, v in statuses(sandbox).items() if v != "pass"}
+        assert not_passing == {"extensions": "warn"}, (name, not_passing)
+        assert {"pgmq", "supabase_vault"} <= set(sandbox["restore"]["platform"]["stand_ins"])
+        warnings = " ".join(sandbox["restore"]["warnings"])
+        assert "view vault.decrypted_secrets is made by the platform's extension too" in warnings
+        if name == "older.sql":
+            assert "SECURITY LABEL statements skipped" in warnings
+        # The dump's own view definition is the one in place, and it reads (nothing
+        # decrypts in a sandbox: the key never left the platform).
+        secrets = query(
+            url, "SELECT name, decrypted_secret FROM vault.decrypted_secrets ORDER BY 1"
+        )
+        assert secrets == [("mail_key", None), ("webhook_key", None)]
+        view = query(url, "SELECT pg_get_viewdef('vault.decrypted_secrets'::regclass)")
+        assert "crypto_aead_det_decrypt" in view[0][0]
+        # Queues work on the restored messages.
+        assert query(url, "SELECT queue_name FROM pgmq.list_queues()") == [("emails",)]
+        popped = query(url, "SELECT message ->> 'to' FROM pgmq.pop('emails')")
+        assert popped == [("user2@example.invalid",)]
+        assert query(url, "SELECT count(*) FROM pgmq_public.send('emails', '{}')") == [(1,)]
+
+
+def test_supabase_documented_backup_trio(api: Api, backups_dir: Path) -> None:
+    """Issue 18, class 3: roles.sql (a role-only dump: postgres, the profile's roles and
+    grants GRANTED BY supabase_admin), then schema.sql, then data.sql."""
+    for name in ("roles.sql", "db_dump_schema.sql", "db_dump_data.sql"):
+        shutil.copyfile(SUPABASE / name, backups_dir / name)
+    sandbox = api.create(backup=["roles.sql", "db_dump_schema.sql", "db_dump_data.sql"])
+    assert sandbox["restore"]["platform"]["profile"] == "supabase"
+    url = sandbox["connection_url"]
+    assert row_counts(url, ["public.lines", "public.work_orders"]) == {
+        "public.lines": 6,
+        "public.work_orders": 60,
+    }
+    assert sandbox["verdict"] == "warn", [p for p in sandbox["probes"] if p["status"] == "fail"]
+    assert statuses(sandbox)["row_parity"] == "pass"
+    errors = [e["message"] for e in sandbox["restore"]["errors"]]
+    assert not [e for e in errors if "role" in e], errors
+    # The file's roles, attributes, settings and memberships are all there.
+    roles = query(
+        url,
+        "SELECT rolname, rolcanlogin, rolinherit, rolconfig FROM pg_roles"
+        " WHERE rolname IN ('postgres', 'reporting') ORDER BY 1",
+    )
+    assert roles == [
+        ("postgres", True, True, None),
+        ("reporting", True, False, ["statement_timeout=30s"]),
+    ]
+    members = query(
+        url,
+        "SELECT r.rolname, m.rolname, g.admin_option FROM pg_auth_members g"
+        " JOIN pg_roles r ON r.oid = g.roleid JOIN pg_roles m ON m.oid = g.member"
+        " WHERE m.rolname IN ('postgres', 'reporting') ORDER BY 1, 2",
+    )
+    assert members == [
+        ("anon", "postgres", True),
+        ("authenticated", "postgres", True),
+        ("authenticated", "reporting", False),
+    ]

@@ -90,6 +90,17 @@ def test_a_cluster_dump_restores_every_database(api: Api, backups_dir: Path) -> 
 def test_pg_dumpall_of_a_sandbox_round_trips(api: Api, backups_dir: Path, clean: bool) -> None:
     (backups_dir / "cluster.sql").write_text(TWO_DATABASES)
     source = api.create(backup="cluster.sql", probes="none")
+    if clean:
+        # A cluster initialised in en_US.utf8 (Debian's default): pg_dumpall --clean then
+        # drops and recreates template1 and postgres in that locale (issue 18, class 6).
+        for name in ("template1", "postgres"):
+            for statement in (  # one at a time: DROP DATABASE takes no transaction
+                f"UPDATE pg_database SET datistemplate = false WHERE datname = '{name}'",
+                f"DROP DATABASE {name} WITH (FORCE)",
+                f"CREATE DATABASE {name} TEMPLATE template0 LOCALE 'en_US.utf8'"
+                f" IS_TEMPLATE {str(name == 'template1').lower()}",
+            ):
+                execute(source["connection_url"], statement)
     args = ["pg_dumpall", "-U", "restorebox"] + (["--clean"] if clean else [])
     (backups_dir / "all.sql").write_bytes(exec_in_sandbox(source, *args))
     sandbox = api.create(expect="", backup="all.sql")
@@ -100,6 +111,12 @@ def test_pg_dumpall_of_a_sandbox_round_trips(api: Api, backups_dir: Path, clean:
     } or (set(sandbox["restore"]["databases"]) >= {"shop", "analytics"})
     assert row_counts(sandbox["connection_url"], ["public.orders"]) == {"public.orders": 4}
     assert sandbox["verdict"] == "pass", [p for p in sandbox["probes"] if p["status"] != "pass"]
+    # The maintenance and template databases were never dropped: the server still has them.
+    maintenance = query(
+        sandbox["connection_url"],
+        "SELECT datname FROM pg_database WHERE datname IN ('postgres', 'template1') ORDER BY 1",
+    )
+    assert maintenance == [("postgres",), ("template1",)]
 
 
 def test_a_create_dump_hands_out_its_database(api: Api, backups_dir: Path) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -273,3 +274,117 @@ def test_an_old_archive_that_creates_public_is_loaded_through_the_translation() 
     assert rules_for(old, 17) == [PUBLIC_SCHEMA]
     newer = old.model_copy(update={"pg_dump_version": "16.4"})
     assert rules_for(newer, 17) == []
+
+
+def _sed(rules: list[Any], text: str) -> str:
+    """Run the rules through the real sed -E, as the restore pipeline does."""
+    import subprocess
+
+    script = "\n".join(rule.sed for rule in rules)
+    done = subprocess.run(["sed", "-E", script], input=text, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_roles_file_passes_over_roles_that_exist_and_platform_grantors() -> None:
+    """Issue 18, class 3: CREATE ROLE becomes a create that passes over an existing role;
+    GRANTED BY a platform role is dropped (it holds no ADMIN OPTION in a sandbox); the
+    same lines keep their numbers."""
+    from restorebox.platforms.profiles import SUPABASE
+    from restorebox.restore.translate import ROLES, rules_for
+
+    roles = backup(None, None).model_copy(update={"creates_roles": ["postgres", "o'k"]})
+    rules = rules_for(roles, 17, SUPABASE)
+    assert ROLES in rules
+    out = _sed(
+        rules,
+        'CREATE ROLE "postgres";\n'
+        'ALTER ROLE "postgres" WITH LOGIN;\n'
+        "CREATE ROLE app_reader;\n"
+        'GRANT "anon" TO "postgres" WITH ADMIN OPTION, INHERIT TRUE GRANTED BY "supabase_admin";\n'
+        'GRANT "anon" TO "app_reader" GRANTED BY "app_owner";\n',
+    ).splitlines()
+    assert out == [
+        'DO $restorebox$ BEGIN CREATE ROLE "postgres"; EXCEPTION WHEN duplicate_object THEN '
+        "NULL; END $restorebox$;",
+        'ALTER ROLE "postgres" WITH LOGIN;',
+        "DO $restorebox$ BEGIN CREATE ROLE app_reader; EXCEPTION WHEN duplicate_object THEN "
+        "NULL; END $restorebox$;",
+        'GRANT "anon" TO "postgres" WITH ADMIN OPTION, INHERIT TRUE;',
+        'GRANT "anon" TO "app_reader" GRANTED BY "app_owner";',  # not a platform role
+    ]
+    assert not any(r.sed.startswith("/^GRANT") for r in rules_for(roles, 17))  # no profile
+
+
+def test_objects_a_stand_in_makes_too_take_the_dumps_definition() -> None:
+    """Issue 18, class 1: vault's decrypted view in an older Supabase dump replaces the
+    stand-in's; security labels (no provider in a sandbox) become comments, to the end of
+    their statement; archives take the same route only for the platform's objects."""
+    from restorebox.backups.model import DeclaredObject
+    from restorebox.platforms.profiles import SUPABASE
+    from restorebox.restore.translate import SECURITY_LABELS, notes_for, rules_for
+
+    view = DeclaredObject(kind="VIEW", namespace="vault", name="decrypted_secrets")
+    dump = backup("15.6", "15.6").model_copy(update={"objects": [view], "security_labels": True})
+    rules = rules_for(dump, 17, SUPABASE)
+    assert SECURITY_LABELS in rules
+    out = _sed(
+        rules,
+        'CREATE VIEW "vault"."decrypted_secrets" AS\n SELECT 1;\n'
+        "CREATE VIEW vault.other AS\n SELECT 2;\n"
+        "SECURITY LABEL FOR pgsodium ON COLUMN vault.secrets.secret IS 'ENCRYPT\nWITH';\n"
+        "SELECT 3;\n",
+    ).splitlines()
+    assert out[0] == 'CREATE OR REPLACE VIEW "vault"."decrypted_secrets" AS'
+    assert out[2] == "CREATE VIEW vault.other AS"  # not the platform's
+    assert out[4].startswith("-- restorebox: no label provider")
+    assert out[5].startswith("-- restorebox: no label provider")
+    assert out[6] == "SELECT 3;"
+    assert rules_for(dump, 17) == [SECURITY_LABELS]  # without a profile: labels only
+    archive = dump.model_copy(update={"format": "custom"})
+    assert [r.note for r in rules_for(archive, 17, SUPABASE)] == [
+        "view vault.decrypted_secrets is made by the platform's extension too: the dump's "
+        "definition replaces the stand-in's"
+    ]
+    assert rules_for(archive, 17) == []  # pg_restore --no-security-labels instead
+    assert SECURITY_LABELS.note in notes_for(archive, 17)
+
+
+def test_a_set_does_not_premake_roles_an_earlier_file_creates() -> None:
+    """The trio's roles file makes "postgres"; the schema after it names it as owner: it
+    is the roles file's to make, not restorebox's (a later file's roles still are)."""
+    from restorebox.restore.plan import roles_to_create
+
+    roles_file = backup(None, None).model_copy(update={"creates_roles": ["postgres"]})
+    schema = backup("15.6", "15.6", roles=["postgres", "anon"])
+    assert roles_to_create([roles_file, schema]) == {"anon"}
+    assert roles_to_create([schema, roles_file]) == {"anon", "postgres"}
+
+
+def test_an_extension_the_image_lacks_is_refused_before_any_container() -> None:
+    """Issue 18, class 9: TimescaleDB named, with the fix; a platform's extensions and
+    images that do not list theirs are not refused; on_error=continue goes on."""
+    from restorebox.backups.model import DeclaredObject
+    from restorebox.errors import ExtensionUnavailable
+    from restorebox.restore.extensions import LABEL, check_extensions
+
+    def needing(*names: str) -> Backup:
+        objects = [DeclaredObject(kind="EXTENSION", namespace=n, name=n) for n in names]
+        return backup("17.2", "17.2").model_copy(update={"objects": objects})
+
+    labels = {LABEL: "plpgsql,postgis,vector,pg_cron"}
+    plan = make_plan([needing("postgis", "timescaledb")], [15, 17], None, 17)
+    with pytest.raises(ExtensionUnavailable, match=r"TimescaleDB \(timescaledb\)") as raised:
+        check_extensions(plan, "restorebox/postgres:17", labels, "stop")
+    assert "RESTOREBOX_IMAGES" in raised.value.message
+    assert raised.value.details["extensions"] == ["timescaledb"]
+    check_extensions(plan, "postgres:17", {}, "stop")  # the image does not say
+    check_extensions(plan, "restorebox/postgres:17", labels, "continue")
+    platform = make_plan(
+        [needing("pg_stat_monitor").model_copy(update={"roles": ["supabase_admin", "anon"]})],
+        [17],
+        None,
+        17,
+        "supabase",
+    )
+    check_extensions(platform, "restorebox/postgres:17", labels, "stop")

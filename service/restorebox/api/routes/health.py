@@ -9,6 +9,7 @@ from restorebox import __version__
 from restorebox.api.deps import ServicesDep
 from restorebox.api.schemas import Health
 from restorebox.errors import RestoreboxError
+from restorebox.lifecycle.image_builds import ImageState
 
 router = APIRouter()
 # Its own thread and a short deadline: the health check answers at once even when every
@@ -19,10 +20,20 @@ PING_TIMEOUT_SECONDS = 3.0
 
 @router.get("/healthz", response_model=Health, tags=["health"])
 async def healthz(services: ServicesDep) -> Health:
-    """Liveness and engine reachability. Needs no token and reveals nothing else."""
+    """Liveness, engine reachability and which sandbox images are ready. Needs no token
+    and reveals nothing else."""
+
+    def look() -> dict[str, ImageState]:
+        services.manager.runtime.ping()
+        builds = services.manager.provisioner.image_builds
+        return {
+            str(major): builds.state(image) for major, image in services.settings.images.items()
+        }
+
+    images: dict[str, ImageState] = {}
     try:
-        ping = asyncio.get_running_loop().run_in_executor(_PING, services.manager.runtime.ping)
-        await asyncio.wait_for(ping, PING_TIMEOUT_SECONDS)
+        future = asyncio.get_running_loop().run_in_executor(_PING, look)
+        images = await asyncio.wait_for(future, PING_TIMEOUT_SECONDS)
         engine = "ok"
     except (RestoreboxError, TimeoutError):
         engine = "unavailable"
@@ -30,5 +41,6 @@ async def healthz(services: ServicesDep) -> Health:
         status="ok" if engine == "ok" else "degraded",
         engine=engine,
         isolation=services.isolation,
+        images=images,
         version=__version__,
     )
