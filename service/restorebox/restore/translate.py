@@ -127,6 +127,18 @@ def _ident(name: str) -> str:
     return '"?' + re.escape(name).replace("/", r"\/") + '"?'
 
 
+def _make_way(qname: str) -> str:
+    """One line of SQL that drops a stand-in's view (leaving its extension first)."""
+    return (
+        "DO $restorebox$ DECLARE owner text; BEGIN"
+        " SELECT x.extname INTO owner FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid"
+        f" WHERE d.classid = 'pg_class'::regclass AND d.objid = to_regclass('{qname}')"
+        " AND d.deptype = 'e';"
+        f" IF owner IS NOT NULL THEN EXECUTE format('ALTER EXTENSION %I DROP VIEW {qname}', owner);"
+        f" END IF; DROP VIEW IF EXISTS {qname}; END $restorebox$;"
+    )
+
+
 def platform_rules(backup: Backup, profile: Profile | None) -> list[Rule]:
     """What a platform's dump needs in a sandbox whose stand-ins already made some of its
     objects, and whose grants name platform roles as grantors."""
@@ -139,7 +151,10 @@ def platform_rules(backup: Backup, profile: Profile | None) -> list[Rule]:
         schema, _, name = qname.partition(".")
         target = rf"{_ident(schema)}\.{_ident(name)}"
         made = {
-            "VIEW": (rf"CREATE VIEW ({target} AS)$", r"CREATE OR REPLACE VIEW \1"),
+            # A view cannot be replaced by one whose columns differ in type or collation
+            # (the dump's often does): the stand-in's is taken out of its extension and
+            # dropped, on the same line, so the dump's own CREATE VIEW makes it anew.
+            "VIEW": (rf"CREATE VIEW ({target} AS)$", _make_way(qname) + r" CREATE VIEW \1"),
             "FUNCTION": (rf"CREATE FUNCTION ({target}\(.*)$", r"CREATE OR REPLACE FUNCTION \1"),
             "TABLE": (rf"CREATE TABLE ({target} \(.*)$", r"CREATE TABLE IF NOT EXISTS \1"),
         }.get(kind)

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from restorebox.tools.client import Client
-from tests.conftest import THIRD_PARTY, TOKEN, copy_backup, query
+from tests.conftest import THIRD_PARTY, TOKEN, Manufacturing, copy_backup, query
 
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -208,26 +208,29 @@ def test_a_view_overtaken_while_it_loads_draws_nothing(live_server: Any, browser
 
 
 def test_a_backup_set_from_the_dashboard_and_tables_that_fit(
-    live_server: Any, backups_dir: Path, browser: Any
+    live_server: Any, backups_dir: Path, browser: Any, manufacturing: Manufacturing
 ) -> None:
     """Issue 18, part 12: backups ticked in order make one sandbox (schema, then data);
     the images' readiness is shown; with long names, no page is wider than 1400 px."""
     from playwright.sync_api import expect
 
-    manufacturing = Path(__file__).parents[2] / "fixtures" / "manufacturing"
     stamp = "20250902_214058"
     schema = copy_backup(
-        manufacturing / "schema.sql", backups_dir, f"factory_pulse_schema_only_backup_{stamp}.sql"
+        manufacturing.dir / "manufacturing_schema.sql",
+        backups_dir,
+        f"factory_pulse_schema_only_backup_{stamp}.sql",
     )
     data = copy_backup(
-        manufacturing / "data.sql", backups_dir, f"factory_pulse_data_only_backup_{stamp}.sql"
+        manufacturing.dir / "manufacturing_data.sql",
+        backups_dir,
+        f"factory_pulse_data_only_backup_{stamp}.sql",
     )
     with live_server() as server, Client(server.url, TOKEN) as client:
         page = browser.new_page(viewport={"width": 1400, "height": 800})
         page.goto(f"{server.url}/ui#token={TOKEN}")
         page.click("nav a[data-view=backups]")
         expect(page.locator("#images")).to_contain_text("ready")
-        # Ticked data first, then schema: untick and tick again to put the schema first.
+        # Ticked data first, then schema; unticking data and ticking it again puts it last.
         for name in (data, schema):
             page.locator(f"#backups tr[data-name='{name}'] input.pick").check()
         expect(page.locator("#set")).to_contain_text(f"{data} → {schema}")

@@ -4,6 +4,7 @@ an older server."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import Api, query
+from tests.conftest import REPO, Api, query
 
 pytestmark = pytest.mark.integration
 
@@ -162,3 +163,26 @@ def test_a_tolerated_error_never_ends_the_load(api: Api, backups_dir: Path) -> N
     assert any("CREATE SCHEMA public" in w for w in sandbox["restore"]["warnings"])
     assert query(sandbox["connection_url"], "SELECT count(*) FROM public.items") == [(2,)]
     assert sandbox["verdict"] == "pass", [p for p in sandbox["probes"] if p["status"] != "pass"]
+
+
+def test_an_extension_the_image_lacks_is_named_never_a_quiet_success(
+    api: Api, backups_dir: Path
+) -> None:
+    """Issue 18, class 9: a TimescaleDB dump is refused before any container (422,
+    naming TimescaleDB and the fix); asked to go on regardless, the restore completes
+    what it can and the verdict fails, naming the extension."""
+    shutil.copyfile(
+        REPO / "tests" / "fixtures" / "timescaledb" / "metrics.sql", backups_dir / "metrics.sql"
+    )
+    response = api.post("/v1/sandboxes", {"backup": "metrics.sql"})
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["code"] == "extension_unavailable"
+    assert "TimescaleDB (timescaledb)" in body["message"]
+    assert "RESTOREBOX_IMAGES" in body["message"]
+    assert api.containers() == []
+    sandbox = api.create(backup="metrics.sql", on_error="continue")
+    assert sandbox["verdict"] == "fail"
+    extensions = next(p for p in sandbox["probes"] if p["name"] == "extensions")
+    assert extensions["status"] == "fail"
+    assert "timescaledb" in extensions["detail"]
