@@ -315,7 +315,8 @@ def listing(client: Client, args: argparse.Namespace) -> int:
         data = client.backups()
         if data["inspecting"]:
             # First look at new backups: they are read and hashed in the background.
-            print(f"inspecting {len(data['inspecting'])} backups ...", file=sys.stderr)
+            count = len(data["inspecting"])
+            print(f"inspecting {count} backup{'' if count == 1 else 's'} ...", file=sys.stderr)
         deadline = time.monotonic() + 3600
         while data["inspecting"] and time.monotonic() < deadline:
             time.sleep(0.3)
