@@ -49,6 +49,24 @@ class TooManySandboxes(RestoreboxError):
         )
 
 
+class Forbidden(RestoreboxError):
+    """Raised when the principal may not do this (only admins may)."""
+
+    code = "forbidden"
+
+
+class SeriesNotFound(RestoreboxError):
+    """Raised when no backup of the backups folder belongs to the named series."""
+
+    code = "series_not_found"
+
+
+class DrillNotFound(RestoreboxError):
+    """Raised when no drill has the given id."""
+
+    code = "drill_not_found"
+
+
 class SnapshotNotFound(RestoreboxError):
     """Raised when no snapshot has the given id or name."""
 

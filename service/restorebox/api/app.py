@@ -12,9 +12,20 @@ from restorebox import __version__
 from restorebox.api import errors
 from restorebox.api.deps import Services
 from restorebox.api.limits import BodySizeLimit
-from restorebox.api.routes import backups, events, health, metrics, sandboxes, snapshots, ui
+from restorebox.api.routes import (
+    backups,
+    drills,
+    events,
+    health,
+    metrics,
+    sandboxes,
+    snapshots,
+    ui,
+)
 from restorebox.auth.tokens import load_or_create
 from restorebox.backups import Catalog
+from restorebox.drills.runner import DrillRunner
+from restorebox.drills.store import DrillStore
 from restorebox.lifecycle.instance import instance_id
 from restorebox.lifecycle.instance import template as instance_template
 from restorebox.lifecycle.isolation import verify as verify_isolation
@@ -48,7 +59,11 @@ def create_app(
         cache_file=settings.backup_cache_file,
     )
     manager = SandboxManager(settings, store, runtime, catalog, instance)
-    services = Services(settings, manager, catalog, load_or_create(settings), isolation)
+    drill_store = DrillStore(settings.state_dir / "drills.sqlite3", settings.drill_retention)
+    drill_runner = DrillRunner(settings, manager, catalog, drill_store)
+    services = Services(
+        settings, manager, catalog, load_or_create(settings), isolation, drill_runner
+    )
     reaper = Reaper(manager, settings.reap_interval_seconds)
     webhooks = None
     if settings.webhook_url:
@@ -80,6 +95,7 @@ def create_app(
         finally:
             if background:
                 reaper.stop()
+            drill_runner.shutdown()
             manager.shutdown()
             if background:
                 runtime.cool_down(template.labels)
@@ -105,4 +121,5 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(ui.router)
     app.include_router(snapshots.router)
+    app.include_router(drills.router)
     return app

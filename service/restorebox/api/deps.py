@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from restorebox.auth.principals import Principal
 from restorebox.auth.tokens import principal_for
 from restorebox.backups import Catalog
+from restorebox.drills.runner import DrillRunner
 from restorebox.lifecycle.manager import SandboxManager
 from restorebox.settings import Settings
 
@@ -23,6 +24,7 @@ class Services:
     catalog: Catalog
     tokens: dict[str, Principal]
     isolation: str  # lifecycle.isolation: "verified", or not verified and allowed
+    drills: DrillRunner
 
 
 async def get_services(request: Request) -> Services:
@@ -54,8 +56,13 @@ async def get_catalog(services: ServicesDep) -> Catalog:
     return services.catalog
 
 
+async def get_drills(services: ServicesDep) -> DrillRunner:
+    return services.drills
+
+
 ManagerDep = Annotated[SandboxManager, Depends(get_manager)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+DrillsDep = Annotated[DrillRunner, Depends(get_drills)]
 PrincipalDep = Annotated[Principal, Depends(require_token)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 Authenticated = [Depends(require_token)]

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from restorebox.backups.model import Backup
+from restorebox.drills.model import Drill, Facts, Finding
 from restorebox.lifecycle.image_builds import ImageState
 from restorebox.models import (
     Assertion,
@@ -241,3 +242,58 @@ class SandboxEvent(BaseModel):
     expires_at: datetime
 
     model_config = ConfigDict(from_attributes=True)
+
+
+class DrillSummary(BaseModel):
+    """A drill as lists show it: what was restored, the verdict and the findings."""
+
+    id: str
+    series: str
+    backups: list[str]
+    status: Literal["running", "done"]
+    verdict: Literal["pass", "warn", "fail"] | None
+    findings: list[Finding]
+    baseline: str | None = Field(description="the drill this one was compared with")
+    accepted: bool
+    restore_seconds: float | None
+    started_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, drill: Drill) -> DrillSummary:
+        return cls.model_validate(drill.model_dump(exclude={"facts"}))
+
+
+class DrillOut(DrillSummary):
+    """A drill with the comparison: its facts and its baseline's."""
+
+    facts: Facts | None
+    baseline_facts: Facts | None
+
+    @classmethod
+    def full(cls, drill: Drill, baseline: Drill | None) -> DrillOut:
+        return cls.model_validate(
+            {**drill.model_dump(), "baseline_facts": baseline.facts if baseline else None}
+        )
+
+
+class DrillList(BaseModel):
+    drills: list[DrillSummary]
+
+
+class SeriesOut(BaseModel):
+    name: str
+    backups: list[str] = Field(description="oldest first")
+    newest_at: datetime | None = Field(
+        description="the newest backup's time (its name, else mtime)"
+    )
+    every_seconds: float | None = Field(
+        description="the expected interval between backups: declared, else the median gap"
+    )
+    stale: bool = Field(description="no backup within the expected interval (BACKUP_STALE)")
+    last_drill: DrillSummary | None
+    baseline: DrillSummary | None
+
+
+class SeriesList(BaseModel):
+    series: list[SeriesOut]

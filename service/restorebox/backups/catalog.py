@@ -31,7 +31,7 @@ _ERRORS: dict[str, type[RestoreboxError]] = {
 
 
 # Raised whenever a description gains what older ones lack: they are made again.
-DESCRIPTION_VERSION = 2
+DESCRIPTION_VERSION = 3
 
 
 @dataclass(frozen=True)

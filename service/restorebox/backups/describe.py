@@ -221,6 +221,7 @@ def _from_scan(
         locales=sorted(scan.locales),
         clean=scan.clean,
         security_labels=scan.security_labels,
+        ends_complete=scan.ends_complete if scan.pg_dump_version else None,
         mentions=sorted(scan.mentions),
         warnings=warnings,
         roles=sorted(

@@ -51,6 +51,9 @@ class Backup(BaseModel):
     locales: list[str] = Field(default_factory=list)
     clean: bool = False  # a --clean dump: DROP statements before each CREATE
     security_labels: bool = False  # SECURITY LABEL statements (no provider in a sandbox)
+    # A plain file written by pg_dump (or pg_dumpall) that ends with its "dump complete"
+    # trailer; False when the file was cut short; None when that cannot be told.
+    ends_complete: bool | None = None
     tool_messages: int = 0  # lines of pg_dump's own messages at the top, skipped on restore
     # Platform schemas the dump's statements use without creating (see platforms/).
     mentions: list[str] = Field(default_factory=list)

@@ -43,6 +43,7 @@ class PlainScan:
     locales: set[str] = field(default_factory=set)
     clean: bool = False  # DROP statements (pg_dump --clean)
     security_labels: bool = False
+    ends_complete: bool = False  # pg_dump's or pg_dumpall's "dump complete" trailer
     mentions: set[str] = field(default_factory=set)
     all_roles: set[str] = field(default_factory=set)
     created_roles: set[str] = field(default_factory=set)
@@ -65,6 +66,13 @@ def scan_plain(stream: IO[bytes]) -> PlainScan:
                 result.data_tables[copying] += 1
             continue
         line = raw.decode("utf-8", "replace")
+        # pg_dump ends with its trailer (pg_dumpall: one per database, then its own); a
+        # statement after the last one means there is more, a file without means cut short.
+        if line.startswith("-- PostgreSQL database ") and "dump complete" in line:
+            result.ends_complete = True
+            continue
+        if line.strip() and not line.startswith(("--", "\\unrestrict")):
+            result.ends_complete = False
         if number - result.tool_messages <= 20 and line.startswith("--"):
             if "PostgreSQL database cluster dump" in line:
                 result.cluster_dump = True
