@@ -123,6 +123,8 @@ def service_settings(tmp_path: Path, backups_dir: Path, **overrides: Any) -> Set
     # The snapshot cache is off unless a test is about it: every restore would otherwise
     # leave an image behind for the rest of the suite.
     overrides.setdefault("snapshot_max_bytes", 0)
+    # The drills watcher would drill every backup a test puts down: on only where tested.
+    overrides.setdefault("drills", False)
     return Settings(
         state_dir=tmp_path / "state", backups_dir=backups_dir, api_token=TOKEN, **overrides
     )

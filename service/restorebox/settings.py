@@ -93,7 +93,11 @@ class Settings(BaseSettings):
     # behind the engine's one-at-a-time network creation (0: make each on demand).
     network_pool: int = Field(10, ge=0, le=100)
 
-    # Backup drills (issue 19): drills run one at a time by default; history kept per series.
+    # Backup drills (issue 19): the watcher drills each new backup of the backups folder
+    # (RESTOREBOX_DRILLS=off: only on request), one at a time by default.
+    drills: bool = True
+    drill_poll_seconds: float = Field(10.0, gt=0)
+    drill_settle_seconds: float = Field(5.0, ge=0)  # unchanged this long: fully written
     drill_workers: int = Field(1, ge=1, le=8)
     drill_retention: int = Field(200, ge=2)
     drill_ttl_seconds: int = Field(6 * 3600, ge=60)  # the longest a drill's restore may take

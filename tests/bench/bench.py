@@ -201,6 +201,7 @@ class Service:
             "RESTOREBOX_RESTORE_TIMEOUT_SECONDS": "3600",
             "RESTOREBOX_PROBE_TIMEOUT_SECONDS": "3600",
             "RESTOREBOX_MAX_WAIT_SECONDS": "3600",
+            "RESTOREBOX_DRILLS": "off",  # no drill of the bench's dumps competes with it
             **{f"RESTOREBOX_{key.upper()}": value for key, value in settings.items()},
         }
         self.process = subprocess.Popen(

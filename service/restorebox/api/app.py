@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
@@ -24,14 +25,18 @@ from restorebox.api.routes import (
 )
 from restorebox.auth.tokens import load_or_create
 from restorebox.backups import Catalog
+from restorebox.drills.model import Drill
 from restorebox.drills.runner import DrillRunner
+from restorebox.drills.series import Series
 from restorebox.drills.store import DrillStore
+from restorebox.drills.watcher import Watcher
 from restorebox.lifecycle.instance import instance_id
 from restorebox.lifecycle.instance import template as instance_template
 from restorebox.lifecycle.isolation import verify as verify_isolation
 from restorebox.lifecycle.manager import SandboxManager
 from restorebox.lifecycle.reaper import Reaper
 from restorebox.lifecycle.store import Store
+from restorebox.notify import webhooks as alarms
 from restorebox.notify.webhooks import WebhookSender
 from restorebox.runtime import Runtime
 from restorebox.settings import Settings
@@ -59,17 +64,29 @@ def create_app(
         cache_file=settings.backup_cache_file,
     )
     manager = SandboxManager(settings, store, runtime, catalog, instance)
-    drill_store = DrillStore(settings.state_dir / "drills.sqlite3", settings.drill_retention)
-    drill_runner = DrillRunner(settings, manager, catalog, drill_store)
-    services = Services(
-        settings, manager, catalog, load_or_create(settings), isolation, drill_runner
-    )
     reaper = Reaper(manager, settings.reap_interval_seconds)
     webhooks = None
     if settings.webhook_url:
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
         webhooks = WebhookSender(settings.webhook_url, secret, attempts=settings.webhook_attempts)
         manager.transitions.subscribe(webhooks.observe)
+
+    def drill_finished(drill: Drill) -> None:
+        manager.metrics.observe_drill(drill)
+        if webhooks is not None:
+            webhooks.send(alarms.drill_finished(drill))
+
+    def series_went_stale(series: Series) -> None:
+        if webhooks is not None:
+            webhooks.send(alarms.series_stale(series, datetime.now(UTC)))
+
+    drill_store = DrillStore(settings.state_dir / "drills.sqlite3", settings.drill_retention)
+    drill_runner = DrillRunner(settings, manager, catalog, drill_store, drill_finished)
+    manager.metrics.watch_drills(drill_runner)
+    watcher = Watcher(drill_runner, series_went_stale) if settings.drills else None
+    services = Services(
+        settings, manager, catalog, load_or_create(settings), isolation, drill_runner
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +98,8 @@ def create_app(
             except Exception:
                 log.exception("start-up reconciliation failed; the reaper will retry")
             reaper.start()
+            if watcher is not None:
+                watcher.start()
         log.info(
             "restorebox started",
             extra={
@@ -95,6 +114,8 @@ def create_app(
         finally:
             if background:
                 reaper.stop()
+            if watcher is not None:
+                watcher.stop()
             drill_runner.shutdown()
             manager.shutdown()
             if background:

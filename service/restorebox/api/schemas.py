@@ -297,3 +297,6 @@ class SeriesOut(BaseModel):
 
 class SeriesList(BaseModel):
     series: list[SeriesOut]
+    drills_file_error: str | None = Field(
+        None, description="what is wrong with restorebox-drills.yaml (series then come from names)"
+    )

@@ -30,6 +30,8 @@ _ERRORS: dict[str, type[RestoreboxError]] = {
 }
 
 
+# Files of the backups folder that are restorebox's own settings, never backups.
+NOT_BACKUPS = {"restorebox-drills.yaml"}
 # Raised whenever a description gains what older ones lack: they are made again.
 DESCRIPTION_VERSION = 3
 
@@ -148,7 +150,7 @@ class Catalog:
                 continue
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for filename in sorted(filenames):
-                if filename.startswith("."):
+                if filename.startswith(".") or (here == root and filename in NOT_BACKUPS):
                     continue
                 found.append((here / filename).relative_to(root).as_posix())
         return sorted(found)

@@ -41,6 +41,7 @@ class Finding(BaseModel):
     before: str | int | float | None = None
     after: str | int | float | None = None
     message: str
+    ignored: str | None = None  # the drills file's written reason; not in the verdict
 
 
 class Drill(BaseModel):
@@ -59,5 +60,5 @@ class Drill(BaseModel):
 
 
 def verdict_of(findings: list[Finding]) -> Literal["pass", "warn", "fail"]:
-    worst = max((SEVERITY_RANK[f.severity] for f in findings), default=0)
+    worst = max((SEVERITY_RANK[f.severity] for f in findings if not f.ignored), default=0)
     return "fail" if worst == 2 else "warn" if worst == 1 else "pass"

@@ -17,9 +17,11 @@ from pathlib import Path
 from restorebox.backups import Catalog
 from restorebox.backups.model import Backup
 from restorebox.drills.compare import Rules, compare
+from restorebox.drills.config import DrillsFile
+from restorebox.drills.config import load as load_config
 from restorebox.drills.facts import from_backups, gather
 from restorebox.drills.model import Drill, Facts, verdict_of
-from restorebox.drills.series import Series, drill_set, group
+from restorebox.drills.series import Series, drill_set, group, ordered_set
 from restorebox.drills.store import DrillStore
 from restorebox.errors import RestoreboxError, SeriesNotFound, TooManySandboxes
 from restorebox.lifecycle.manager import SandboxManager
@@ -50,11 +52,21 @@ class DrillRunner:
             max_workers=settings.drill_workers, thread_name_prefix="drill"
         )
         self._stopping = threading.Event()
+        self._told: str | None = None  # the drills file's problem, logged once
 
     # -- series -----------------------------------------------------------------------
+    def config(self) -> tuple[DrillsFile, str | None]:
+        """The drills file (read anew each time: it is small), and what is wrong with it."""
+        drills_file, problem = load_config(Path(self.settings.backups_dir))
+        if problem is not None and problem != self._told:
+            log.warning("drills file not used", extra={"error": problem})
+        self._told = problem
+        return drills_file, problem
+
     def series(self) -> dict[str, Series]:
         """Every series of the backups folder, oldest backup first."""
         root = Path(self.settings.backups_dir)
+        drills_file, _ = self.config()
         stamps: dict[str, datetime] = {}
         for name in self.catalog.names():
             try:
@@ -62,7 +74,12 @@ class DrillRunner:
             except OSError:
                 continue
             stamps[name] = datetime.fromtimestamp(mtime, UTC)
-        return group(stamps)
+
+        def declared(name: str) -> tuple[str, float | None] | None:
+            entry = drills_file.owner_of(name)
+            return (entry.name, entry.every) if entry else None
+
+        return group(stamps, declared)
 
     def one_series(self, name: str) -> Series:
         found = self.series().get(name)
@@ -71,7 +88,8 @@ class DrillRunner:
         return found
 
     def rules_for(self, series: str) -> Rules:
-        return Rules()
+        entry = self.config()[0].entry(series)
+        return entry.rules() if entry else Rules()
 
     # -- drilling ---------------------------------------------------------------------
     def start(self, series_name: str, backup: str | None = None) -> Drill:
@@ -79,17 +97,16 @@ class DrillRunner:
         background; returns it while it runs."""
         series = self.one_series(series_name)
         newest = backup or series.backups[-1][0]
-        contents: dict[str, str] = {}
-        for name, _ in series.backups:
-            described = self.catalog.known(name)
-            if described is not None:
-                contents[name] = described.content
-        for other, described in self._described_siblings(newest).items():
-            contents.setdefault(other, described.content)
+        contents: dict[str, str] = {name: b.content for name, b in self._described().items()}
+        entry = self.config()[0].entry(series.name)
+        if entry is not None and entry.set:
+            backups = ordered_set(newest, entry.set, self.catalog.names())
+        else:
+            backups = drill_set(newest, contents)
         drill = Drill(
             id=secrets.token_hex(6),
             series=series.name,
-            backups=drill_set(newest, contents),
+            backups=backups,
             started_at=datetime.now(UTC),
         )
         self.store.save(drill)
@@ -100,16 +117,18 @@ class DrillRunner:
         self._stopping.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _described_siblings(self, backup: str) -> dict[str, Backup]:
-        """Descriptions of every backup (a data-only backup's schema may be another series)."""
-        siblings = {}
+    def _described(self) -> dict[str, Backup]:
+        """Every backup described so far (a data-only backup's schema may be in another
+        series); unreadable ones and those not read yet are left out."""
+        described = {}
         for name in self.catalog.names():
-            if name == backup:
+            try:
+                backup = self.catalog.known(name)
+            except (RestoreboxError, OSError):
                 continue
-            described = self.catalog.known(name)
-            if described is not None:
-                siblings[name] = described
-        return siblings
+            if backup is not None:
+                described[name] = backup
+        return described
 
     def _run_logged(self, drill: Drill) -> None:
         try:
@@ -125,6 +144,11 @@ class DrillRunner:
         facts = self._facts(drill, rules)
         baseline = self.store.baseline(drill.series, before=drill.id)
         findings = compare(drill.series, facts, baseline.facts if baseline else None, rules)
+        entry = self.config()[0].entry(drill.series)
+        for finding in findings:
+            for ignore in entry.ignore if entry else []:
+                if ignore.code == finding.code and ignore.object in (None, finding.object):
+                    finding.ignored = ignore.reason
         drill = drill.model_copy(
             update={
                 "status": "done",

@@ -5,9 +5,11 @@ backup of the same timestamp when there is one (a set, schema first)."""
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import re
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -92,16 +94,35 @@ class Series:
         return (now - newest[1]).total_seconds() > interval + grace
 
 
-def group(backups: dict[str, datetime]) -> dict[str, Series]:
-    """Series of ``backups`` (name -> file mtime), each oldest first."""
+def group(
+    backups: dict[str, datetime],
+    declared: Callable[[str], tuple[str, float | None] | None] = lambda name: None,
+) -> dict[str, Series]:
+    """Series of ``backups`` (name -> file mtime), each oldest first. ``declared`` gives
+    the drills file's series (and interval) of a backup it names, else None."""
     series: dict[str, Series] = {}
     for name, mtime in backups.items():
         named = read_name(name)
         when = named.stamp or mtime
-        series.setdefault(named.series, Series(named.series)).backups.append((name, when))
+        owner, every = declared(name) or (named.series, None)
+        one = series.setdefault(owner, Series(owner, every_seconds=every))
+        one.backups.append((name, when))
     for one in series.values():
         one.backups.sort(key=lambda item: (item[1], item[0]))
     return dict(sorted(series.items()))
+
+
+def ordered_set(backup: str, patterns: list[str], names: list[str]) -> list[str]:
+    """A declared set: for each glob in order, the backup of ``backup``'s timestamp that
+    matches it (the drills file's ``set``)."""
+    stamp = read_name(backup).stamp
+    chosen = []
+    for pattern in patterns:
+        for name in sorted(names):
+            if fnmatch.fnmatchcase(name, pattern) and read_name(name).stamp == stamp:
+                chosen.append(name)
+                break
+    return chosen if backup in chosen else [*chosen, backup]
 
 
 def drill_set(backup: str, content: dict[str, str]) -> list[str]:

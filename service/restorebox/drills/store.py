@@ -24,6 +24,10 @@ CREATE TABLE IF NOT EXISTS drills (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS drills_by_series ON drills (series, started_at);
+CREATE TABLE IF NOT EXISTS stale (
+    series TEXT PRIMARY KEY,
+    newest TEXT NOT NULL  -- the newest backup when BACKUP_STALE was reported
+);
 """
 
 
@@ -92,6 +96,22 @@ class DrillStore:
             (series, before),
         )
         return drills[0] if drills else None
+
+    def stale_reported(self, series: str) -> str | None:
+        """The newest backup a stale alarm was raised for, while the series stays stale."""
+        row = self._one("SELECT newest FROM stale WHERE series = ?", (series,))
+        return row[0] if row else None
+
+    def mark_stale(self, series: str, newest: str | None) -> None:
+        with self._lock:
+            if newest is None:
+                self._db.execute("DELETE FROM stale WHERE series = ?", (series,))
+            else:
+                self._db.execute(
+                    "INSERT INTO stale (series, newest) VALUES (?, ?)"
+                    " ON CONFLICT (series) DO UPDATE SET newest = excluded.newest",
+                    (series, newest),
+                )
 
     def series_names(self) -> list[str]:
         with self._lock:

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from restorebox.drills.model import Drill
 from restorebox.models import Sandbox, Snapshot, Status
+
+if TYPE_CHECKING:
+    from restorebox.drills.runner import DrillRunner
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -53,6 +59,56 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily(
             "restorebox_snapshots", "Snapshots in the cache", value=len(snapshots)
         )
+
+
+class _DrillCollector(Collector):
+    """Per series, read from the drill history and the backups folder at scrape time."""
+
+    def __init__(self, runner: DrillRunner) -> None:
+        self.runner = runner
+
+    def collect(self) -> Iterable[Metric]:
+        now = datetime.now(UTC)
+        success = GaugeMetricFamily(
+            "restorebox_drill_last_success_timestamp_seconds",
+            "When the series' newest drill that did not fail finished",
+            labels=["series"],
+        )
+        findings = GaugeMetricFamily(
+            "restorebox_drill_findings",
+            "Findings of the series' latest drill (ignored ones aside), by severity",
+            labels=["series", "severity"],
+        )
+        age = GaugeMetricFamily(
+            "restorebox_backup_age_seconds",
+            "Age of the series' newest backup",
+            labels=["series"],
+        )
+        stale = GaugeMetricFamily(
+            "restorebox_series_stale",
+            "1 when the series got no backup within its expected interval",
+            labels=["series"],
+        )
+        store = self.runner.store
+        for series in self.runner.series().values():
+            name = series.name
+            newest = series.newest
+            if newest is not None:
+                age.add_metric([name], (now - newest[1]).total_seconds())
+            stale.add_metric([name], 1.0 if series.stale(now) else 0.0)
+            drills = store.of_series(name, 50)
+            latest = next((d for d in drills if d.status == "done"), None)
+            by_severity = (
+                Tally(f.severity for f in latest.findings if not f.ignored) if latest else Tally()
+            )
+            for severity in ("info", "warn", "fail"):
+                findings.add_metric([name, severity], by_severity.get(severity, 0))
+            good = next(
+                (d for d in drills if d.verdict in ("pass", "warn") and d.finished_at), None
+            )
+            if good is not None and good.finished_at is not None:
+                success.add_metric([name], good.finished_at.timestamp())
+        yield from (success, findings, age, stale)
 
 
 class Metrics:
@@ -97,6 +153,12 @@ class Metrics:
         self.cache_hits = Counter(
             "restorebox_snapshot_cache_hits", "Creates served from a snapshot", registry=r
         )
+        self.drill_seconds = Histogram(
+            "restorebox_drill_duration_seconds",
+            "Time a drill took: restore, probes, comparison",
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
         self.cache_misses = Counter(
             "restorebox_snapshot_cache_misses",
             "Creates that restored (no snapshot, or fresh)",
@@ -109,6 +171,13 @@ class Metrics:
         snapshots: Callable[[], Iterable[Snapshot]],
     ) -> None:
         self.registry.register(_StateCollector(sandboxes, snapshots))
+
+    def watch_drills(self, runner: DrillRunner) -> None:
+        self.registry.register(_DrillCollector(runner))
+
+    def observe_drill(self, drill: Drill) -> None:
+        if drill.started_at and drill.finished_at:
+            self.drill_seconds.observe((drill.finished_at - drill.started_at).total_seconds())
 
     def observe(self, before: Sandbox, after: Sandbox) -> None:
         """A sandbox record changed (the state machine's listener)."""

@@ -1,5 +1,6 @@
 """Webhooks: a JSON event for each sandbox that becomes ready, fails, expires or is deleted,
-POSTed to ``RESTOREBOX_WEBHOOK_URL``.
+for each finished drill and each series whose backups stopped arriving, POSTed to
+``RESTOREBOX_WEBHOOK_URL``.
 
 Delivery never blocks the lifecycle: events go on a bounded queue that one thread sends,
 retrying with exponential backoff (tenacity) on connection errors and 5xx/429 answers.
@@ -18,6 +19,7 @@ import queue
 import threading
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -29,6 +31,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from restorebox.drills.model import Drill
+from restorebox.drills.series import Series
 from restorebox.models import Sandbox, Status, utcnow
 
 log = logging.getLogger("restorebox.notify.webhooks")
@@ -78,6 +82,41 @@ def event_for(before: Sandbox, after: Sandbox) -> dict[str, Any] | None:
     }
 
 
+def drill_finished(drill: Drill) -> dict[str, Any]:
+    """``drill.finished``: the series, the backups, the verdict and every finding."""
+    return {
+        "event": "drill.finished",
+        "delivery": uuid.uuid4().hex,
+        "at": utcnow().isoformat(),
+        "drill": {
+            "id": drill.id,
+            "series": drill.series,
+            "backups": drill.backups,
+            "verdict": drill.verdict,
+            "baseline": drill.baseline,
+            "restore_seconds": drill.restore_seconds,
+            "findings": [f.model_dump(mode="json") for f in drill.findings],
+        },
+    }
+
+
+def series_stale(series: Series, now: datetime) -> dict[str, Any]:
+    """``series.stale``: no backup within the series' expected interval."""
+    newest = series.newest
+    return {
+        "event": "series.stale",
+        "delivery": uuid.uuid4().hex,
+        "at": utcnow().isoformat(),
+        "series": {
+            "name": series.name,
+            "newest": newest[0] if newest else None,
+            "newest_at": newest[1].isoformat() if newest else None,
+            "age_seconds": round((now - newest[1]).total_seconds()) if newest else None,
+            "every_seconds": series.expected_interval(),
+        },
+    }
+
+
 @dataclass
 class WebhookSender:
     url: str
@@ -95,8 +134,11 @@ class WebhookSender:
     def observe(self, before: Sandbox, after: Sandbox) -> None:
         """The state machine's listener: queue the event, never wait."""
         event = event_for(before, after)
-        if event is None:
-            return
+        if event is not None:
+            self.send(event)
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Queue an event (a drill's, a series'), never wait."""
         try:
             self._queue.put_nowait(event)
         except queue.Full:

@@ -45,6 +45,7 @@ def test_compose_up_restore_down(tmp_path: Path, docker_runtime: object) -> None
         "RESTOREBOX_PORT": str(port),
         "RESTOREBOX_BACKUPS": str(backups),
         "RESTOREBOX_SNAPSHOT_MAX_BYTES": "0",  # `down -v` drops the state; no images stay
+        "RESTOREBOX_DRILLS": "off",  # the drills watcher is tested on its own
     }
     engine = docker.from_env()
     up = compose(env, "up", "-d")

@@ -4,13 +4,16 @@ holds only the schema, are named with their codes; no drill leaves a sandbox beh
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Api, exec_in_sandbox, execute
+from tests.conftest import Api, Manufacturing, exec_in_sandbox, execute
+from tests.integration.api.test_observability import Receiver, _metrics
 
 pytestmark = pytest.mark.integration
 
@@ -109,3 +112,85 @@ def test_a_series_of_backups_drilled_one_after_another(api: Api, backups_dir: Pa
     assert api.post("/v1/series/nope/drills").status_code == 404
     # No drill left a sandbox behind: only the source's container runs.
     assert [c for c in api.containers() if source["id"] not in str(c.labels)] == []
+
+
+def test_the_watcher_drills_new_backups_and_raises_the_alarms(
+    live_server: Any, backups_dir: Path, manufacturing: Manufacturing
+) -> None:
+    """On start only each series' newest backup is drilled; a backup that arrives later is
+    drilled once written; the drills file's checks run; drill.finished and series.stale
+    are sent (signed) and the drill metrics say the same."""
+    complete = manufacturing.dir / "manufacturing_complete.sql"
+    for day in ("01", "02"):
+        shutil.copyfile(complete, backups_dir / f"plant_202509{day}_020000.sql")
+    (backups_dir / "restorebox-drills.yaml").write_text(
+        "series:\n"
+        "  - name: plant\n"
+        '    match: "plant_*.sql"\n'
+        "    every: 24h\n"
+        "    min_rows: {public.organizations: 1}\n"
+        "    checks:\n"
+        "      - name: organizations\n"
+        "        sql: select count(*) from public.organizations\n"
+        f"        expect: {manufacturing.counts['public.organizations']}\n"
+        "    ignore:\n"
+        "      - code: OBJECT_ADDED\n"
+        "        reason: new tables are expected every release\n"
+    )
+    receiver = Receiver()
+    settings = {"drill_poll_seconds": 0.3, "drill_settle_seconds": 0.5}
+    try:
+        with live_server(
+            drills=True, webhook_url=receiver.url, webhook_secret="s" * 16, **settings
+        ) as server:
+            client = server.client()
+            first = wait_for_drills(client, "plant", 1)
+            assert first[0]["backups"] == ["plant_20250902_020000.sql"]  # the newest only
+            assert first[0]["verdict"] == "pass", first[0]["findings"]
+            # Tonight's backup arrives, written in two goes: drilled once it is whole.
+            late = backups_dir / "plant_20250903_020000.sql"
+            schema = (manufacturing.dir / "manufacturing_schema.sql").read_bytes()
+            late.write_bytes(schema[: len(schema) // 2])
+            time.sleep(0.2)
+            late.write_bytes(schema)
+            drills = wait_for_drills(client, "plant", 2)
+            newest = drills[0]
+            assert newest["backups"] == ["plant_20250903_020000.sql"]
+            assert newest["verdict"] == "fail"
+            codes = {f["code"] for f in newest["findings"] if f["severity"] == "fail"}
+            assert {"CONTENT_MISMATCH", "CHECK_FAILED", "TABLE_EMPTIED"} <= codes
+            listed = client.get("/v1/series").json()
+            assert listed["drills_file_error"] is None
+            plant = next(s for s in listed["series"] if s["name"] == "plant")
+            assert plant["stale"] is True  # its backups are from 2025, one a day expected
+            assert plant["every_seconds"] == 86400
+            receiver.wait_for(4)
+            events = receiver.events()
+            assert events.count("drill.finished") == 2
+            # Once per newest backup: the late one's name still says 2025, so it is still
+            # stale, and said so once more.
+            assert events.count("series.stale") == 2
+            finished = [json.loads(b) for _, b in receiver.requests]
+            last = next(e for e in reversed(finished) if e["event"] == "drill.finished")
+            assert last["drill"]["verdict"] == "fail"
+            assert any(f["code"] == "CONTENT_MISMATCH" for f in last["drill"]["findings"])
+            m = _metrics(client.get("/metrics").text)
+            assert m["restorebox_series_stale"][(("series", "plant"),)] == 1
+            assert m["restorebox_drill_findings"][(("series", "plant"), ("severity", "fail"))] >= 3
+            assert m["restorebox_drill_duration_seconds_count"][()] == 2
+            assert m["restorebox_backup_age_seconds"][(("series", "plant"),)] > 86400
+            success = m["restorebox_drill_last_success_timestamp_seconds"]
+            assert success[(("series", "plant"),)] > time.time() - 600
+    finally:
+        receiver.server.shutdown()
+
+
+def wait_for_drills(client: Any, series: str, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 90
+    while True:
+        response = client.get(f"/v1/series/{series}/drills")
+        drills = response.json().get("drills", []) if response.status_code == 200 else []
+        if len(drills) >= count and all(d["status"] == "done" for d in drills):
+            return list(drills)
+        assert time.monotonic() < deadline, drills
+        time.sleep(0.3)

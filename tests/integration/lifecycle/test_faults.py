@@ -63,6 +63,7 @@ class Service:
             "RESTOREBOX_API_TOKEN": TOKEN,
             "RESTOREBOX_REAP_INTERVAL_SECONDS": "0.5",
             "RESTOREBOX_SNAPSHOT_MAX_BYTES": "0",  # a test about snapshots turns them on
+            "RESTOREBOX_DRILLS": "off",  # the drills watcher is tested on its own
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", headers=AUTH, timeout=60)

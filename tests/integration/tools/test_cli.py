@@ -41,6 +41,7 @@ def server(tmp_path: Path, docker_runtime: object) -> Iterator[dict[str, str]]:
         "RESTOREBOX_STATE_DIR": str(tmp_path / "s"),
         "RESTOREBOX_BACKUPS_DIR": str(backups),
         "RESTOREBOX_SNAPSHOT_MAX_BYTES": "0",  # no snapshot images left behind
+        "RESTOREBOX_DRILLS": "off",  # the drills watcher is tested on its own
     }
     env.pop("RESTOREBOX_API_TOKEN", None)
     proc = subprocess.Popen(

@@ -34,7 +34,7 @@ def list_series(drills: DrillsDep, _: PrincipalDep) -> SeriesList:
                 baseline=DrillSummary.of(baseline) if baseline else None,
             )
         )
-    return SeriesList(series=out)
+    return SeriesList(series=out, drills_file_error=drills.config()[1])
 
 
 @router.get("/v1/series/{name:path}/drills", response_model=DrillList)
