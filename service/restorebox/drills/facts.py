@@ -83,6 +83,7 @@ def gather(sandbox: Sandbox, backups: list[Backup], rules: Rules) -> Facts:
         error=sandbox.error.message if sandbox.error else None,
         verdict=sandbox.verdict,
         failed_probes=[p.name for p in sandbox.probes or [] if p.status == "fail"],
+        probes={p.name: p.status for p in sandbox.probes or []},
         restore_seconds=(
             round(sum(s.duration_seconds or 0 for s in sandbox.restore.steps), 3)
             if sandbox.restore

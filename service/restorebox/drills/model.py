@@ -30,6 +30,7 @@ class Facts(BaseModel):
     error: str | None = None
     verdict: str | None = None  # the sandbox's probes' verdict
     failed_probes: list[str] = Field(default_factory=list)
+    probes: dict[str, str] = Field(default_factory=dict)  # every probe's status
     restore_seconds: float | None = None
     checks: dict[str, str | None] = Field(default_factory=dict)  # declared SQL checks
 

@@ -136,13 +136,14 @@ class DrillRunner:
         except Exception:  # a drill's thread must never die silently
             log.exception("drill crashed", extra={"drill": drill.id, "series": drill.series})
 
-    def run(self, drill: Drill) -> Drill:
-        """Restore, gather, compare, record; the sandbox is removed whatever happens."""
+    def run(self, drill: Drill, baseline: Drill | None = None) -> Drill:
+        """Restore, gather, compare (with ``baseline``, else the series' own), record;
+        the sandbox is removed whatever happens."""
         started = time.monotonic()
         rules = self.rules_for(drill.series)
         log.info("drill started", extra={"drill": drill.id, "backups": drill.backups})
         facts = self._facts(drill, rules)
-        baseline = self.store.baseline(drill.series, before=drill.id)
+        baseline = baseline or self.store.baseline(drill.series, before=drill.id)
         findings = compare(drill.series, facts, baseline.facts if baseline else None, rules)
         entry = self.config()[0].entry(drill.series)
         for finding in findings:

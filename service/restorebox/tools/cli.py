@@ -17,21 +17,18 @@ from pydantic import ValidationError
 from restorebox.auth.tokens import read_for_client
 from restorebox.errors import RestoreboxError
 from restorebox.settings import Settings
+from restorebox.tools import drills_cli
 from restorebox.tools.client import Client, ClientError, SandboxFailed
 from restorebox.tools.progress_view import ProgressView
+from restorebox.tools.text import table
+
+DRILL_COMMANDS = {"series", "drills", "drill", "verify"}
 
 
 def _client(settings: Settings, args: argparse.Namespace) -> Client:
     url = args.url or os.environ.get("RESTOREBOX_URL") or f"http://{settings.host}:{settings.port}"
     token = os.environ.get("RESTOREBOX_TOKEN") or read_for_client(settings)
     return Client(url, token, timeout=3600)
-
-
-def _table(rows: list[list[str]], headers: list[str]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
-    lines = ["  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=False))]
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)) for r in rows]
-    return "\n".join(lines)
 
 
 def _show(sandbox: dict[str, Any]) -> str:
@@ -55,7 +52,7 @@ def _show(sandbox: dict[str, Any]) -> str:
     if restore:
         out.append("")
         out.append(
-            _table(
+            table(
                 [
                     [
                         s["backup"],
@@ -79,7 +76,7 @@ def _show(sandbox: dict[str, Any]) -> str:
     if sandbox.get("probes"):
         out.append("")
         out.append(
-            _table(
+            table(
                 [
                     [p["name"], p["status"], f"{p['duration_seconds']:.2f}s", p["detail"][:100]]
                     for p in sandbox["probes"]
@@ -188,6 +185,7 @@ def _main(argv: list[str] | None = None) -> int:
         description="What the service checks at start. Runs a short-lived helper container "
         "on the engine's host network; works for a local engine, DOCKER_HOST and compose.",
     )
+    drills_cli.add_parsers(sub, as_json)
     args = parser.parse_args(argv)
     try:
         settings = Settings()
@@ -205,6 +203,8 @@ def _main(argv: list[str] | None = None) -> int:
         return garbage_collect(settings, set(args.instance), args.yes)
     client = _client(settings, args)
     try:
+        if args.command in DRILL_COMMANDS:
+            return drills_cli.run(args.command, settings, args, client)
         return run_command(client, args)
     except SandboxFailed as exc:
         print(_show(exc.sandbox.data), file=sys.stderr)
@@ -339,7 +339,7 @@ def listing(client: Client, args: argparse.Namespace) -> int:
             for b in data["backups"]
         ]
         headers = ["name", "format", "compression", "content", "bytes", "pg_dump"]
-    print(json.dumps(data, indent=2) if args.json else _table(rows, headers))
+    print(json.dumps(data, indent=2) if args.json else table(rows, headers))
     return 0
 
 
@@ -401,7 +401,7 @@ def garbage_collect(settings: Settings, instances: set[str], remove: bool) -> in
         [f.instance, f.sandbox, f.container, f.verdict, "removed" if f.removed else "-"]
         for f in findings
     ]
-    print(_table(rows, ["instance", "sandbox", "container", "verdict", "action"]))
+    print(table(rows, ["instance", "sandbox", "container", "verdict", "action"]))
     strays = sum(1 for f in findings if f.removable and not f.removed)
     if strays:
         print(

@@ -246,6 +246,33 @@ class Client:
         data: dict[str, Any] = self.request("GET", "/v1/backups")
         return data
 
+    # -- drills ---------------------------------------------------------------------
+    def series(self) -> dict[str, Any]:
+        """``{"series": [...], "drills_file_error": ...}``."""
+        data: dict[str, Any] = self.request("GET", "/v1/series")
+        return data
+
+    def drills(self, series: str) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = self.request("GET", f"/v1/series/{series}/drills")["drills"]
+        return listed
+
+    def drill(self, drill_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self.request("GET", f"/v1/drills/{drill_id}")
+        return data
+
+    def start_drill(
+        self, series: str, *, wait: bool = True, timeout: float = 3600
+    ) -> dict[str, Any]:
+        """Drill the series' newest backup; with ``wait``, return it once done."""
+        drill: dict[str, Any] = self.request("POST", f"/v1/series/{series}/drills")
+        deadline = time.monotonic() + timeout
+        while wait and drill["status"] != "done":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"drill {drill['id']} still running after {timeout:g} s")
+            time.sleep(1.0)
+            drill = self.drill(drill["id"])
+        return drill
+
     def metrics(self) -> str:
         response = self.http.get("/metrics")
         _raise_for(response)

@@ -5,14 +5,17 @@ holds only the schema, are named with their codes; no drill leaves a sandbox beh
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
-from tests.conftest import Api, Manufacturing, exec_in_sandbox, execute
+from tests.conftest import CLI, Api, Manufacturing, exec_in_sandbox, execute
 from tests.integration.api.test_observability import Receiver, _metrics
 
 pytestmark = pytest.mark.integration
@@ -194,3 +197,43 @@ def wait_for_drills(client: Any, series: str, count: int) -> list[dict[str, Any]
             return list(drills)
         assert time.monotonic() < deadline, drills
         time.sleep(0.3)
+
+
+def test_verify_for_ci_without_a_service(tmp_path: Path, manufacturing: Manufacturing) -> None:
+    """`restorebox verify` runs the drill in its own process against the local engine:
+    0 when nothing is found, 1 for the seed's schema-only "complete" backup compared with
+    the last good one (JSON and JUnit say why), 2 when it cannot run."""
+    env = {
+        **os.environ,
+        "RESTOREBOX_STATE_DIR": str(tmp_path / "state"),
+        "RESTOREBOX_SNAPSHOT_MAX_BYTES": "0",
+    }
+    env.pop("RESTOREBOX_URL", None)
+    good = tmp_path / "plant_complete_20250901.sql"
+    shutil.copyfile(manufacturing.dir / "manufacturing_complete.sql", good)
+    bad = tmp_path / "plant_complete_20250902.sql"
+    shutil.copyfile(manufacturing.dir / "manufacturing_schema.sql", bad)
+
+    def verify(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CLI, "verify", *args], env=env, capture_output=True, text=True, timeout=600
+        )
+
+    passed = verify(str(good), "--json")
+    assert passed.returncode == 0, passed.stderr
+    assert json.loads(passed.stdout)["verdict"] == "pass"
+    junit_path = tmp_path / "drill.xml"
+    failed = verify(str(bad), "--junit", str(junit_path))
+    assert failed.returncode == 1, failed.stderr
+    assert "CONTENT_MISMATCH" in failed.stdout
+    suite = ElementTree.parse(junit_path).getroot()  # noqa: S314 (our own output)
+    assert int(suite.get("failures") or 0) >= 1
+    assert any("CONTENT_MISMATCH" in (c.get("name") or "") for c in suite.iter("testcase"))
+    # The same comparison, named explicitly, and a threshold nothing reaches.
+    again = verify(str(bad), "--against", str(good), "--fail-on", "fail")
+    assert again.returncode == 1
+    missing = verify(str(tmp_path / "nope.sql"))
+    assert missing.returncode == 2
+    assert "no such backup" in missing.stderr
+    # Nothing of the drills is left: no container, no scratch folder.
+    assert not list((tmp_path / "state").glob("verify-*"))
