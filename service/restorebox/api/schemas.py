@@ -258,10 +258,24 @@ class DrillSummary(BaseModel):
     restore_seconds: float | None
     started_at: datetime
     finished_at: datetime | None
+    total_rows: int | None = Field(None, description="rows the backups carry, all tables")
+    backup_bytes: int | None = None
+    largest_tables: dict[str, int] = Field(
+        default_factory=dict, description="the backups' three largest tables, by rows"
+    )
 
     @classmethod
     def of(cls, drill: Drill) -> DrillSummary:
-        return cls.model_validate(drill.model_dump(exclude={"facts"}))
+        facts = drill.facts
+        numbers: dict[str, object] = {}
+        if facts is not None:
+            largest = sorted(facts.rows.items(), key=lambda item: -item[1])[:3]
+            numbers = {
+                "total_rows": sum(facts.rows.values()) if facts.rows_known else None,
+                "backup_bytes": facts.backup_bytes,
+                "largest_tables": dict(largest),
+            }
+        return cls.model_validate({**drill.model_dump(exclude={"facts"}), **numbers})
 
 
 class DrillOut(DrillSummary):
@@ -272,8 +286,13 @@ class DrillOut(DrillSummary):
 
     @classmethod
     def full(cls, drill: Drill, baseline: Drill | None) -> DrillOut:
+        summary = DrillSummary.of(drill).model_dump()
         return cls.model_validate(
-            {**drill.model_dump(), "baseline_facts": baseline.facts if baseline else None}
+            {
+                **summary,
+                "facts": drill.facts,
+                "baseline_facts": baseline.facts if baseline else None,
+            }
         )
 
 

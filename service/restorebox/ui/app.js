@@ -452,6 +452,8 @@ async function route() {
     if (match) await showSandbox(match[1], current);
     else if (path === "/backups") await showBackups(current);
     else if (path === "/snapshots") await showSnapshots(current);
+    else if (path === "/drills") await showDrills(current);
+    else if (path.startsWith("/drills/")) await showDrill(path.slice(8), current);
     else {
       await showSandboxes(current);
       if (current()) refreshTimer = setTimeout(route, 5000); // new sandboxes and time left

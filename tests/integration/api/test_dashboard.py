@@ -6,9 +6,7 @@ Set RESTOREBOX_SCREENSHOT=path to save a screenshot of the sandboxes page (the R
 from __future__ import annotations
 
 import os
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +17,6 @@ from restorebox.tools.client import Client
 from tests.conftest import THIRD_PARTY, TOKEN, Manufacturing, copy_backup, query
 
 pytestmark = pytest.mark.integration
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is missing: scripts/test installs Debian's chromium package")
-    with playwright_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def test_dashboard_in_a_real_browser(

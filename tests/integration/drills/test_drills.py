@@ -15,7 +15,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from tests.conftest import CLI, Api, Manufacturing, exec_in_sandbox, execute
+from tests.conftest import CLI, TOKEN, Api, Manufacturing, exec_in_sandbox, execute
 from tests.integration.api.test_observability import Receiver, _metrics
 
 pytestmark = pytest.mark.integration
@@ -118,7 +118,7 @@ def test_a_series_of_backups_drilled_one_after_another(api: Api, backups_dir: Pa
 
 
 def test_the_watcher_drills_new_backups_and_raises_the_alarms(
-    live_server: Any, backups_dir: Path, manufacturing: Manufacturing
+    live_server: Any, backups_dir: Path, manufacturing: Manufacturing, browser: Any
 ) -> None:
     """On start only each series' newest backup is drilled; a backup that arrives later is
     drilled once written; the drills file's checks run; drill.finished and series.stale
@@ -184,8 +184,32 @@ def test_the_watcher_drills_new_backups_and_raises_the_alarms(
             assert m["restorebox_backup_age_seconds"][(("series", "plant"),)] > 86400
             success = m["restorebox_drill_last_success_timestamp_seconds"]
             assert success[(("series", "plant"),)] > time.time() - 600
+            see_it_in_the_dashboard(browser, server.url, newest["id"])
     finally:
         receiver.server.shutdown()
+
+
+def see_it_in_the_dashboard(browser: Any, url: str, failed_drill: str) -> None:
+    """The Drills page: the series, stale, its history drawn; the failed drill's page with
+    its findings and the rows before and after."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1400, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{url}/ui#token={TOKEN}")
+    page.click("nav a[data-view=drills]")
+    row = page.locator("#series tr[data-series='plant']")
+    expect(row).to_contain_text("stale")
+    expect(row.locator("svg")).to_have_count(3)  # rows, restore seconds, bytes
+    row.get_by_role("link").click()
+    expect(page.locator("#drill-verdict")).to_contain_text("fail")
+    assert failed_drill in page.url
+    expect(page.locator("#findings")).to_contain_text("CONTENT_MISMATCH")
+    expect(page.locator("#rows")).to_contain_text("public.organizations")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+    assert errors == []
+    page.close()
 
 
 def wait_for_drills(client: Any, series: str, count: int) -> list[dict[str, Any]]:

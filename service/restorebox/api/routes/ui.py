@@ -15,6 +15,7 @@ router = APIRouter(include_in_schema=False)
 FILES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
+    "drills.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
 HEADERS = {
