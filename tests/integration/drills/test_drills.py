@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import time
@@ -261,3 +262,110 @@ def test_verify_for_ci_without_a_service(tmp_path: Path, manufacturing: Manufact
     assert "no such backup" in missing.stderr
     # Nothing of the drills is left: no container, no scratch folder.
     assert not list((tmp_path / "state").glob("verify-*"))
+
+
+SHOP_GROWING = """
+CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL);
+CREATE TABLE products (id serial PRIMARY KEY, name text, price numeric);
+CREATE TABLE orders (id serial PRIMARY KEY, customer_id int REFERENCES customers,
+                     created_at timestamptz DEFAULT now());
+CREATE TABLE order_lines (order_id int REFERENCES orders, product_id int REFERENCES products,
+                          qty int);
+CREATE TABLE audit_log (id bigserial PRIMARY KEY, note text);
+CREATE VIEW revenue AS SELECT o.id, sum(l.qty * p.price) AS total FROM orders o
+    JOIN order_lines l ON l.order_id = o.id JOIN products p ON p.id = l.product_id GROUP BY o.id;
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch();
+INSERT INTO customers (name) SELECT 'c' || g FROM generate_series(1, 300) g;
+INSERT INTO products (name, price) SELECT 'p' || g, g FROM generate_series(1, 150) g;
+INSERT INTO orders (customer_id) SELECT 1 + g % 300 FROM generate_series(1, 2000) g;
+INSERT INTO order_lines
+    SELECT 1 + g % 2000, 1 + g % 150, 1 + g % 5 FROM generate_series(1, 6000) g;
+"""
+
+
+def test_thirty_real_backups_of_a_growing_database_and_planted_faults(
+    api: Api, backups_dir: Path, tmp_path: Path
+) -> None:
+    """Real pg_dump files of a database of our own, one a day with normal growth (rows up
+    a few percent, a new index now and then, an audit log trimmed under the threshold):
+    the facts read from 32 successive files give nothing at warn or above. Then one fault
+    planted per backup, each named with its code and object."""
+    from restorebox.backups import Catalog
+    from restorebox.drills.compare import Rules, compare
+    from restorebox.drills.facts import from_backups
+    from restorebox.drills.model import Facts, verdict_of
+
+    (backups_dir / "seed.sql").write_text(SHOP_GROWING)
+    source = api.create(backup="seed.sql", probes="none")
+    url = source["connection_url"]
+    files = tmp_path / "series"
+    files.mkdir()
+    catalog = Catalog(files, max_bytes=10**10, cache_file=None)
+
+    def dump(name: str, *args: str) -> Facts:
+        data = exec_in_sandbox(source, "pg_dump", "-U", "restorebox", *args, source["database"])
+        (files / name).write_bytes(data)
+        backup = catalog.get(name)
+        return Facts(**from_backups([backup], None), status="ready", verdict="pass")
+
+    baseline: Facts | None = None
+    rng = random.Random(19)
+    try:
+        for day in range(1, 33):
+            grow = rng.randint(10, 60)
+            execute(
+                url,
+                f"INSERT INTO orders (customer_id) SELECT 1 + g % 300 FROM generate_series(1, {grow}) g",
+            )
+            execute(
+                url,
+                f"INSERT INTO order_lines SELECT o.id, 1 + o.id % 150, 1 FROM orders o ORDER BY o.id DESC LIMIT {grow * 3}",
+            )
+            execute(
+                url,
+                f"INSERT INTO audit_log (note) SELECT 'n' FROM generate_series(1, {rng.randint(5, 40)})",
+            )
+            if day % 10 == 0:
+                execute(url, f"CREATE INDEX orders_day{day}_idx ON orders (created_at, id)")
+            if day % 7 == 0:  # retention trims the oldest audit rows, well under 10%
+                execute(
+                    url,
+                    "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log ORDER BY id LIMIT 3)",
+                )
+            facts = dump(f"shop_{day:02d}.sql")
+            findings = compare("shop_complete", facts, baseline, Rules())
+            serious = [f for f in findings if f.severity != "info"]
+            assert serious == [], (day, serious)
+            if verdict_of(findings) == "pass":
+                baseline = facts
+        assert baseline is not None
+
+        def planted(sql: str, *args: str) -> set[tuple[str, str | None]]:
+            execute(url, sql)
+            facts = dump("shop_fault.sql", *args)
+            found = compare("shop_complete", facts, baseline, Rules())
+            return {(f.code, f.object) for f in found if f.severity != "info"}
+
+        assert ("ROWS_DROPPED", "public.order_lines") in planted(
+            "DELETE FROM order_lines WHERE order_id % 3 = 0"
+        )
+        assert ("TABLE_EMPTIED", "public.audit_log") in planted("DELETE FROM audit_log")
+        assert ("OBJECT_MISSING", "TRIGGER public.orders_touch") in planted(
+            "DROP TRIGGER orders_touch ON orders"
+        )
+        assert ("OBJECT_MISSING", "VIEW public.revenue") in planted("DROP VIEW revenue")
+        assert ("TABLE_MISSING", "public.audit_log") in planted("DROP TABLE audit_log")
+        schema_only = planted("SELECT 1", "--schema-only")
+        assert ("CONTENT_MISMATCH", "shop_fault.sql") in schema_only
+        # A file cut short (disk full during the dump).
+        whole = (files / "shop_fault.sql").read_bytes()
+        dump("shop_whole.sql")
+        cut = (files / "shop_whole.sql").read_bytes()
+        (files / "shop_cut.sql").write_bytes(cut[: len(cut) * 2 // 3])
+        facts = Facts(**from_backups([catalog.get("shop_cut.sql")], None), status="ready")
+        found = {(f.code, f.object) for f in compare("shop_complete", facts, baseline, Rules())}
+        assert ("TRUNCATED", "shop_cut.sql") in found
+        assert whole  # the schema-only file was written and read
+    finally:
+        catalog.close()
