@@ -316,22 +316,26 @@ def test_thirty_real_backups_of_a_growing_database_and_planted_faults(
             grow = rng.randint(10, 60)
             execute(
                 url,
-                f"INSERT INTO orders (customer_id) SELECT 1 + g % 300 FROM generate_series(1, {grow}) g",
+                "INSERT INTO orders (customer_id)"
+                f" SELECT 1 + g % 300 FROM generate_series(1, {grow}) g",
             )
             execute(
                 url,
-                f"INSERT INTO order_lines SELECT o.id, 1 + o.id % 150, 1 FROM orders o ORDER BY o.id DESC LIMIT {grow * 3}",
+                "INSERT INTO order_lines SELECT o.id, 1 + o.id % 150, 1 FROM orders o"
+                f" ORDER BY o.id DESC LIMIT {grow * 3}",
             )
             execute(
                 url,
-                f"INSERT INTO audit_log (note) SELECT 'n' FROM generate_series(1, {rng.randint(5, 40)})",
+                "INSERT INTO audit_log (note)"
+                f" SELECT 'n' FROM generate_series(1, {rng.randint(5, 40)})",
             )
             if day % 10 == 0:
                 execute(url, f"CREATE INDEX orders_day{day}_idx ON orders (created_at, id)")
             if day % 7 == 0:  # retention trims the oldest audit rows, well under 10%
                 execute(
                     url,
-                    "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log ORDER BY id LIMIT 3)",
+                    "DELETE FROM audit_log"
+                    " WHERE id IN (SELECT id FROM audit_log ORDER BY id LIMIT 3)",
                 )
             facts = dump(f"shop_{day:02d}.sql")
             findings = compare("shop_complete", facts, baseline, Rules())
