@@ -8,9 +8,10 @@ BACKUP_SHRANK, RTO_EXCEEDED, CHECK_FAILED (BACKUP_STALE is the series', see seri
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-from restorebox.drills.model import Facts, Finding
+from restorebox.drills.model import Facts, Finding, Severity
 
 
 @dataclass(frozen=True)
@@ -196,33 +197,18 @@ def _against(facts: Facts, baseline: Facts, rules: Rules) -> list[Finding]:
                 )
     before_objects, now_objects = set(baseline.objects), set(facts.objects)
     if schema_known:
-        for obj in sorted(before_objects - now_objects):
-            found.append(
-                Finding(
-                    code="OBJECT_MISSING",
-                    severity="warn",
-                    object=obj,
-                    message=f"{obj.lower()} was in the last good backup and is not in this one",
-                )
-            )
-        for obj in sorted(now_objects - before_objects):
-            found.append(
-                Finding(
-                    code="OBJECT_ADDED",
-                    severity="info",
-                    object=obj,
-                    message=f"{obj.lower()} is new since the last good backup",
-                )
-            )
-        for table in sorted(declared_now - declared_before):
-            found.append(
-                Finding(
-                    code="OBJECT_ADDED",
-                    severity="info",
-                    object=f"TABLE {table}",
-                    message=f"table {table} is new since the last good backup",
-                )
-            )
+        added = sorted(now_objects - before_objects)
+        added += [f"TABLE {t}" for t in sorted(declared_now - declared_before)]
+        changes: list[tuple[str, Severity, list[str], str]] = [
+            ("OBJECT_MISSING", "warn", sorted(before_objects - now_objects),
+             "was in the last good backup and is not in this one"),
+            ("OBJECT_ADDED", "info", added, "is new since the last good backup"),
+        ]  # fmt: skip
+        for code, severity, objects, said in changes:
+            found += [
+                Finding(code=code, severity=severity, object=obj, message=f"{_named(obj)} {said}")
+                for obj in objects
+            ]
     for name, before_value in sorted(baseline.sequences.items()):
         after_value = facts.sequences.get(name)
         if after_value is not None and after_value < before_value:
@@ -268,3 +254,10 @@ def _against(facts: Facts, baseline: Facts, rules: Rules) -> list[Finding]:
             )
         )
     return found
+
+
+def _named(obj: str) -> str:
+    """'FK CONSTRAINT public.orders_fk' -> 'fk constraint public.orders_fk' (the kind in
+    lower case, the name as it is)."""
+    match = re.match(r"([A-Z]+(?: [A-Z]+)*) (.+)$", obj)
+    return f"{match.group(1).lower()} {match.group(2)}" if match else obj
