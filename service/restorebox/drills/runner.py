@@ -53,6 +53,10 @@ class DrillRunner:
         )
         self._stopping = threading.Event()
         self._told: str | None = None  # the drills file's problem, logged once
+        if forgotten := store.forget_unfinished():
+            log.warning(
+                "drills interrupted by a stop are drilled again", extra={"drills": forgotten}
+            )
 
     # -- series -----------------------------------------------------------------------
     def config(self) -> tuple[DrillsFile, str | None]:

@@ -97,6 +97,16 @@ class DrillStore:
         )
         return drills[0] if drills else None
 
+    def forget_unfinished(self) -> list[str]:
+        """Drills left running by a service that stopped: forgotten, so the watcher drills
+        their backups again (their sandboxes are reconciled away like any other)."""
+        with self._lock:
+            ids = [
+                row[0] for row in self._db.execute("SELECT id FROM drills WHERE verdict IS NULL")
+            ]
+            self._db.execute("DELETE FROM drills WHERE verdict IS NULL")
+        return ids
+
     def stale_reported(self, series: str) -> str | None:
         """The newest backup a stale alarm was raised for, while the series stays stale."""
         row = self._one("SELECT newest FROM stale WHERE series = ?", (series,))
