@@ -470,16 +470,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sizes", default="5,300,1500", help="dump sizes in MB")
+    parser.add_argument(
+        "--only", choices=["drills"], help="measure only a drill against the naive restore"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="restorebox-bench-"))
     (work / "backups").mkdir()
     service = Service(work / "backups", work / "state")
     try:
-        report(service, sizes, args.runs)
+        if args.only == "drills":
+            report_drills(service, sizes, args.runs)
+        else:
+            report(service, sizes, args.runs)
     finally:
         service.close()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def report_drills(service: Service, sizes: list[int], runs: int) -> None:
+    """`--only drills`: a drill of each plain dump against the naive restore of it."""
+    print("## restorebox benchmarks: drills\n")
+    print(f"`scripts/bench --only drills --runs {runs} --sizes {','.join(map(str, sizes))}`; ")
+    print(f"median of {runs} runs; machine: {os.cpu_count()} CPUs; image `{IMAGE}`.\n")
+    print("| dump | naive | a drill (every probe, compared, cleaned up) | ratio |")
+    print("|---|---|---|---|")
+    for size in sizes:
+        plain, _ = pgbench_dumps(size)
+        (service.backups / "drills").mkdir(exist_ok=True)
+        name = f"{size}mb-{plain.name}"
+        shutil.copy(plain, service.backups / "drills" / name)
+        service.describe(f"drills/{name}")
+        naive_s = median_time(lambda dump=plain: naive(dump), runs)
+        series = f"drills/{name.removesuffix('.sql')}"
+        drill_s = median_time(lambda s=series: service.drill(s), runs)
+        mb = plain.stat().st_size / 1e6
+        print(f"| {mb:.0f} MB | {naive_s:.2f} | {drill_s:.2f} | {drill_s / naive_s:.2f} |")
+    print(f"\nThe comparison alone, for 500 tables: {comparison_time(500) * 1000:.1f} ms.")
 
 
 def report(service: Service, sizes: list[int], runs: int) -> None:

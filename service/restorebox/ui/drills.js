@@ -57,6 +57,9 @@ async function showDrills(current) {
           h("tbody", {}, data.series.map((s, i) => {
             const past = histories[i].slice().reverse().filter((d) => d.status === "done");
             const last = s.last_drill;
+            // The largest table of the newest drill that carried rows: its history too.
+            const carried = past.slice().reverse().find((d) => Object.keys(d.largest_tables || {}).length);
+            const largest = carried ? Object.keys(carried.largest_tables)[0] : null;
             return h("tr", { dataset: { series: s.name } },
               h("td", { class: "name" }, h("code", {}, s.name),
                 h("div", { class: "muted" }, `${s.backups.length} backups`)),
@@ -67,6 +70,7 @@ async function showDrills(current) {
                 : h("span", { class: "muted" }, "none yet")),
               h("td", { class: "history" },
                 sparkline(past.map((d) => d.total_rows), "rows"),
+                largest ? sparkline(past.map((d) => (d.largest_tables || {})[largest]), largest) : null,
                 sparkline(past.map((d) => d.restore_seconds), "restore s"),
                 sparkline(past.map((d) => d.backup_bytes), "bytes")),
               h("td", {}, h("button", { class: "primary", onclick: () => act(async () => {
