@@ -25,12 +25,11 @@ from restorebox.drills.series import Series, drill_set, group, ordered_set
 from restorebox.drills.store import DrillStore
 from restorebox.errors import RestoreboxError, SeriesNotFound, TooManySandboxes
 from restorebox.lifecycle.manager import SandboxManager
-from restorebox.lifecycle.records import CreateRequest
+from restorebox.lifecycle.records import DRILLS_OWNER, CreateRequest
 from restorebox.models import Sandbox, Status
 from restorebox.settings import Settings
 
 log = logging.getLogger("restorebox.drills")
-OWNER = "restorebox-drills"  # the principal drill sandboxes belong to (admins see them)
 ROOM_POLL_SECONDS = 5.0
 
 
@@ -189,7 +188,7 @@ class DrillRunner:
             )  # fmt: skip
         request = CreateRequest(
             backups=drill.backups,
-            owner=OWNER,
+            owner=DRILLS_OWNER,
             fresh=True,  # a drill restores the files themselves, never a snapshot of them
             keep_snapshot=False,
             ttl_seconds=self.settings.drill_ttl_seconds,

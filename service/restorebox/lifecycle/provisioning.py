@@ -26,6 +26,7 @@ from restorebox.errors import (
 )
 from restorebox.lifecycle.image_builds import BUILDS_DIR, ImageBuilds
 from restorebox.lifecycle.readiness import wait_until_ready
+from restorebox.lifecycle.records import DRILLS_OWNER
 from restorebox.lifecycle.transitions import Transitions
 from restorebox.models import ErrorInfo, Progress, Sandbox, Snapshot, Status, utcnow
 from restorebox.notify.metrics import Metrics
@@ -193,7 +194,11 @@ class Provisioner:
                 self._copy(sandbox_id, snapshot, cancelled)
                 made = True
                 return
-            with self._restore_slot(sandbox_id, cancelled):
+            # Drills are limited by their own workers (RESTOREBOX_DRILL_WORKERS): they never
+            # hold a slot an interactive create waits for.
+            drill = sandbox.owner == DRILLS_OWNER
+            slot = contextlib.nullcontext() if drill else self._restore_slot(sandbox_id, cancelled)
+            with slot:
                 self._restore_and_probe(sandbox_id, plan, cancelled)
                 if key is not None and sandbox.keep_snapshot:
                     self._keep(sandbox_id, key, plan)

@@ -13,6 +13,9 @@ from restorebox.restore.plan import RestorePlan, database_for
 from restorebox.settings import Settings
 
 SANDBOX_USER = "restorebox"
+# The principal drills' sandboxes belong to (drills/runner): nobody is handed them, and
+# they never take an interactive create's restore slot (drills have their own limit).
+DRILLS_OWNER = "restorebox-drills"
 
 
 @dataclass
