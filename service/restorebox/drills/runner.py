@@ -5,6 +5,7 @@ never hold an interactive create: at the sandbox limit they wait for room."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import threading
@@ -14,14 +15,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
+
 from restorebox.backups import Catalog
-from restorebox.backups.model import Backup
 from restorebox.drills.compare import Rules, compare
 from restorebox.drills.config import DrillsFile
 from restorebox.drills.config import load as load_config
 from restorebox.drills.facts import from_backups, gather
-from restorebox.drills.model import Drill, Facts, verdict_of
-from restorebox.drills.series import Series, drill_set, group, ordered_set
+from restorebox.drills.model import Drill, Facts, Finding, verdict_of
+from restorebox.drills.series import Series, drill_set, group, ordered_set, read_name
 from restorebox.drills.store import DrillStore
 from restorebox.errors import RestoreboxError, SeriesNotFound, TooManySandboxes
 from restorebox.lifecycle.manager import SandboxManager
@@ -100,7 +102,7 @@ class DrillRunner:
         background; returns it while it runs."""
         series = self.one_series(series_name)
         newest = backup or series.backups[-1][0]
-        contents: dict[str, str] = {name: b.content for name, b in self._described().items()}
+        contents = self._contents_of_stamp(newest)
         entry = self.config()[0].entry(series.name)
         if entry is not None and entry.set:
             backups = ordered_set(newest, entry.set, self.catalog.names())
@@ -120,24 +122,43 @@ class DrillRunner:
         self._stopping.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _described(self) -> dict[str, Backup]:
-        """Every backup described so far (a data-only backup's schema may be in another
-        series); unreadable ones and those not read yet are left out."""
-        described = {}
+    def _contents_of_stamp(self, backup: str) -> dict[str, str]:
+        """What each backup of ``backup``'s timestamp holds (a data-only backup's schema
+        is in another series), read now if need be; unreadable ones are left out."""
+        stamp = read_name(backup).stamp
+        contents: dict[str, str] = {}
         for name in self.catalog.names():
+            if name != backup and (stamp is None or read_name(name).stamp != stamp):
+                continue
             try:
-                backup = self.catalog.known(name)
+                contents[name] = self.catalog.get(name).content
             except (RestoreboxError, OSError):
                 continue
-            if backup is not None:
-                described[name] = backup
-        return described
+        return contents
 
     def _run_logged(self, drill: Drill) -> None:
         try:
             self.run(drill)
-        except Exception:  # a drill's thread must never die silently
+        except Exception as exc:  # a drill's thread must never die silently, nor pass
             log.exception("drill crashed", extra={"drill": drill.id, "series": drill.series})
+            crashed = Finding(
+                code="RESTORE_FAILED",
+                severity="fail",
+                object=", ".join(drill.backups),
+                message=f"the drill itself could not finish ({type(exc).__name__}: {exc}); "
+                "see the service's log",
+            )
+            with contextlib.suppress(RestoreboxError):
+                self.store.save(
+                    drill.model_copy(
+                        update={
+                            "status": "done",
+                            "verdict": "fail",
+                            "findings": [crashed],
+                            "finished_at": datetime.now(UTC),
+                        }
+                    )
+                )
 
     def run(self, drill: Drill, baseline: Drill | None = None) -> Drill:
         """Restore, gather, compare (with ``baseline``, else the series' own), record;
@@ -191,7 +212,7 @@ class DrillRunner:
             owner=DRILLS_OWNER,
             fresh=True,  # a drill restores the files themselves, never a snapshot of them
             keep_snapshot=False,
-            ttl_seconds=self.settings.drill_ttl_seconds,
+            ttl_seconds=min(self.settings.drill_ttl_seconds, self.settings.max_ttl_seconds),
         )
         try:
             sandbox = self._create(request)
@@ -199,7 +220,15 @@ class DrillRunner:
             return Facts(**from_backups(backups, None), status="failed", error=exc.message)
         try:
             sandbox = self.manager.wait(sandbox.id, timeout=self.settings.drill_ttl_seconds)
-            return gather(sandbox, backups, rules)
+            try:
+                return gather(sandbox, backups, rules)
+            except psycopg.Error as exc:  # the copy went away while it was read
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no message"
+                return Facts(
+                    **from_backups(backups, sandbox),
+                    status="failed",
+                    error=f"the restored copy could not be read: {reason}",
+                )
         finally:
             self._remove(sandbox.id)
 

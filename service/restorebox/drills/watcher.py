@@ -1,11 +1,12 @@
 """The drills watcher: notices new backups in the backups folder and drills them, and
 notices series whose backups stopped arriving.
 
-A backup is new once its size and mtime have not changed for ``drill_settle_seconds``
-(a file still being written is left alone). On the first pass only the newest backup of
-each series is drilled, and only if no drill of it exists (a restart does not drill the
-history again). Polling, every ``drill_poll_seconds``: it works on every filesystem,
-including bind mounts and network shares where inotify says nothing."""
+A backup is new (or written again under its name, like a nightly "latest.sql") once its
+size and mtime have not changed for ``drill_settle_seconds``: a file still being written
+is left alone. On the first pass only the newest backup of each series is drilled, and
+only if no drill of it exists (a restart does not drill the history again). Polling,
+every ``drill_poll_seconds``: it works on every filesystem, including bind mounts and
+network shares where inotify says nothing."""
 
 from __future__ import annotations
 
@@ -94,7 +95,9 @@ class Watcher:
         else:
             for one in series.values():
                 for name, _ in one.backups:
-                    if name in self._seen or (found := fingerprint(self.root / name)) is None:
+                    # New, or written again under the same name (a nightly "latest.sql").
+                    found = fingerprint(self.root / name)
+                    if found is None or self._seen.get(name) == found:
                         continue
                     before = self._changing.get(name)
                     if before is None or before[0] != found:
