@@ -52,12 +52,12 @@ def expected_content(series: str, baseline: Facts | None, rules: Rules) -> str |
         return rules.expect_content
     if baseline is not None and baseline.content in ("complete", "data") and baseline.rows:
         return baseline.content
-    name = series.lower()
-    if "schema" in name:
+    words = set(re.split(r"[^a-z0-9]+", series.lower()))  # "metadata" is not "data"
+    if "schema" in words:
         return "schema"
-    if "data" in name:
+    if "data" in words:
         return "data"
-    if any(word in name for word in ("complete", "full", "all")):
+    if words & {"complete", "full", "all"}:
         return "complete"
     return None
 

@@ -119,6 +119,7 @@ def test_the_seeds_complete_backup_that_holds_only_the_schema() -> None:
     alone = compare("factory_pulse_complete_backup", schema_only, None, Rules())
     assert [c for c, _ in codes(alone)] == ["CONTENT_MISMATCH"]
     assert compare("nightly_schema_only", schema_only, None, Rules()) == []
+    assert compare("metadata_nightly", schema_only, None, Rules()) == []  # not "data"
 
 
 @pytest.mark.parametrize(
