@@ -7,6 +7,7 @@ untrusted: whatever it makes psql do happens inside the unprivileged sandbox."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -55,6 +56,14 @@ from restorebox.restore.server_config import ServerConfig
 from restorebox.restore.translate import notes_for, rules_for
 from restorebox.runtime import ExecResult, Runtime, UploadFile
 from restorebox.runtime import labels as L
+
+# What a server says when it is stopped under a session: SQLSTATE 57P01 / 57P03, or the
+# connection cut. Never a dump's own error.
+SHUTDOWN = re.compile(
+    r"terminating connection due to administrator command|the database system is shutting "
+    r"down|server closed the connection unexpectedly"
+)
+STOP_GRACE_SECONDS = 10.0
 
 log = logging.getLogger("restorebox.restore")
 
@@ -109,23 +118,42 @@ class RestoreRunner:
         except psycopg.OperationalError as exc:  # the server went away under a connection
             raise self._server_lost(exc) from exc
 
-    def _fail_if_container_gone(self) -> None:
+    def _fail_if_container_gone(self, errors: list[RestoreError]) -> None:
         """A step that failed because its container stopped (an engine restart, someone's
         `docker stop`) fails as that, not as the dump's error. Raises EngineUnavailable
-        when the engine does not answer."""
-        container = self.runtime.inspect(self.container_id)
-        if container is None or not container.running:
-            raise ContainerVanished("the sandbox's container stopped during the restore")
+        when the engine does not answer. When the server said it was being shut down, the
+        container is given a few seconds to be seen stopped: a stopping engine signals the
+        server before it marks the container stopped."""
+        shut_down = any(SHUTDOWN.search(e.message) for e in errors)
+        deadline = time.monotonic() + (STOP_GRACE_SECONDS if shut_down else 0)
+        while True:
+            container = self.runtime.inspect(self.container_id)
+            if container is None or not container.running:
+                raise ContainerVanished("the sandbox's container stopped during the restore")
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+        if shut_down:
+            raise RestoreFailed(
+                "the sandbox's server was shut down during the restore (by the engine or "
+                "an administrator), not by the dump"
+            )
 
     def _server_lost(self, exc: psycopg.OperationalError) -> SandboxFailed:
         """What a connection that broke mid-restore means: the container stopped (an
         engine restart, someone's `docker stop`), or the server died inside it."""
         reason = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
-        container = self.runtime.inspect(self.container_id)  # EngineUnavailable: engine down
-        if container is None or not container.running:
-            return ContainerVanished(
-                f"the sandbox's container stopped during the restore ({reason})"
-            )
+        # A stopping engine closes the connection before it marks the container stopped.
+        deadline = time.monotonic() + (STOP_GRACE_SECONDS if SHUTDOWN.search(str(exc)) else 0)
+        while True:
+            container = self.runtime.inspect(self.container_id)  # EngineUnavailable: down
+            if container is None or not container.running:
+                return ContainerVanished(
+                    f"the sandbox's container stopped during the restore ({reason})"
+                )
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
         return RestoreFailed(
             f"the sandbox's server closed the connection during the restore ({reason}); "
             "it may have run out of memory (RESTOREBOX_SANDBOX_MEMORY_BYTES)"
@@ -199,7 +227,7 @@ class RestoreRunner:
                 user_errors = [e for e in errors if not e.platform]
                 failed_silently = step.exit_code != 0 and not errors
                 if on_error == "stop" and (user_errors or failed_silently):
-                    self._fail_if_container_gone()  # an engine restart is not the dump's
+                    self._fail_if_container_gone(errors)  # an engine restart is not the dump's
                     report.not_loaded = self._empty_tables(backup.data_tables)
                     raise RestoreFailed(
                         _failure_message(backup, step, user_errors, groups), report=report

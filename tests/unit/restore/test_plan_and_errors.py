@@ -391,3 +391,39 @@ def test_an_extension_the_image_lacks_is_refused_before_any_container() -> None:
         "supabase",
     )
     check_extensions(platform, "restorebox/postgres:17", labels, "stop")
+
+
+def test_a_server_shut_down_under_a_step_is_not_the_dumps_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stopping engine signals the server before it marks the container stopped: psql
+    then reports the server's shutdown, which is waited on (the container is seen stopped
+    soon) and never called the dump's error."""
+    import threading
+    from datetime import timedelta
+
+    from restorebox.errors import ContainerVanished, RestoreFailed
+    from restorebox.models import RestoreError, Sandbox, Status, utcnow
+    from restorebox.restore import runner as runner_module
+    from restorebox.restore.runner import RestoreRunner
+    from restorebox.runtime import ContainerSpec
+    from tests.fakes import FakeRuntime
+
+    monkeypatch.setattr(runner_module, "STOP_GRACE_SECONDS", 1.5)
+    runtime = FakeRuntime()
+    container = runtime.start(ContainerSpec("img", "sandbox", {}, {}))
+    now = utcnow()
+    sandbox = Sandbox(id="s", status=Status.RESTORING, postgres_version=17, image="img",
+                      created_at=now, expires_at=now + timedelta(hours=1), port=1,
+                      container_id=container.id, password="x")  # fmt: skip
+    restore = RestoreRunner(runtime, sandbox, timeout_seconds=30, jobs=1,
+                            cancelled=threading.Event(), on_progress=lambda _: None,
+                            members=lambda *_: [])  # fmt: skip
+    shutdown = [RestoreError(backup="b.sql", message="FATAL:  terminating connection due to "
+                             "administrator command")]  # fmt: skip
+    restore._fail_if_container_gone([RestoreError(backup="b.sql", message="syntax error")])
+    with pytest.raises(RestoreFailed, match="shut down during the restore"):
+        restore._fail_if_container_gone(shutdown)  # still running after the grace
+    threading.Timer(0.5, lambda: runtime.kill(container.id)).start()
+    with pytest.raises(ContainerVanished):
+        restore._fail_if_container_gone(shutdown)
