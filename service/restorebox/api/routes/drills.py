@@ -8,7 +8,7 @@ from fastapi import APIRouter, status
 
 from restorebox.api.deps import DrillsDep, PrincipalDep
 from restorebox.api.schemas import DrillList, DrillOut, DrillSummary, SeriesList, SeriesOut
-from restorebox.errors import Forbidden
+from restorebox.errors import Forbidden, InvalidRequest
 
 router = APIRouter(tags=["drills"])
 
@@ -71,7 +71,7 @@ def accept_drill(drill_id: str, drills: DrillsDep, principal: PrincipalDep) -> D
         raise Forbidden("only an admin may accept a drill as its series' baseline")
     drill = drills.store.get(drill_id)
     if drill.status != "done":
-        raise Forbidden("a drill still running cannot become a baseline")
+        raise InvalidRequest("a drill still running cannot become a baseline; wait for it")
     accepted = drill.model_copy(update={"accepted": True})
     drills.store.save(accepted)
     return DrillSummary.of(accepted)
