@@ -106,6 +106,13 @@ class FakeRuntime:
     def disk_usage(self, labels: dict[str, str]) -> dict[str, int]:
         return {c.id: self.written.get(c.id, 0) for c in self.list_managed(labels)}
 
+    def list_isolation(self, labels: dict[str, str]) -> dict[str, dict[str, str]]:
+        return {
+            name: dict(own)
+            for name, own in self.isolation.items()
+            if all(own.get(k) == v for k, v in labels.items())
+        }
+
     def prune(self, labels: dict[str, str], keep: set[str]) -> list[str]:
         used = {c.name for c in self.containers.values()}
         removed = [

@@ -115,6 +115,13 @@ def collect(
         removed = remove and stray and runtime.remove_snapshot(image)
         verdict = "stray snapshot" if stray else "snapshot"
         findings.append(Finding(instance, "-", image, verdict, removed))
+    # Networks made ahead by an instance that died outside a sandbox's life: nothing else
+    # of it may be left to tell it vanished.
+    for name, labels in runtime.list_isolation({L.MANAGED: "true"}).items():
+        instance = labels.get(L.INSTANCE, "?")
+        if instance not in named | gone and vanished(instance, labels):
+            gone.add(instance)
+            findings.append(Finding(instance, "-", name, "vanished instance", remove))
     if remove:
         for instance in named | gone:
             keep = live if instance == mine else set()

@@ -19,7 +19,9 @@ def template(settings: Settings, instance: str) -> ContainerSpec:
         image=settings.image_for(settings.default_major(), None)[0],
         name="",
         env={},
-        labels={L.MANAGED: "true", L.INSTANCE: instance},
+        # Where this instance keeps its state: what it makes ahead (networks, anchors) can
+        # then be told vanished by `restorebox gc` like its containers.
+        labels={L.MANAGED: "true", L.INSTANCE: instance, **L.home(settings.state_dir)},
         publish_host=settings.publish_host,
     )
 

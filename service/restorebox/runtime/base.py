@@ -185,6 +185,10 @@ class Runtime(Protocol):
     def cool_down(self, labels: dict[str, str]) -> None:
         """Remove what ``warm_up`` made for ``labels`` that no sandbox took."""
 
+    def list_isolation(self, labels: dict[str, str]) -> dict[str, dict[str, str]]:
+        """What the runtime made to isolate sandboxes (networks), by name, with its labels:
+        ``restorebox gc`` finds the instances behind what no container uses any more."""
+
     def prune(self, labels: dict[str, str], keep: set[str]) -> list[str]:
         """Remove what the runtime made for sandboxes carrying ``labels`` (isolation,
         networks, policies) that no container uses and whose sandbox id is not in

@@ -223,6 +223,13 @@ def test_a_wait_is_bounded(tmp_path: Path, backups_dir: Path) -> None:
         runtime.release.set()
 
 
+def networks_of(instance: str) -> list[str]:
+    import docker
+
+    found = docker.from_env().networks.list(filters={"label": f"restorebox.instance={instance}"})
+    return [str(n.name) for n in found]
+
+
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=120)
 
@@ -248,9 +255,12 @@ def test_gc_finds_an_orphaned_instance_and_never_touches_a_live_one(
         assert "vanished instance" in row  # its labels name a state directory now gone
         assert len(containers_of(orphan["id"])) == 1  # only reported
 
+        # The networks it made ahead (its pool) say where its state was, too.
+        assert networks_of(old_instance), "the killed instance made no networks ahead"
         removed = run_cli(env, "gc", "--yes")  # no need to know the vanished instance's id
         assert removed.returncode == 0, removed.stderr
         assert containers_of(orphan["id"]) == []
+        assert networks_of(old_instance) == []
         assert len(containers_of(mine["id"])) == 1  # the live instance's sandbox is untouched
         # Seen from another state directory, the live instance is another instance: its
         # state directory exists, so nothing of it is removed, --yes or not.
@@ -289,3 +299,26 @@ def test_a_crash_in_the_middle_of_a_delete_is_finished_by_the_next_start(
         assert containers_of(sandbox["id"]) == []
     finally:
         service.stop(signal.SIGTERM)
+
+
+def test_gc_finds_a_vanished_instance_that_left_only_its_networks(
+    tmp_path: Path, backups_dir: Path, docker_runtime: object
+) -> None:
+    """An instance killed before any sandbox leaves only the networks it made ahead:
+    they name its state directory, so `restorebox gc --yes` removes them once it is gone."""
+    old = Service(tmp_path / "old-state", backups_dir)
+    old.start()
+    old.stop(signal.SIGKILL)
+    old_instance = (tmp_path / "old-state" / "instance-id").read_text().strip()
+    subprocess.run(["rm", "-rf", str(tmp_path / "old-state")], check=True)
+    assert networks_of(old_instance), "the killed instance made no networks ahead"
+    env = {**old.env, "RESTOREBOX_STATE_DIR": str(tmp_path / "other-state")}
+    report = run_cli(env, "gc")
+    assert report.returncode == 0, report.stderr
+    assert any(
+        old_instance in line and "vanished instance" in line for line in report.stdout.splitlines()
+    )
+    assert networks_of(old_instance)  # only reported
+    removed = run_cli(env, "gc", "--yes")
+    assert removed.returncode == 0, removed.stderr
+    assert networks_of(old_instance) == []

@@ -293,6 +293,12 @@ class Anchors:
         return removed
 
     # -- networks -----------------------------------------------------------------------
+    def networks(self, labels: dict[str, str]) -> dict[str, dict[str, str]]:
+        """The networks carrying ``labels``, by name, with their labels."""
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        rows = self._call(self.api.networks, filters=filters)
+        return {str(row["Name"]): dict(row.get("Labels") or {}) for row in rows}
+
     def _make_network(self, name: str, labels: dict[str, str]) -> None:
         bridge = BRIDGE_PREFIX + hashlib.sha256(name.encode()).hexdigest()[:12]
         try:

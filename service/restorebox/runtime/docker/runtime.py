@@ -299,6 +299,9 @@ class DockerRuntime:
         rows = self.engine.call(api.containers, all=True, size=True, filters=filters)
         return {str(row["Id"]): int(row.get("SizeRw") or 0) for row in rows}
 
+    def list_isolation(self, labels: dict[str, str]) -> dict[str, dict[str, str]]:
+        return self._anchors.networks(labels)
+
     def prune(self, labels: dict[str, str], keep: set[str]) -> list[str]:
         """Anchors and networks of sandboxes that are neither kept nor used."""
         return self._anchors.prune(labels, keep)
