@@ -42,6 +42,28 @@ def docker_runtime() -> DockerRuntime:
     return runtime
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path | None]:
+    """One store for every service the suite starts (each has its own instance directory
+    in it): a loop-mounted XFS image is made once, not per test, and detached at the end.
+    RESTOREBOX_STORE set by the caller (e.g. "off") is kept as it is."""
+    import os
+
+    from restorebox.storage import loop
+
+    if os.environ.get("RESTOREBOX_STORE"):
+        yield None
+        return
+    path = tmp_path_factory.mktemp("store")
+    os.environ["RESTOREBOX_STORE"] = str(path)
+    try:
+        yield path
+    finally:
+        del os.environ["RESTOREBOX_STORE"]
+        loop.detach(path / "xfs")
+        (path / loop.STORE_IMAGE).unlink(missing_ok=True)
+
+
 @dataclass
 class Manufacturing:
     dir: Path
@@ -155,13 +177,30 @@ def make_api(
     yield factory
     for api in opened:
         leftovers = api.containers()
+        runtime = api.services.manager.runtime  # with a store: the store's
         for container in leftovers:
-            docker_runtime.remove(container.id)
+            runtime.remove(container.id)
         assert not leftovers, f"sandbox containers leaked: {[c.name for c in leftovers]}"
-        for image in docker_runtime.list_snapshots(
-            {labels.INSTANCE: api.services.manager.instance}
-        ):
-            docker_runtime.remove_snapshot(image)
+        remove_snapshots(runtime, api.services.manager.instance)
+        assert_no_data_dirs_left(api.services)
+
+
+def remove_snapshots(runtime: Any, instance: str) -> None:
+    """Snapshots a test kept (images, or data directories in the store)."""
+    for image in runtime.list_snapshots({labels.INSTANCE: instance}):
+        runtime.remove_snapshot(image)
+
+
+def assert_no_data_dirs_left(services: Any) -> None:
+    """A test's sandboxes, deleted, leave no data directory in the store (a reset's old
+    one goes a moment after its container)."""
+    if services.store.mode == "overlay":
+        return
+    root = Path(services.store.path) / "instances" / services.manager.instance / "sandboxes"
+    deadline = time.monotonic() + 10
+    while (left := sorted(p.name for p in root.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"data directories leaked: {left}"
 
 
 @pytest.fixture
@@ -244,8 +283,8 @@ def live_server(
             delete_all(manager)
             server.should_exit = True
             thread.join(timeout=30)
-            for image in docker_runtime.list_snapshots({labels.INSTANCE: manager.instance}):
-                docker_runtime.remove_snapshot(image)  # snapshots the test kept
+            remove_snapshots(manager.runtime, manager.instance)  # snapshots the test kept
+            assert_no_data_dirs_left(app.state.services)
 
     return factory
 

@@ -106,6 +106,9 @@ class FakeRuntime:
     def disk_usage(self, labels: dict[str, str]) -> dict[str, int]:
         return {c.id: self.written.get(c.id, 0) for c in self.list_managed(labels)}
 
+    def storage_usage(self, snapshots: Sequence[str]) -> None:
+        return None
+
     def list_isolation(self, labels: dict[str, str]) -> dict[str, dict[str, str]]:
         return {
             name: dict(own)

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     # Restored sandboxes are kept as snapshots up to this many bytes (least recently used
     # go first); 0 turns the cache off. Named snapshots are not counted.
     snapshot_max_bytes: int = Field(50 * 1024**3, ge=0)
+    # The store (restorebox.storage): sandbox data directories on a filesystem that clones
+    # files, so snapshots and copies cost only what they change. A directory (default
+    # <state>/store); its own filesystem is used when it clones files (XFS, btrfs),
+    # otherwise a sparse XFS image of store_size_bytes is made and loop-mounted there
+    # (grown when needed). "off": every sandbox's data in its container's layer.
+    store: str = ""
+    store_size_bytes: int = Field(32 * 1024**3, ge=1024**3)
     # Copies of the snapshot copied last kept started ahead (0: off): a create that would
     # copy it claims one at once, and many asked for at once do not queue for the CPU.
     # Each is an idle server (a few MB of memory); refilled once creates pause.
@@ -144,6 +151,10 @@ class Settings(BaseSettings):
 
     def default_major(self) -> int:
         return self.default_postgres if self.default_postgres is not None else self.majors[-1]
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.store) if self.store else self.state_dir / "store"
 
     @property
     def token_file(self) -> Path:

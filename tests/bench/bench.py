@@ -293,9 +293,12 @@ class Service:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
-    def close(self) -> None:
+    def close_sandboxes(self) -> None:
         for sandbox in self.http.get("/v1/sandboxes").json()["sandboxes"]:
             self.delete(sandbox["id"])  # what an interrupted run left
+
+    def close(self) -> None:
+        self.close_sandboxes()
         deadline = time.monotonic() + 30
         while (left := self.snapshots()) and time.monotonic() < deadline:
             for snapshot in left:  # 409 while a reset's old container is still going
@@ -315,12 +318,11 @@ def _free_port() -> int:
 
 
 def copy_disk_mb(sandbox: dict[str, Any]) -> float:
-    """What a copy has written on top of its snapshot image (the container's own layer)."""
-    api = docker.from_env().api
-    label = f"restorebox.sandbox={sandbox['id']}"
-    for container in api.containers(filters={"label": label}, size=True):
-        return float(container.get("SizeRw", 0)) / 1e6
-    return float("nan")
+    """What a copy has written of its own: its container's layer, and with a store the
+    blocks of its data directory no snapshot shares."""
+    from tests.bench.store_bench import copy_own_mb
+
+    return copy_own_mb(sandbox)
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -471,7 +473,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sizes", default="5,300,1500", help="dump sizes in MB")
     parser.add_argument(
-        "--only", choices=["drills"], help="measure only a drill against the naive restore"
+        "--only",
+        choices=["drills", "store"],
+        help="drills: a drill against the naive restore; store: the store (thin copies) "
+        "against the overlay path, at the largest size",
     )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -481,10 +486,17 @@ def main() -> None:
     try:
         if args.only == "drills":
             report_drills(service, sizes, args.runs)
+        elif args.only == "store":
+            from tests.bench.store_bench import report_store
+
+            report_store(service, sizes, args.runs)
         else:
             report(service, sizes, args.runs)
     finally:
         service.close()
+        from restorebox.storage import loop
+
+        loop.detach(work / "state" / "store" / "xfs")  # the store's image, if one was made
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -40,6 +40,7 @@ from restorebox.notify import webhooks as alarms
 from restorebox.notify.webhooks import WebhookSender
 from restorebox.runtime import Runtime
 from restorebox.settings import Settings
+from restorebox.storage.opening import open_store
 
 log = logging.getLogger("restorebox.api")
 
@@ -55,6 +56,7 @@ def create_app(
 
         runtime = DockerRuntime()
     instance = instance_id(settings)
+    runtime, store_state = open_store(settings, runtime, instance)
     template = instance_template(settings, instance)
     isolation = verify_isolation(settings, runtime, template)  # before anything is opened
     store = Store(settings.database_file)
@@ -85,7 +87,13 @@ def create_app(
     manager.metrics.watch_drills(drill_runner)
     watcher = Watcher(drill_runner, series_went_stale) if settings.drills else None
     services = Services(
-        settings, manager, catalog, load_or_create(settings), isolation, drill_runner
+        settings,
+        manager,
+        catalog,
+        load_or_create(settings),
+        isolation,
+        drill_runner,
+        store_state,
     )
 
     @asynccontextmanager

@@ -15,6 +15,7 @@ from restorebox.backups import Catalog
 from restorebox.drills.runner import DrillRunner
 from restorebox.lifecycle.manager import SandboxManager
 from restorebox.settings import Settings
+from restorebox.storage.opening import StoreState
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Services:
     tokens: dict[str, Principal]
     isolation: str  # lifecycle.isolation: "verified", or not verified and allowed
     drills: DrillRunner
+    store: StoreState  # storage.opening: the store sandboxes use, or why none
 
 
 async def get_services(request: Request) -> Services:

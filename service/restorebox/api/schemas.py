@@ -21,6 +21,7 @@ from restorebox.models import (
     Snapshot,
     Status,
 )
+from restorebox.runtime import StorageUsage
 
 PROBE_NAMES_NONE = "none"
 
@@ -162,6 +163,17 @@ class BackupList(BaseModel):
     inspecting: list[str] = Field(default_factory=list)
 
 
+class StoreOut(BaseModel):
+    mode: Literal["reflink", "xfs-loop", "overlay"] = Field(
+        description="where sandboxes keep their data: 'reflink' (a store on a filesystem "
+        "that clones files), 'xfs-loop' (a store in an XFS image restorebox mounted), or "
+        "'overlay' (no store: each container's own layer; copies pay a copy-up of every "
+        "file they open)"
+    )
+    path: str | None = None
+    reason: str | None = Field(None, description="why there is no store (mode 'overlay')")
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     engine: Literal["ok", "unavailable"]
@@ -175,6 +187,7 @@ class Health(BaseModel):
         "serve builds the others in the background), 'failed', or 'absent' (pulled from a "
         "registry on first use); empty when the engine does not answer",
     )
+    store: StoreOut
     version: str
 
 
@@ -187,7 +200,15 @@ class SnapshotOut(BaseModel):
     backups: list[str]
     postgres_version: int
     database: str
-    size_bytes: int
+    size_bytes: int = Field(
+        description="what it holds on disk: with a store, the blocks it alone holds (freed "
+        "if it were deleted; blocks shared with its source or copies are not counted); "
+        "on the overlay path, its image's own layer"
+    )
+    logical_bytes: int | None = Field(
+        None, description="with a store: the size of its files, shared blocks included"
+    )
+    size_basis: Literal["exclusive", "image"] = "image"
     verdict: Literal["pass", "warn", "fail"] | None
     source_sandbox: str | None
     created_at: datetime
@@ -202,12 +223,22 @@ class SnapshotOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, snapshot: Snapshot, hot_copies: int = 0) -> SnapshotOut:
+    def of(
+        cls, snapshot: Snapshot, hot_copies: int = 0, usage: StorageUsage | None = None
+    ) -> SnapshotOut:
+        sizes = {}
+        if usage is not None and snapshot.image in usage.exclusive:
+            sizes = {
+                "size_bytes": usage.exclusive[snapshot.image],
+                "logical_bytes": usage.logical[snapshot.image],
+                "size_basis": "exclusive",
+            }
         return cls.model_validate(
             {
                 **snapshot.model_dump(),
                 "kind": "named" if snapshot.name else "cache",
                 "hot_copies": hot_copies,
+                **sizes,
             }
         )
 

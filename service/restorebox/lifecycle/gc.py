@@ -9,6 +9,9 @@ removes:
   would remove);
 * containers and snapshot images of an instance that has vanished: their labels name this
   host and a state directory that no longer exists here, or holds another instance;
+* store data directories and snapshots of this instance that nothing uses, a vanished
+  instance's directory in a shared store, and a store image still mounted after its
+  state directory was deleted;
 * another instance's containers when the operator names that instance; any other
   instance is left alone (it may be live: on another host, or in a service container
   whose state directory this host cannot see).
@@ -25,6 +28,7 @@ from restorebox.lifecycle.store import LIVE, Store
 from restorebox.runtime import Runtime
 from restorebox.runtime import labels as L
 from restorebox.settings import Settings
+from restorebox.storage import loop
 
 
 @dataclass(frozen=True)
@@ -126,4 +130,8 @@ def collect(
         for instance in named | gone:
             keep = live if instance == mine else set()
             runtime.prune({L.MANAGED: "true", L.INSTANCE: instance}, keep)
+    # A store image still mounted after its state directory was deleted.
+    for mountpoint in loop.orphaned_mounts():
+        removed = remove and loop.detach(mountpoint)
+        findings.append(Finding("?", "-", str(mountpoint), "vanished instance", removed))
     return findings

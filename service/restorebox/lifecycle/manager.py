@@ -82,7 +82,9 @@ class SandboxManager:
             discard=maker.discard,
         )
         use.hot_copies = self.hot  # a snapshot's hot copies go before it
-        self.metrics.watch_state(partial(store.list, set(LIVE)), self.snapshots.store.list)
+        self.metrics.watch_state(
+            partial(store.list, set(LIVE)), self.snapshots.store.list, self.snapshots.footprint
+        )
         self.disk_guard = DiskGuard(
             settings.sandbox_disk_bytes, self.transitions, runtime, instance
         )

@@ -199,7 +199,8 @@ class Provisioner:
             drill = sandbox.owner == DRILLS_OWNER
             slot = contextlib.nullcontext() if drill else self._restore_slot(sandbox_id, cancelled)
             with slot:
-                self._restore_and_probe(sandbox_id, plan, cancelled)
+                keeping = key is not None and sandbox.keep_snapshot
+                self._restore_and_probe(sandbox_id, plan, cancelled, vacuum=keeping)
                 if key is not None and sandbox.keep_snapshot:
                     self._keep(sandbox_id, key, plan)
             self._check(cancelled)
@@ -237,7 +238,7 @@ class Provisioner:
             self._restore_slots.release()
 
     def _restore_and_probe(
-        self, sandbox_id: str, plan: RestorePlan, cancelled: threading.Event
+        self, sandbox_id: str, plan: RestorePlan, cancelled: threading.Event, vacuum: bool
     ) -> None:
         self._start(sandbox_id, cancelled)
         sandbox = self.transitions.get(sandbox_id)
@@ -255,6 +256,7 @@ class Provisioner:
                 on_progress=lambda p: self._progress(sandbox_id, p),
                 members=self.catalog.members,
                 disk_limit=self.settings.sandbox_disk_bytes,
+                vacuum=vacuum,
             )
             try:
                 report = runner.run(plan, sandbox.on_error)
@@ -314,7 +316,8 @@ class Provisioner:
 
     def _keep(self, sandbox_id: str, key: str, plan: RestorePlan) -> None:
         """Keep the restored state before anyone connects: the first sandbox waits for the
-        snapshot exactly as long as taking it takes (a checkpoint and a paused commit)."""
+        snapshot exactly as long as taking it takes (a checkpoint, then a clone of its frozen
+        data directory in the store, or a paused commit on the overlay path)."""
         sandbox = self.transitions.update(sandbox_id, progress=Progress(phase="snapshotting"))
         try:
             snapshot = self.cache.take(sandbox, key=key, backups=plan.backups)

@@ -31,9 +31,11 @@ class _StateCollector(Collector):
         self,
         sandboxes: Callable[[], Iterable[Sandbox]],
         snapshots: Callable[[], Iterable[Snapshot]],
+        footprint: Callable[[list[Snapshot]], int],
     ) -> None:
         self.sandboxes = sandboxes
         self.snapshots = snapshots
+        self.footprint = footprint
 
     def collect(self) -> Iterable[Metric]:
         live = list(self.sandboxes())
@@ -53,8 +55,8 @@ class _StateCollector(Collector):
         snapshots = list(self.snapshots())
         yield GaugeMetricFamily(
             "restorebox_snapshot_cache_bytes",
-            "Bytes held by snapshots",
-            value=sum(s.size_bytes for s in snapshots),
+            "Bytes held by snapshots on disk (with a store: shared blocks counted once)",
+            value=self.footprint(snapshots),
         )
         yield GaugeMetricFamily(
             "restorebox_snapshots", "Snapshots in the cache", value=len(snapshots)
@@ -169,8 +171,10 @@ class Metrics:
         self,
         sandboxes: Callable[[], Iterable[Sandbox]],
         snapshots: Callable[[], Iterable[Snapshot]],
+        footprint: Callable[[list[Snapshot]], int] | None = None,
     ) -> None:
-        self.registry.register(_StateCollector(sandboxes, snapshots))
+        footprint = footprint or (lambda snapshots: sum(s.size_bytes for s in snapshots))
+        self.registry.register(_StateCollector(sandboxes, snapshots, footprint))
 
     def watch_drills(self, runner: DrillRunner) -> None:
         self.registry.register(_DrillCollector(runner))

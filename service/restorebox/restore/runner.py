@@ -98,7 +98,13 @@ class RestoreRunner:
         on_progress: ProgressSink,
         members: MemberLister,
         disk_limit: int = 0,
+        vacuum: bool = False,
     ) -> None:
+        # VACUUM as well as ANALYZE after the load, for a restore a snapshot is kept of:
+        # every page's hint bits and the visibility map are then set once, here, instead
+        # of by each copy's first read (which writes every page it reads: on a store, each
+        # copy would hold the table again).
+        self.vacuum = vacuum
         self.members = members
         self.disk_limit = disk_limit  # bytes the sandbox may write; 0: no bound
         self.runtime = runtime
@@ -665,15 +671,15 @@ class RestoreRunner:
 
     def _analyze(self, databases: list[str]) -> None:
         """Planner statistics for every table, ``jobs`` tables at a time (vacuumdb), then
-        the partitioned parents, which vacuumdb leaves out."""
-        self.on_progress(Progress(phase="analyzing"))
+        the partitioned parents, which vacuumdb leaves out. With ``vacuum``, vacuumed too."""
+        self.on_progress(Progress(phase="vacuuming and analyzing" if self.vacuum else "analyzing"))
         for database in databases or [self.sandbox.database]:
             result = self.runtime.exec(
                 self.container_id,
                 [
                     *self._timeout_argv(),
                     "vacuumdb",
-                    "--analyze-only",
+                    "--analyze" if self.vacuum else "--analyze-only",
                     "--quiet",
                     f"--jobs={self.jobs}",
                     f"--dbname={database}",

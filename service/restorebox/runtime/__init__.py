@@ -3,19 +3,23 @@
 from restorebox.runtime.base import (
     Container,
     ContainerSpec,
+    DataDirRuntime,
     Endpoint,
     ExecResult,
     Runtime,
     SnapshotImage,
+    StorageUsage,
     UploadFile,
 )
 
 __all__ = [
     "Container",
     "ContainerSpec",
+    "DataDirRuntime",
     "Endpoint",
     "ExecResult",
     "Runtime",
     "SnapshotImage",
+    "StorageUsage",
     "UploadFile",
 ]

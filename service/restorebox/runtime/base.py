@@ -39,6 +39,9 @@ class ContainerSpec:
     # stopped just before this one starts, and deleted after).
     replaces: str | None = None
     host_port: int | None = None  # when the endpoint must be made anew, on this port
+    # A host directory mounted as the server's data directory (the image's PGDATA), from
+    # the store (restorebox.storage); None: the image's own, in the container's layer.
+    data_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,15 @@ class SnapshotImage:
 
     image: str  # what a ContainerSpec names to start a copy
     size: int  # bytes of its own (what it adds to the image it was made from)
+
+
+@dataclass(frozen=True)
+class StorageUsage:
+    """What snapshots hold on disk, where the runtime can tell from shared blocks."""
+
+    exclusive: dict[str, int]  # by snapshot: freed if it alone were removed
+    logical: dict[str, int]  # by snapshot: its files' sizes
+    total: int  # all of them together, shared blocks counted once
 
 
 @dataclass(frozen=True)
@@ -191,5 +203,32 @@ class Runtime(Protocol):
 
     def prune(self, labels: dict[str, str], keep: set[str]) -> list[str]:
         """Remove what the runtime made for sandboxes carrying ``labels`` (isolation,
-        networks, policies) that no container uses and whose sandbox id is not in
-        ``keep``; return what was removed, by name."""
+        networks, policies, data directories) that no container uses and whose sandbox id
+        is not in ``keep``; return what was removed, by name."""
+
+    def storage_usage(self, snapshots: Sequence[str]) -> StorageUsage | None:
+        """What the snapshots hold on disk, shared blocks counted once; None when the
+        runtime cannot tell (their recorded sizes are then what there is)."""
+
+
+@runtime_checkable
+class DataDirRuntime(Runtime, Protocol):
+    """A runtime that can mount host directories as sandboxes' data directories: what the
+    store (restorebox.storage) needs to hand out snapshots and copies as file clones."""
+
+    def cannot_mount_host_paths(self) -> str | None:
+        """None when the engine runs on this host and mounts its directories; otherwise
+        why not (a remote engine)."""
+
+    def export_data_dir(self, image: str, target: Path) -> None:
+        """Write the image's own data directory (owners and modes kept) into ``target``."""
+
+    def freeze(self, container_id: str) -> None:
+        """Hold every process of the container still (a consistent point to clone its
+        data directory at); ``thaw`` lets them go on."""
+
+    def thaw(self, container_id: str) -> None: ...
+
+    def data_dirs(self, labels: dict[str, str]) -> dict[str, str]:
+        """The data directory of every container carrying ``labels`` that has one (also
+        those made ahead and not started), by container id."""

@@ -17,6 +17,7 @@ SANDBOX = "restorebox.sandbox"
 EXPIRES = "restorebox.expires"
 STATE_DIR = "restorebox.state_dir"
 HOST = "restorebox.host"
+DATA_DIR = "restorebox.data-dir"  # a container's data directory in the store
 
 
 def home(state_dir: Path) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Snapshots: restored sandboxes kept as images, so later copies start in about a second.
+"""Snapshots: restored sandboxes kept (clones in the store, or images on the overlay
+path), so later copies start in about a second.
 
 A cache snapshot is found by its key: the backups' checksums in order, the content id of
 the image they were restored into, and every option that changes the result. A changed
@@ -100,8 +101,8 @@ class SnapshotCache:
         owner: str = "admin",
         backups: tuple[Backup, ...] = (),
     ) -> Snapshot:
-        """Checkpoint, then keep the container's filesystem (paused while it is copied:
-        a crash-consistent image whose WAL replays in a moment on start)."""
+        """Checkpoint, then keep the container's data (frozen while it is cloned or
+        committed: crash-consistent, its little WAL replays in a moment on start)."""
         assert sandbox.container_id is not None
         try:
             with connect(sandbox, dbname=sandbox.initial_database) as conn:
@@ -184,7 +185,7 @@ class SnapshotCache:
         removed: list[str] = []
         with self._lock:
             cached = [s for s in self.store.list() if s.name is None]
-            total = sum(s.size_bytes for s in cached)
+            total = self.footprint(cached)
             referenced = self.referenced()
             # Replaced snapshots first (whatever the size): nothing new ever copies them.
             order = sorted(cached, key=lambda s: (s.replaced_by is None, s.last_used_at))
@@ -195,11 +196,21 @@ class SnapshotCache:
                     continue
                 if self._remove_image(snapshot):
                     self.store.delete(snapshot.id)
-                    total -= snapshot.size_bytes
+                    cached.remove(snapshot)
+                    total = self.footprint(cached)  # what it shared may now be others' own
                     removed.append(snapshot.id)
         if removed:
             log.info("snapshots evicted", extra={"snapshots": removed})
         return removed
+
+    def footprint(self, snapshots: list[Snapshot]) -> int:
+        """What the snapshots hold on disk together: with a store, counted from their
+        blocks (shared ones once); otherwise the sum of their images' own sizes."""
+        usage = self.runtime.storage_usage([s.image for s in snapshots])
+        if usage is None:
+            return sum(s.size_bytes for s in snapshots)
+        rest = sum(s.size_bytes for s in snapshots if s.image not in usage.exclusive)
+        return usage.total + rest
 
     def delete(self, ref: str) -> None:
         snapshot = self.store.get(ref)

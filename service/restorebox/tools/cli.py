@@ -389,10 +389,16 @@ def without_password(url: str) -> tuple[str, str | None]:
 
 def garbage_collect(settings: Settings, instances: set[str], remove: bool) -> int:
     from restorebox.lifecycle.gc import collect, own_instance
+    from restorebox.runtime import Runtime
     from restorebox.runtime.docker import DockerRuntime
+    from restorebox.storage.opening import open_store
 
+    runtime: Runtime = DockerRuntime()
+    mine = own_instance(settings)
+    if mine is not None:  # this instance's store: its snapshots and data directories
+        runtime, _ = open_store(settings, runtime, mine, create=False)
     try:
-        findings = collect(settings, DockerRuntime(), instances=instances, remove=remove)
+        findings = collect(settings, runtime, instances=instances, remove=remove)
     except RestoreboxError as exc:
         print(f"restorebox: {exc.code}: {exc.message}", file=sys.stderr)
         return 1

@@ -49,7 +49,14 @@ def test_create_connect_write_delete(api: Api, major: str, docker_runtime: Docke
     bindings = anchor["NetworkSettings"]["Ports"]["5432/tcp"]
     assert {b["HostIp"] for b in bindings} == {"127.0.0.1"}
     assert f"@127.0.0.1:{bindings[0]['HostPort']}/" in url
-    assert not attrs["Mounts"], "sandboxes must not mount anything from the host"
+    # Nothing from the host but, with a store, the sandbox's own data directory.
+    mounts = [(m["Source"], m["Destination"], m["RW"]) for m in attrs["Mounts"]]
+    if api.services.store.mode == "overlay":
+        assert mounts == [], "sandboxes must not mount anything from the host"
+    else:
+        data_dir = attrs["Config"]["Labels"][labels.DATA_DIR]
+        assert mounts == [(data_dir, "/var/lib/postgresql/data", True)]
+        assert data_dir.startswith(f"{api.services.store.path}/instances/")
 
     response = api.delete(f"/v1/sandboxes/{sandbox['id']}")
     assert response.status_code == 204

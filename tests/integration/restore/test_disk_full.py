@@ -90,7 +90,8 @@ def test_disk_full_during_a_restore_fails_clearly_and_leaks_nothing(
         "CREATE TABLE big AS SELECT g, repeat(md5(g::text), 32) AS pad"
         " FROM generate_series(1, 2300000) g;\n"
     )
-    settings = service_settings(tmp_path, backups_dir, images={15: IMAGE})
+    # The engine's own disk is what fills (a store has its own: tests/integration/storage).
+    settings = service_settings(tmp_path, backups_dir, images={15: IMAGE}, store="off")
     with TestClient(create_app(settings, small_engine)) as client:
         response = client.post(
             "/v1/sandboxes", json={"backup": "huge.sql", "wait": True}, headers=AUTH

@@ -32,7 +32,15 @@ def test_sandbox_is_hardened_and_alone_on_an_isolated_network(api: Api) -> None:
         assert not host["CapAdd"]
         assert not host["Privileged"]
         assert host["SecurityOpt"] == ["no-new-privileges"]
-        assert not each.attrs["Mounts"]  # no host paths, no Docker socket
+    # No host path and no Docker socket; with a store, the sandbox's own data directory.
+    assert not anchor.attrs["Mounts"]
+    mounts = [(m["Source"], m["Destination"]) for m in container.attrs["Mounts"]]
+    if api.services.store.mode == "overlay":
+        assert mounts == []
+    else:
+        data_dir = container.attrs["Config"]["Labels"]["restorebox.data-dir"]
+        assert mounts == [(data_dir, "/var/lib/postgresql/data")]
+        assert data_dir.startswith(f"{api.services.store.path}/instances/")
     assert container.attrs["Config"]["User"] == "postgres"
     assert anchor.attrs["Config"]["User"] == "65534"  # nobody
     assert anchor.attrs["HostConfig"]["ReadonlyRootfs"]

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 
 from restorebox import __version__
 from restorebox.api.deps import ServicesDep
-from restorebox.api.schemas import Health
+from restorebox.api.schemas import Health, StoreOut
 from restorebox.errors import RestoreboxError
 from restorebox.lifecycle.image_builds import ImageState
 
@@ -42,5 +42,6 @@ async def healthz(services: ServicesDep) -> Health:
         engine=engine,
         isolation=services.isolation,
         images=images,
+        store=StoreOut.model_validate(services.store, from_attributes=True),
         version=__version__,
     )

@@ -12,18 +12,18 @@ router = APIRouter(prefix="/v1/snapshots", tags=["snapshots"])
 def list_snapshots(manager: ManagerDep, principal: PrincipalDep) -> SnapshotList:
     """Cache snapshots (restored backups) and your named ones, each with the backups it
     holds, its size, and when it was made and last used."""
+    snapshots = manager.list_snapshots(principal)
+    usage = manager.runtime.storage_usage([s.image for s in snapshots])
     return SnapshotList(
-        snapshots=[
-            SnapshotOut.of(s, manager.hot.ready_for(s.id))
-            for s in manager.list_snapshots(principal)
-        ]
+        snapshots=[SnapshotOut.of(s, manager.hot.ready_for(s.id), usage) for s in snapshots]
     )
 
 
 @router.get("/{ref}", response_model=SnapshotOut)
 def get_snapshot(ref: str, manager: ManagerDep, principal: PrincipalDep) -> SnapshotOut:
     snapshot = manager.get_snapshot(ref, principal)
-    return SnapshotOut.of(snapshot, manager.hot.ready_for(snapshot.id))
+    usage = manager.runtime.storage_usage([snapshot.image])
+    return SnapshotOut.of(snapshot, manager.hot.ready_for(snapshot.id), usage)
 
 
 @router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import docker.errors
@@ -24,10 +25,11 @@ from restorebox.runtime.base import (
     ExecResult,
     ProgressCallback,
     SnapshotImage,
+    StorageUsage,
     StreamCallback,
     UploadFile,
 )
-from restorebox.runtime.docker import archives, commit, egress
+from restorebox.runtime.docker import archives, commit, datadirs, egress
 from restorebox.runtime.docker import exec as execs
 from restorebox.runtime.docker.anchors import (
     ANCHOR_LABEL,
@@ -144,8 +146,12 @@ class DockerRuntime:
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             shm_size="256m",
+            **datadirs.binds(engine, spec.image, spec.data_dir),
         )
         engine.ensure_image(spec.image)
+        labels = dict(spec.labels)
+        if spec.data_dir is not None:
+            labels[datadirs.DATA_DIR_LABEL] = spec.data_dir
         try:
             created = engine.call(
                 api.create_container,
@@ -153,7 +159,7 @@ class DockerRuntime:
                 command=list(spec.command) or None,
                 name=name,
                 environment=spec.env,
-                labels=spec.labels,
+                labels=labels,
                 user="postgres",
                 host_config=host_config,
                 retry=False,
@@ -288,6 +294,25 @@ class DockerRuntime:
                 container = _joined(container, anchors.get(anchor_id))
             containers.append(container)
         return containers
+
+    def storage_usage(self, snapshots: Sequence[str]) -> StorageUsage | None:
+        return None  # image sizes are all the engine says
+
+    # -- data directories from the host (restorebox.storage) -----------------------
+    def cannot_mount_host_paths(self) -> str | None:
+        return datadirs.cannot_mount(self.engine)
+
+    def export_data_dir(self, image: str, target: Path) -> None:
+        datadirs.export(self.engine, image, target)
+
+    def freeze(self, container_id: str) -> None:
+        datadirs.freeze(self.engine, container_id)
+
+    def thaw(self, container_id: str) -> None:
+        datadirs.thaw(self.engine, container_id)
+
+    def data_dirs(self, labels: dict[str, str]) -> dict[str, str]:
+        return datadirs.data_dirs(self.engine, labels)
 
     def check_isolation(self, template: ContainerSpec, repair: bool) -> str | None:
         return egress.check(self.engine, template, repair)
