@@ -73,9 +73,8 @@ def copy_own_mb(sandbox: dict[str, Any]) -> float:
 def copy_then(service: Service, name: str, sql: str) -> dict[str, Any]:
     """A copy, timed from the request until ``sql`` answered on it."""
     started = time.perf_counter()
-    response = service.http.post(
-        "/v1/sandboxes", json={"wait": True, "backup": name, "postgres": MAJOR}
-    )
+    body = {"wait": True, "backup": name, "postgres": MAJOR, "probes": "none"}
+    response = service.http.post("/v1/sandboxes", json=body)
     sandbox: dict[str, Any] = response.json()
     assert sandbox.get("status") == "ready", sandbox
     read(sandbox["connection_url"], sql)
@@ -84,6 +83,9 @@ def copy_then(service: Service, name: str, sql: str) -> dict[str, Any]:
 
 
 def measure(service: Service, name: str, runs: int) -> dict[str, float]:
+    # Keeping a snapshot, with every probe (what the issue's 1.5-1.7x was measured on),
+    # then without probes: the snapshot the copies below come from.
+    cold_probes = service.timed(backup=name, postgres=MAJOR, fresh=True)
     cold = service.timed(backup=name, postgres=MAJOR, fresh=True, probes="none")
 
     def warm() -> float:
@@ -108,6 +110,7 @@ def measure(service: Service, name: str, runs: int) -> dict[str, float]:
     for sandbox in ten:
         service.delete(sandbox["id"])
     return {
+        "cold_probes": cold_probes,
         "cold": cold,
         "warm": warm_s,
         "own_mb": own_mb,
@@ -135,7 +138,8 @@ def report_store(service: Service, sizes: list[int], runs: int) -> None:
     print(f"Naive (`docker run` + `psql < dump`, to the row): {naive_load:.2f} s.\n")
     print("| | store | overlay path |\n|---|---|---|")
     rows = [
-        ("cold restore keeping its snapshot, s (x naive)", "cold", True),
+        ("cold restore keeping its snapshot, every probe, s (x naive)", "cold_probes", True),
+        ("cold restore keeping its snapshot, probes off, s (x naive)", "cold", True),
         ("warm copy, request to one row of its largest table, s (naive / it)", "warm", False),
         ("a copy's own disk after a full read of that table, MB", "own_mb", None),
         ("one copy, request to a full read, s", "alone", None),
@@ -157,7 +161,10 @@ def report_store(service: Service, sizes: list[int], runs: int) -> None:
         ("warm copy to a row under 1 s", with_store["warm"] < 1),
         ("warm copy to a row >= 25x faster than naive", naive_load / with_store["warm"] >= 25),
         ("a copy's own disk after a full read under 50 MB", with_store["own_mb"] < 50),
-        ("cold keeping its snapshot <= 1.15x naive", with_store["cold"] / naive_load <= 1.15),
+        (
+            "cold keeping its snapshot <= 1.15x naive (every probe)",
+            with_store["cold_probes"] / naive_load <= 1.15,
+        ),
         ("ten at once within 3x one alone", with_store["ten"] / with_store["alone"] <= 3),
     ]
     print("| target | met |\n|---|---|")

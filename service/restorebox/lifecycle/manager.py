@@ -154,6 +154,12 @@ class SandboxManager:
         named_elsewhere = snapshot.name is not None and snapshot.owner != request.owner
         if named_elsewhere and request.owner not in self.settings.admins:
             raise SnapshotNotFound(f"no snapshot {request.snapshot!r}")
+        if not self.snapshots.available(snapshot):
+            raise SnapshotNotFound(
+                f"snapshot {snapshot.id}'s data is not here any more (kept in a store that is "
+                "now off or gone, or an image removed by hand); delete it and restore again",
+                snapshot=snapshot.id,
+            )
         unmet = unmet_by_snapshot(request, snapshot)
         if unmet:
             raise InvalidRequest(

@@ -83,7 +83,21 @@ class SnapshotCache:
         return cache_key(sandbox, [b.sha256 for b in backups], image_id)
 
     def find(self, key: str | None) -> Snapshot | None:
-        return self.store.by_key(key) if key else None
+        """The cache snapshot for ``key``; one whose data is not here any more (kept in a
+        store since turned off, or an image removed by hand) is forgotten, and the
+        backup is restored again."""
+        found = self.store.by_key(key) if key else None
+        if found is not None and not self.available(found):
+            log.warning(
+                "snapshot data missing: forgotten, restoring again",
+                extra={"snapshot": found.id, "image": found.image},
+            )
+            self.store.delete(found.id)
+            return None
+        return found
+
+    def available(self, snapshot: Snapshot) -> bool:
+        return self.runtime.image_id(snapshot.image) is not None
 
     def evict_quietly(self) -> None:
         """Evict, logging rather than raising (it runs after a sandbox is handed out)."""

@@ -36,7 +36,7 @@ log = logging.getLogger("restorebox.storage")
 PARTIAL = ".partial-"
 GROW_FACTOR = 2
 # Changed a moment ago (made, not yet given to its container): never pruned.
-PRUNE_GRACE_SECONDS = 120.0
+PRUNE_GRACE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)

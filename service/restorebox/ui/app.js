@@ -390,6 +390,14 @@ async function showBackups(current) {
   if (data.inspecting.length || building) refreshTimer = setTimeout(route, building ? 5000 : 1000);
 }
 
+// With a store, what a snapshot holds on its own (shared blocks are its copies' too) and
+// the size of its files; on the overlay path, its image's own layer.
+function snapshotSize(s) {
+  if (s.size_basis !== "exclusive") return h("td", { class: "nowrap" }, megabytes(s.size_bytes));
+  return h("td", { class: "nowrap", title: "its own blocks, of its files' size (the rest is shared)" },
+    `${megabytes(s.size_bytes)} own of ${megabytes(s.logical_bytes)}`);
+}
+
 async function showSnapshots(current) {
   const main = document.getElementById("main");
   const data = await api("GET", "/v1/snapshots");
@@ -403,7 +411,7 @@ async function showSnapshots(current) {
             "Last used", ""].map((t) => h("th", {}, t)))),
           h("tbody", {}, data.snapshots.map((s) => h("tr", {},
             h("td", {}, h("code", {}, s.name || s.id)), h("td", {}, s.kind),
-            h("td", {}, s.backups.join(", ")), h("td", {}, megabytes(s.size_bytes)),
+            h("td", {}, s.backups.join(", ")), snapshotSize(s),
             h("td", {}, badge(s.verdict, "—")),
             h("td", {}, new Date(s.created_at).toLocaleString()),
             h("td", {}, new Date(s.last_used_at).toLocaleString()),

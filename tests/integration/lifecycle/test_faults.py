@@ -124,6 +124,10 @@ def test_kill_9_mid_restore_then_restart_leaves_no_orphan(service: Service) -> N
     assert after["status"] == "failed"
     assert after["error"]["code"] == "interrupted"
     assert containers_of(busy["id"]) == []
+    store = service.http.get("/healthz").json()["store"]
+    if store["mode"] != "overlay":  # its data directory went with its container
+        assert list(Path(store["path"]).glob(f"instances/*/sandboxes/{busy['id']}.*")) == []
+        assert len(list(Path(store["path"]).glob(f"instances/*/sandboxes/{ready['id']}.*"))) == 1
     # The ready sandbox survived the crash and is still usable.
     survivor = service.http.get(f"/v1/sandboxes/{ready['id']}").json()
     assert survivor["status"] == "ready"

@@ -51,6 +51,21 @@ def snapshot(snapshot_id: str, age_minutes: int, key: str | None = "k", **more: 
     )  # fmt: skip
 
 
+def test_a_snapshot_whose_data_is_gone_is_forgotten_and_restored_again(tmp_path: Path) -> None:
+    """Kept in a store since turned off (RESTOREBOX_STORE=off), or an image removed by
+    hand: the record alone must not send a copy to a registry for it."""
+    runtime = FakeRuntime()
+    store = SnapshotStore(tmp_path / "snapshots.sqlite3")
+    cache = SnapshotCache(store, runtime, Settings(state_dir=tmp_path), "i")
+    here, gone = snapshot("here", 1, key="k1"), snapshot("gone", 1, key="k2")
+    for item in (here, gone):
+        store.put(item)
+    runtime.images[here.image] = {}
+    assert cache.find("k1") == here
+    assert cache.find("k2") is None
+    assert [s.id for s in store.list()] == ["here"]
+
+
 def test_eviction_is_least_recently_used_and_spares_what_is_in_use_or_named(
     tmp_path: Path,
 ) -> None:
