@@ -41,7 +41,10 @@ def xfs(tmp_path: Path, mounted: list[Path]) -> Path:
     store = tmp_path / "own-store"
     store.mkdir()
     mounted.append(store / "xfs")
-    loop.ensure_mounted(store / loop.STORE_IMAGE, store / "xfs", 2 * 1024**3)
+    try:
+        loop.ensure_mounted(store / loop.STORE_IMAGE, store / "xfs", 2 * 1024**3)
+    except loop.LoopUnavailable as exc:  # a machine without loop devices: the overlay path
+        pytest.skip(f"no XFS image can be mounted here: {exc}")
     return store
 
 
