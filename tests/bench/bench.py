@@ -56,12 +56,13 @@ def median_time(fn: Callable[[], float], runs: int) -> float:
     return statistics.median(fn() for _ in range(runs))
 
 
-def wait_for_login(url: str, timeout: float = 120) -> None:
+def wait_for_login(url: str, timeout: float = 120, sql: str = "select 1") -> None:
+    """Until a login works and ``sql`` answers."""
     delay, deadline = 0.02, time.monotonic() + timeout
     while True:
         try:
             with psycopg.connect(url, connect_timeout=2) as conn:
-                conn.execute("select 1")
+                conn.execute(sql).fetchall()
             return
         except psycopg.OperationalError:
             if time.monotonic() > deadline:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import psycopg
 
 from restorebox.storage.extents import tree_usage
 from tests.bench.bench import (
@@ -28,6 +27,7 @@ from tests.bench.bench import (
     median_time,
     naive_container,
     pgbench_dumps,
+    wait_for_login,
 )
 
 ROW = "SELECT abalance FROM pgbench_accounts WHERE aid = 1"
@@ -35,17 +35,7 @@ SCAN = "SELECT count(*), sum(abalance) FROM pgbench_accounts"
 
 
 def read(url: str, sql: str) -> None:
-    delay, deadline = 0.01, time.monotonic() + 120
-    while True:
-        try:
-            with psycopg.connect(url, connect_timeout=2) as conn:
-                conn.execute(sql).fetchone()
-            return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
+    wait_for_login(url, sql=sql)
 
 
 def naive_to_row(dump: Path) -> float:

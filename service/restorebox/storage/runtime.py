@@ -223,6 +223,7 @@ class StoreRuntime:
         in_use = set(self.inner.data_dirs({L.INSTANCE: self.store.instance}).values())
         with self._lock:
             in_use |= self._making | {s.data_dir or "" for s in self._prepared.values()}
+        removed += self.store.prune_templates(lambda i: self.inner.image_id(i) is not None)
         return removed + self.store.prune(in_use)
 
     def list_isolation(self, labels: dict[str, str]) -> dict[str, dict[str, str]]:

@@ -182,6 +182,19 @@ class DataStore:
             removed.append(path.name)
         return removed
 
+    def prune_templates(self, exists: Callable[[str], bool]) -> list[str]:
+        """Remove the templates of images the engine no longer has (rebuilt and pruned):
+        nothing can start from them any more."""
+        removed = []
+        for path in self.templates.iterdir():
+            if path.name.startswith(PARTIAL) or not path.is_dir():
+                continue
+            image_id = path.name.replace("-", ":", 1)
+            if not exists(image_id):
+                remove_tree(path)
+                removed.append(f"template {image_id[:19]}")
+        return removed
+
     def sandbox_dirs(self) -> list[Path]:
         return [p for p in self.sandboxes.iterdir() if p.is_dir()]
 

@@ -72,3 +72,11 @@ def test_only_snapshot_handles_name_store_snapshots() -> None:
     assert _snapshot_id("restorebox/snapshot:0a1b2c") == "0a1b2c"
     assert _snapshot_id("restorebox/postgres:17") == ""
     assert _snapshot_id("restorebox/snapshot:../x") == ""
+
+
+def test_templates_of_images_the_engine_no_longer_has_are_removed(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    for image_id in ("sha256:aaaa", "sha256:bbbb"):
+        (s.templates / image_id.replace(":", "-")).mkdir()
+    assert s.prune_templates(lambda image_id: image_id == "sha256:aaaa") == ["template sha256:bbbb"]
+    assert [p.name for p in s.templates.iterdir()] == ["sha256-aaaa"]
