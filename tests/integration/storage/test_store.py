@@ -236,3 +236,24 @@ def test_a_store_on_a_cloning_filesystem_is_used_as_it_is_and_a_full_one_fails_c
         )
         again = api.create()
         api.delete(f"/v1/sandboxes/{again['id']}")
+
+
+def test_a_store_image_short_of_space_is_grown_online(tmp_path: Path, mounted: list[Path]) -> None:
+    from restorebox.storage.store import DataStore
+
+    if os.geteuid() != 0:
+        pytest.skip("loop mounts need root (scripts/test runs as root)")
+    image, mountpoint = tmp_path / loop.STORE_IMAGE, tmp_path / "xfs"
+    mounted.append(mountpoint)
+    try:
+        loop.ensure_mounted(image, mountpoint, 1024**3)
+    except loop.LoopUnavailable as exc:
+        pytest.skip(f"no XFS image can be mounted here: {exc}")
+    store = DataStore(mountpoint, "grow", {}, image_file=image, mountpoint=mountpoint)
+    (mountpoint / "kept").write_bytes(b"still here")
+    store.ensure_free(3 * 1024**3)
+    stats = os.statvfs(mountpoint)
+    assert stats.f_bavail * stats.f_frsize >= 3 * 1024**3
+    assert image.stat().st_size > 3 * 1024**3
+    assert image.stat().st_blocks * 512 < 1024**3  # sparse: only what was written
+    assert (mountpoint / "kept").read_bytes() == b"still here"
