@@ -67,7 +67,9 @@ def _open(
         return None, StoreState(
             "overlay", reason="the service does not run as root (clones keep their owners)"
         )
-    path = settings.store_path
+    # Absolute: the engine mounts data directories by their path (a relative one would be
+    # taken for a volume name), and the state directory is often relative (.restorebox).
+    path = settings.store_path.resolve()
     image, mountpoint = path / loop.STORE_IMAGE, path / MOUNTPOINT
     if not create and not (path / "instances").is_dir() and not image.exists():
         return None, StoreState("overlay", reason=f"no store at {path}")

@@ -257,3 +257,27 @@ def test_a_store_image_short_of_space_is_grown_online(tmp_path: Path, mounted: l
     assert image.stat().st_size > 3 * 1024**3
     assert image.stat().st_blocks * 512 < 1024**3  # sparse: only what was written
     assert (mountpoint / "kept").read_bytes() == b"still here"
+
+
+def test_a_relative_state_directory_gives_an_absolute_store(
+    tmp_path: Path, mounted: list[Path], docker_runtime: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`scripts/serve` keeps its state in ./.restorebox: the engine mounts data directories
+    by path, and takes a relative one for a volume name."""
+    from restorebox.settings import Settings
+    from restorebox.storage.opening import open_store
+    from tests.integration.runtime.test_runtime_contract import spec
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RESTOREBOX_STORE", raising=False)
+    mounted.append(tmp_path / ".restorebox" / "store" / "xfs")
+    runtime, state = open_store(Settings(state_dir=Path(".restorebox")), docker_runtime, "rel")
+    if state.mode == "overlay":
+        pytest.skip(f"no store here: {state.reason}")
+    assert state.path == str(tmp_path / ".restorebox" / "store" / "xfs")
+    container = runtime.start(spec("relative"))
+    try:
+        assert container.endpoint is not None
+        assert container.labels[L.DATA_DIR].startswith(str(tmp_path))
+    finally:
+        runtime.remove(container.id)
