@@ -201,13 +201,13 @@ class Provisioner:
             with slot:
                 keeping = key is not None and sandbox.keep_snapshot
                 self._restore_and_probe(sandbox_id, plan, cancelled, vacuum=keeping)
-                if key is not None and sandbox.keep_snapshot:
+                if key is not None and keeping:
                     self._keep(sandbox_id, key, plan)
             self._check(cancelled)
             self.transitions.move(sandbox_id, Status.READY, progress=None, ready_at=utcnow())
             log.info("sandbox ready", extra={"sandbox": sandbox_id})
             made = True
-            if key is not None and sandbox.keep_snapshot:
+            if keeping:
                 self.cache.evict_quietly()  # after the hand-out: removing images is slow
         except Exception as exc:
             if cancelled.is_set() and not isinstance(exc, Cancelled):
