@@ -44,6 +44,11 @@ class ContainerSpec:
     data_dir: str | None = None
 
 
+# What a snapshot's handle is called (``restorebox/snapshot:<id>``): an image on the
+# overlay path, a store snapshot with a store (restorebox.storage).
+SNAPSHOT_REPOSITORY = "restorebox/snapshot"
+
+
 @dataclass(frozen=True)
 class SnapshotImage:
     """A sandbox's filesystem, data directory included, kept to start copies from."""
@@ -219,6 +224,10 @@ class DataDirRuntime(Runtime, Protocol):
     def cannot_mount_host_paths(self) -> str | None:
         """None when the engine runs on this host and mounts its directories; otherwise
         why not (a remote engine)."""
+
+    def ensure_image(self, image: str) -> None:
+        """Have the image here (pulled when it is not; ``ImageUnavailable`` when it cannot
+        be): its data directory is exported before any container of it starts."""
 
     def export_data_dir(self, image: str, target: Path) -> None:
         """Write the image's own data directory (owners and modes kept) into ``target``."""

@@ -23,6 +23,7 @@ from restorebox.models import Sandbox, Snapshot
 from restorebox.pg import connect
 from restorebox.runtime import Runtime, SnapshotImage
 from restorebox.runtime import labels as L
+from restorebox.runtime.base import SNAPSHOT_REPOSITORY
 from restorebox.settings import Settings
 from restorebox.snapshots.checkpoint import checkpoint_with_little_wal
 from restorebox.snapshots.store import SnapshotStore
@@ -131,7 +132,7 @@ class SnapshotCache:
             "restorebox.snapshot": snapshot_id,
             **L.home(self.settings.state_dir),
         }
-        name_of_image = f"restorebox/snapshot:{snapshot_id}"
+        name_of_image = f"{SNAPSHOT_REPOSITORY}:{snapshot_id}"
         with self._taking_lock:
             self._taking.add(name_of_image)
         try:

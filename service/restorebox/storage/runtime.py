@@ -19,6 +19,7 @@ from pathlib import Path
 from restorebox.runtime import labels as L
 from restorebox.runtime.base import (
     DEFAULT_MAX_OUTPUT,
+    SNAPSHOT_REPOSITORY,
     Container,
     ContainerSpec,
     DataDirRuntime,
@@ -57,9 +58,12 @@ class StoreRuntime:
             source, meta = found
             image = meta.base_image
         else:
+            # Pulled first where it is not here (a registry image's first sandbox): its
+            # data directory is exported before the container starts.
+            self.inner.ensure_image(image)
             image_id = self.inner.image_id(image)
             if image_id is None:
-                return spec  # the start reports the missing image
+                return spec  # removed meanwhile: the start reports it
             source = self.store.template(
                 image_id, lambda target: self.inner.export_data_dir(image, target)
             )
@@ -290,7 +294,7 @@ class StoreRuntime:
 def _snapshot_id(image: str) -> str:
     """``restorebox/snapshot:<id>`` -> ``<id>`` (anything else names no store snapshot)."""
     repository, _, tag = image.partition(":")
-    return tag if repository == "restorebox/snapshot" and tag.isalnum() else ""
+    return tag if repository == SNAPSHOT_REPOSITORY and tag.isalnum() else ""
 
 
 def _dir_name(spec: ContainerSpec) -> str:

@@ -137,6 +137,7 @@ class DockerRuntime:
         """Create once; after a transient error, the name tells whether it happened."""
         engine = self.engine
         api = engine.client.api
+        engine.ensure_image(spec.image)  # before its PGDATA is read for the data directory
         host_config = api.create_host_config(
             network_mode=JOINED + anchor.id,
             mem_limit=spec.memory_bytes,
@@ -148,7 +149,6 @@ class DockerRuntime:
             shm_size="256m",
             **datadirs.binds(engine, spec.image, spec.data_dir),
         )
-        engine.ensure_image(spec.image)
         labels = dict(spec.labels)
         if spec.data_dir is not None:
             labels[datadirs.DATA_DIR_LABEL] = spec.data_dir
@@ -301,6 +301,9 @@ class DockerRuntime:
     # -- data directories from the host (restorebox.storage) -----------------------
     def cannot_mount_host_paths(self) -> str | None:
         return datadirs.cannot_mount(self.engine)
+
+    def ensure_image(self, image: str) -> None:
+        self.engine.ensure_image(image)
 
     def export_data_dir(self, image: str, target: Path) -> None:
         datadirs.export(self.engine, image, target)
