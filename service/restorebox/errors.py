@@ -23,6 +23,12 @@ class InvalidRequest(RestoreboxError):
     code = "invalid_request"
 
 
+class MaskingPolicyInvalid(InvalidRequest):
+    """Raised when a masking policy names tables, columns or strategies it cannot have."""
+
+    code = "masking_policy_invalid"
+
+
 class SandboxNotFound(RestoreboxError):
     """Raised when no sandbox has the given id."""
 
@@ -209,3 +215,15 @@ class HotCopyFailed(SandboxFailed):
     """Raised (inside the service, never to a caller) when a copy made ahead failed."""
 
     code = "hot_copy_failed"
+
+
+class MaskingFailed(SandboxFailed):
+    """Raised when masking a restored sandbox fails: it is never handed out unmasked."""
+
+    code = "masking_failed"
+
+
+class MaskingIncomplete(SandboxFailed):
+    """Raised under a strict policy when columns that look personal are not covered."""
+
+    code = "masking_incomplete"

@@ -8,6 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from restorebox.masking.model import MaskingReport
+from restorebox.masking.policy import MaskingPolicy
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -166,6 +169,11 @@ class Sandbox(BaseModel):
     probes_requested: list[str] | None = None  # None: every default probe
     assertions: list[Assertion] = Field(default_factory=list)
     keep_on_failure: bool = False
+    # What the create asked ("none", a policy object, a policy file's name; None: the
+    # dump's own labels), the policy resolved from it, and what masking did.
+    masking_requested: str | dict[str, Any] | None = None
+    masking_policy: MaskingPolicy | None = None
+    masking: MaskingReport | None = None
     container_kept: bool = False  # failed, and its container deliberately left for inspection
     ends_as: Status | None = None  # deleted or expired, once deleting
     # Work on a ready sandbox that the reconciler must not take for trouble: "snapshot"
@@ -217,5 +225,6 @@ class Snapshot(BaseModel):
     restore: RestoreReport | None = None
     probes: list[ProbeResult] | None = None
     verdict: Literal["pass", "warn", "fail"] | None = None
+    masking: MaskingReport | None = None  # a masked sandbox's: every copy is masked
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime = Field(default_factory=utcnow)

@@ -100,6 +100,13 @@ class Settings(BaseSettings):
     # behind the engine's one-at-a-time network creation (0: make each on demand).
     network_pool: int = Field(10, ge=0, le=100)
 
+    # Masked copies (issue 21): the HMAC key masked values are derived from. Empty: a
+    # random key kept in the state directory (masking.key, mode 0600). Masked snapshots
+    # are keyed by its fingerprint: a new key never hands out values masked by the old.
+    masking_key: SecretStr = SecretStr("")
+    # Threads one large table's masking is split over (by block ranges): the cores.
+    masking_workers: int = Field(2, ge=1, le=16)
+
     # Backup drills (issue 19): the watcher drills each new backup of the backups folder
     # (RESTOREBOX_DRILLS=off: only on request), one at a time by default.
     drills: bool = True

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from restorebox.backups.model import Backup
 from restorebox.drills.model import Drill, Facts, Finding
 from restorebox.lifecycle.image_builds import ImageState
+from restorebox.masking.model import MaskingReport
 from restorebox.models import (
     Assertion,
     ErrorInfo,
@@ -48,6 +49,12 @@ class CreateSandbox(BaseModel):
     )
     fresh: bool = Field(
         False, description="restore from the backups even if a snapshot holds them (refreshes it)"
+    )
+    masking: str | dict[str, object] | None = Field(
+        None,
+        description='mask personal data: a policy object {"tables": {"public.t": {"col": '
+        '"email"}}, "strict": false}, the name of a policy file in the backups folder, or '
+        '"none"; left out, the dump\'s own PostgreSQL Anonymizer labels apply',
     )
     keep_snapshot: bool = Field(
         True,
@@ -95,6 +102,7 @@ class SandboxOut(BaseModel):
     restore: RestoreReport | None
     verdict: Literal["pass", "warn", "fail"] | None
     probes: list[ProbeResult] | None
+    masking: MaskingReport | None = Field(None, description="what masking did (masked copies)")
     snapshot_id: str | None = Field(None, description="the snapshot a reset goes back to")
     from_snapshot: bool = False
     hold: str | None = Field(
@@ -127,6 +135,7 @@ class ReportOut(BaseModel):
     backups: list[str]
     restore: RestoreReport | None
     probes: list[ProbeResult] | None
+    masking: MaskingReport | None = None
     error: ErrorInfo | None
 
 
@@ -210,6 +219,7 @@ class SnapshotOut(BaseModel):
     )
     size_basis: Literal["exclusive", "image"] = "image"
     verdict: Literal["pass", "warn", "fail"] | None
+    masked: bool = Field(False, description="its data is masked (see the sandbox's masking)")
     source_sandbox: str | None
     created_at: datetime
     last_used_at: datetime
@@ -237,6 +247,7 @@ class SnapshotOut(BaseModel):
             {
                 **snapshot.model_dump(),
                 "kind": "named" if snapshot.name else "cache",
+                "masked": snapshot.masking is not None,
                 "hot_copies": hot_copies,
                 **sizes,
             }

@@ -19,6 +19,7 @@ from restorebox.backups.archive_rows import (
     count_directory_file,
     data_file_table,
 )
+from restorebox.backups.columns import scan_toc
 from restorebox.backups.declared import archive_declarations
 from restorebox.backups.model import Backup, Compression, Content, DatabaseContent, Format
 from restorebox.backups.plain import WATCHED, PlainScan, scan_plain
@@ -232,6 +233,8 @@ def _from_scan(
         creates_roles=sorted(scan.created_roles),
         objects=objects,
         data_tables=sorted(scan.data_tables),
+        columns=scan.columns.columns,
+        anon_labels=scan.columns.labels,
         row_counts=dict(scan.data_tables),
         path=path,
     )
@@ -239,6 +242,7 @@ def _from_scan(
 
 def _from_toc(name: str, path: Path, fmt: Format, toc: ArchiveToc, sha: str, size: int) -> Backup:
     objects, roles, data_tables = archive_declarations(toc)
+    columns = scan_toc(toc)
     has_schema = any(o.kind in ("TABLE", "VIEW", "FUNCTION", "SCHEMA") for o in objects)
     compression: Compression = "none"
     if toc.compression in ("gzip", "zstd", "lz4"):
@@ -259,6 +263,8 @@ def _from_toc(name: str, path: Path, fmt: Format, toc: ArchiveToc, sha: str, siz
         roles=sorted(roles),
         objects=objects,
         data_tables=sorted(data_tables),
+        columns=columns.columns,
+        anon_labels=columns.labels,
         path=path,
     )
 

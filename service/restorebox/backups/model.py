@@ -22,6 +22,14 @@ class DeclaredObject(BaseModel):
     table: str | None = None
 
 
+class AnonLabel(BaseModel):
+    """One column's PostgreSQL Anonymizer rule, as the dump declares it (see columns)."""
+
+    table: str  # schema.table
+    column: str
+    label: str  # "MASKED WITH FUNCTION anon.fake_email()"
+
+
 class DatabaseContent(BaseModel):
     """What one database of a multi-database file (pg_dumpall, pg_dump --create) holds."""
 
@@ -63,6 +71,10 @@ class Backup(BaseModel):
     # Internal (the API's BackupOut names what is public); kept in the description cache.
     objects: list[DeclaredObject] = Field(default_factory=list)
     data_tables: list[str] = Field(default_factory=list)
+    # Columns per table ("schema.table"), from table definitions and COPY column lists,
+    # and PostgreSQL Anonymizer's rules: what a masking policy is checked against.
+    columns: dict[str, list[str]] = Field(default_factory=dict)
+    anon_labels: list[AnonLabel] = Field(default_factory=list)
     # Rows per table the backup carries, when known without a PostgreSQL client
     # (plain files; archives are counted inside the sandbox by the restore).
     row_counts: dict[str, int] | None = None

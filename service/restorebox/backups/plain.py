@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import IO
 
+from restorebox.backups.columns import ColumnScan
 from restorebox.backups.declared import PlainDeclarations, split_qname, unquote
 from restorebox.backups.sniff import TOOL_MESSAGE
 
@@ -48,6 +49,7 @@ class PlainScan:
     all_roles: set[str] = field(default_factory=set)
     created_roles: set[str] = field(default_factory=set)
     tool_messages: int = 0  # lines of pg_dump's own messages at the top (skipped)
+    columns: ColumnScan = field(default_factory=ColumnScan)  # every database's, together
 
 
 def scan_plain(stream: IO[bytes]) -> PlainScan:
@@ -87,10 +89,13 @@ def scan_plain(stream: IO[bytes]) -> PlainScan:
             match = _COPY.match(line)
             if match:
                 copying = _table_key(result, match.group(1))
+                result.columns.feed(line)
                 continue
         elif line.startswith("INSERT INTO "):
             match = _INSERT.match(line)
             if match:
+                if not result.data_tables.get(_table_key(result, match.group(1))):
+                    result.columns.feed(line)  # the first row's INSERT names the columns
                 result.data_tables[_table_key(result, match.group(1))] += 1
                 continue
         elif line.startswith("\\"):
@@ -115,6 +120,7 @@ def scan_plain(stream: IO[bytes]) -> PlainScan:
         if line.startswith("ALTER TABLE ONLY ") and "SET (pg_attver=" in line:
             result.internal_options = True
         result.declarations.feed(line)
+        result.columns.feed(line)
     _settle_databases(result)
     if not result.created_roles:
         result.created_roles = set(result.declarations.creates_roles)

@@ -49,6 +49,8 @@ FROM_REQUEST = (
     "probes_requested",
     "assertions",
     "keep_on_failure",
+    "masking_requested",
+    "masking_policy",
 )
 
 

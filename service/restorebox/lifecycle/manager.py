@@ -30,6 +30,8 @@ from restorebox.lifecycle.reconciler import Reconciler
 from restorebox.lifecycle.records import CreateRequest, new_record, unmet_by_snapshot
 from restorebox.lifecycle.store import LIVE, Store
 from restorebox.lifecycle.transitions import Transitions
+from restorebox.masking.key import load_key
+from restorebox.masking.policy import MaskingPolicy, resolve_for_plan
 from restorebox.models import Progress, Sandbox, Snapshot, Status, utcnow
 from restorebox.notify.metrics import Metrics
 from restorebox.restore.plan import RestorePlan, make_plan
@@ -67,8 +69,17 @@ class SandboxManager:
             referenced=use.in_use,
             release=use.release,
         )
+        masking_key = load_key(settings.masking_key.get_secret_value(), settings.state_dir)
+        self.snapshots.masking_fingerprint = masking_key.fingerprint
         self.provisioner = Provisioner(
-            settings, self.transitions, runtime, catalog, instance, self.snapshots, self.metrics
+            settings,
+            self.transitions,
+            runtime,
+            catalog,
+            instance,
+            self.snapshots,
+            self.metrics,
+            masking_key,
         )
         self.deletions = Deletions(
             self.transitions, runtime, instance, self.provisioner, self.snapshots
@@ -134,6 +145,7 @@ class SandboxManager:
             for name in request.backups
         ]
         plan: RestorePlan | None = None
+        masking = None
         if all(b is not None for b in known):
             plan = make_plan(
                 [b for b in known if b is not None],
@@ -143,7 +155,9 @@ class SandboxManager:
                 request.profile,
             )
             self.provisioner.check_extensions(plan, request.on_error)
-        return self._record_and_submit(request, ttl, plan, None)
+            # A policy that does not fit the dump is refused here, before any container.
+            masking, _ = resolve_for_plan(request.masking, plan, self.settings.backups_dir)
+        return self._record_and_submit(request, ttl, plan, None, masking)
 
     def _snapshot_for(self, request: CreateRequest) -> Snapshot | None:
         if request.snapshot is None:
@@ -176,8 +190,9 @@ class SandboxManager:
         ttl: int,
         plan: RestorePlan | None,
         snapshot: Snapshot | None,
+        masking: MaskingPolicy | None = None,
     ) -> Sandbox:
-        sandbox = new_record(self.settings, request, ttl, plan, snapshot)
+        sandbox = new_record(self.settings, request, ttl, plan, snapshot, masking=masking)
         claimed = self._claim_hot(request, sandbox, plan, snapshot)
         if claimed is not None:
             return claimed

@@ -21,6 +21,7 @@ from restorebox.errors import (
     Cancelled,
     ContainerVanished,
     DiskLimitExceeded,
+    MaskingFailed,
     RestoreboxError,
     SandboxFailed,
 )
@@ -28,6 +29,12 @@ from restorebox.lifecycle.image_builds import BUILDS_DIR, ImageBuilds
 from restorebox.lifecycle.readiness import wait_until_ready
 from restorebox.lifecycle.records import DRILLS_OWNER
 from restorebox.lifecycle.transitions import Transitions
+from restorebox.masking.apply import Masker, Samples
+from restorebox.masking.key import MaskingKey
+from restorebox.masking.model import Leak
+from restorebox.masking.policy import resolve_for_plan
+from restorebox.masking.redact import redacted
+from restorebox.masking.search import files_holding
 from restorebox.models import ErrorInfo, Progress, Sandbox, Snapshot, Status, utcnow
 from restorebox.notify.metrics import Metrics
 from restorebox.probes import run_probes
@@ -105,7 +112,9 @@ class Provisioner:
         instance: str,
         cache: SnapshotCache,
         metrics: Metrics,
+        masking_key: MaskingKey,
     ) -> None:
+        self.masking_key = masking_key
         self.cache = cache
         self.metrics = metrics
         self.settings = settings
@@ -186,6 +195,12 @@ class Provisioner:
             if sandbox.image is not None and not sandbox.from_snapshot:
                 self._wait_for_image(sandbox_id, sandbox.image, cancelled)
                 self.check_extensions(plan, sandbox.on_error)  # now that the image is there
+            masking_warnings: list[str] = []
+            if not sandbox.from_snapshot and plan.backups:  # before the cache key: it counts
+                policy, masking_warnings = resolve_for_plan(
+                    sandbox.masking_requested, plan, self.settings.backups_dir
+                )
+                sandbox = self.transitions.update(sandbox_id, masking_policy=policy)
             key = None if sandbox.from_snapshot else self.cache.key_for(sandbox, plan.backups)
             snapshot = self._snapshot_to_copy(sandbox, key)
             if key is not None:
@@ -200,7 +215,9 @@ class Provisioner:
             slot = contextlib.nullcontext() if drill else self._restore_slot(sandbox_id, cancelled)
             with slot:
                 keeping = key is not None and sandbox.keep_snapshot
-                self._restore_and_probe(sandbox_id, plan, cancelled, vacuum=keeping)
+                self._restore_and_probe(
+                    sandbox_id, plan, cancelled, vacuum=keeping, warnings=masking_warnings
+                )
                 if key is not None and keeping:
                     self._keep(sandbox_id, key, plan)
             self._check(cancelled)
@@ -238,11 +255,18 @@ class Provisioner:
             self._restore_slots.release()
 
     def _restore_and_probe(
-        self, sandbox_id: str, plan: RestorePlan, cancelled: threading.Event, vacuum: bool
+        self,
+        sandbox_id: str,
+        plan: RestorePlan,
+        cancelled: threading.Event,
+        vacuum: bool,
+        warnings: list[str] | None = None,
     ) -> None:
         self._start(sandbox_id, cancelled)
         sandbox = self.transitions.get(sandbox_id)
+        masked = sandbox.masking_policy is not None
         report = None
+        samples = None
         if plan.backups:
             sandbox = self.transitions.move(
                 sandbox_id, Status.RESTORING, progress=Progress(phase="restoring")
@@ -262,18 +286,52 @@ class Provisioner:
                 report = runner.run(plan, sandbox.on_error)
             except SandboxFailed as exc:
                 if "report" in exc.details:
-                    self.transitions.update(sandbox_id, restore=exc.details["report"])
+                    failed = exc.details["report"]
+                    self.transitions.update(
+                        sandbox_id, restore=redacted(failed) if masked else failed
+                    )
                 raise
+            report.warnings += warnings or []
+            if masked:
+                report = redacted(report)
             sandbox = self.transitions.update(sandbox_id, restore=report)
         self._check(cancelled)
+        if masked:
+            samples = self._mask(sandbox, cancelled)
+            sandbox = self.transitions.get(sandbox_id)
         if sandbox.probes_requested != [] and (plan.backups or sandbox.assertions):
             sandbox = self.transitions.move(
                 sandbox_id, Status.PROBING, progress=Progress(phase="probing")
             )
             results, verdict = run_probes(
-                sandbox, plan, report, self.settings.probe_timeout_seconds
+                sandbox, plan, report, self.settings.probe_timeout_seconds, masking=samples
             )
             self.transitions.update(sandbox_id, probes=results, verdict=verdict)
+            leaks = next((r for r in results if r.name == "masking_leaks"), None)
+            if leaks is not None and sandbox.masking is not None:
+                masking = sandbox.masking.model_copy(deep=True)
+                masking.leaks = [Leak.model_validate(x) for x in leaks.data.get("leaks", [])]
+                self.transitions.update(sandbox_id, masking=masking)
+
+    def _mask(self, sandbox: Sandbox, cancelled: threading.Event) -> Samples:
+        """Mask the restored database in place (masking/apply); the sandbox fails, and
+        its container goes, if that fails: nobody gets it unmasked."""
+        assert sandbox.masking_policy is not None
+        assert sandbox.container_id is not None
+        self.transitions.update(sandbox.id, progress=Progress(phase="masking"))
+        masker = Masker(
+            sandbox,
+            sandbox.masking_policy,
+            self.masking_key,
+            workers=self.settings.masking_workers,
+            on_progress=lambda p: self._progress(sandbox.id, p),
+            cancelled=cancelled,
+        )
+        report, samples = masker.run()
+        container_id = sandbox.container_id
+        samples.search_files = lambda values: files_holding(self.runtime, container_id, values)
+        self.transitions.update(sandbox.id, masking=report)
+        return samples
 
     def _snapshot_to_copy(self, sandbox: Sandbox, key: str | None) -> Snapshot | None:
         if sandbox.from_snapshot and sandbox.snapshot_id:
@@ -311,6 +369,7 @@ class Provisioner:
             restore=restore,
             probes=snapshot.probes,
             verdict=snapshot.verdict,
+            masking=snapshot.masking,
         )
         log.info("sandbox ready (copy)", extra={"sandbox": sandbox_id, "snapshot": snapshot.id})
 
@@ -454,9 +513,12 @@ class Provisioner:
         try:
             sandbox = self.transitions.get(sandbox_id)
             # Never kept: a cancelled one (nobody wants it), one over its disk bound (it
-            # would go on holding the disk the bound protects).
-            keep = not isinstance(exc, Cancelled | DiskLimitExceeded) and (
-                sandbox.keep_on_failure or self.settings.keep_failed
+            # would go on holding the disk the bound protects), a masked one (it may hold
+            # the original values: masking failed, or never ran).
+            keep = (
+                not isinstance(exc, Cancelled | DiskLimitExceeded | MaskingFailed)
+                and sandbox.masking_policy is None
+                and (sandbox.keep_on_failure or self.settings.keep_failed)
             )
             sandbox = self.transitions.move(
                 sandbox_id, Status.FAILED, error=error, progress=None, container_kept=keep

@@ -6,8 +6,9 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
+from restorebox.masking.policy import MaskingPolicy
 from restorebox.models import Assertion, Progress, Sandbox, Snapshot, Status, utcnow
 from restorebox.restore.plan import RestorePlan, database_for
 from restorebox.settings import Settings
@@ -33,6 +34,8 @@ class CreateRequest:
     snapshot: str | None = None  # a snapshot to copy (id or name) instead of backups
     fresh: bool = False  # restore from the backups even if a snapshot holds them
     keep_snapshot: bool = True  # a one-off check (False) leaves no snapshot behind
+    # "none", a policy object, a policy file's name; None: the dump's own labels apply
+    masking: str | dict[str, Any] | None = None
 
 
 def database_name_for(backups: list[str]) -> str:
@@ -70,6 +73,8 @@ def unmet_by_snapshot(request: CreateRequest, snapshot: Snapshot) -> list[str]:
         unmet.append("on_error")
     if request.fresh:
         unmet.append("fresh")
+    if request.masking is not None:
+        unmet.append("masking (a copy is masked as its snapshot was)")
     return unmet
 
 
@@ -80,6 +85,7 @@ def new_record(
     plan: RestorePlan | None,
     snapshot: Snapshot | None,
     sandbox_id: str | None = None,
+    masking: MaskingPolicy | None = None,
 ) -> Sandbox:
     """The record of a sandbox a create asks for (``plan`` when its backups are known,
     ``snapshot`` when it is a copy); fresh credentials, status creating."""
@@ -123,5 +129,7 @@ def new_record(
         probes_requested=request.probes,
         assertions=request.assertions,
         keep_on_failure=request.keep_on_failure,
+        masking_requested=request.masking,
+        masking_policy=masking,
         progress=Progress(phase="queued" if plan or snapshot else "inspecting"),
     )

@@ -11,6 +11,7 @@ import psycopg
 from psycopg import sql
 
 from restorebox.backups.model import Backup, DeclaredObject
+from restorebox.masking.apply import Samples
 from restorebox.models import RestoreReport, Sandbox
 from restorebox.platforms import Classifier
 
@@ -34,6 +35,7 @@ class Context:
     report: RestoreReport | None
     deadline: float
     platform: Classifier = field(default_factory=lambda: Classifier(None))
+    masking: Samples | None = None  # a masked sandbox's original values (masking_leaks)
 
     def is_platform(self, obj: DeclaredObject) -> bool:
         """A platform's piece: in a platform schema, a platform extension, or a user

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from restorebox.probes import checks, data, schema
+from restorebox.probes import checks, data, leaks, schema
 from restorebox.probes.base import Probe
 
 _ALL = [
@@ -39,5 +39,11 @@ _ALL = [
     Probe(
         "amcheck", "btree and heap consistency (amcheck), within the time budget", checks.amcheck
     ),
+    Probe(
+        "masking_leaks",
+        "original values of masked columns searched for in every text column and file",
+        leaks.masking_leaks,
+    ),
 ]
+MASKING_LEAKS = "masking_leaks"  # runs on masked sandboxes only, always
 PROBES: dict[str, Probe] = {p.name: p for p in _ALL}

@@ -10,12 +10,13 @@ from typing import Any, Literal
 import psycopg
 
 from restorebox.backups.model import Backup
+from restorebox.masking.apply import Samples
 from restorebox.models import Assertion, ProbeResult, ProbeStatus, RestoreReport, Sandbox
 from restorebox.pg import connect
 from restorebox.platforms import Classifier
 from restorebox.platforms.prepare import prepared_schemas
 from restorebox.probes.base import Context, Outcome
-from restorebox.probes.catalog import PROBES
+from restorebox.probes.catalog import MASKING_LEAKS, PROBES
 from restorebox.probes.checks import run_assertion
 from restorebox.restore.plan import RestorePlan
 
@@ -34,12 +35,22 @@ def verdict_of(results: list[ProbeResult]) -> Verdict:
 
 
 def run_probes(
-    sandbox: Sandbox, plan: RestorePlan, report: RestoreReport | None, timeout_seconds: float
+    sandbox: Sandbox,
+    plan: RestorePlan,
+    report: RestoreReport | None,
+    timeout_seconds: float,
+    masking: Samples | None = None,
 ) -> tuple[list[ProbeResult], Verdict | None]:
     """Every selected probe against the sandbox's database; for dumps that made several
-    databases, against each of them too (named ``probe [database]``), within one budget."""
+    databases, against each of them too (named ``probe [database]``), within one budget.
+    A masked sandbox is always searched for leaks (``masking_leaks``), whatever the
+    selection: that proof is what masking promises."""
     names = sandbox.probes_requested if sandbox.probes_requested is not None else list(PROBES)
-    selected = [PROBES[n] for n in PROBES if n in names]
+    selected = [
+        PROBES[n]
+        for n in PROBES
+        if (n in names and n != MASKING_LEAKS) or (n == MASKING_LEAKS and masking is not None)
+    ]
     results: list[ProbeResult] = []
     deadline = time.monotonic() + timeout_seconds
     helpers = report.platform.helpers if report and report.platform else []
@@ -52,7 +63,7 @@ def run_probes(
             continue  # a database the dump only passes through (pg_dumpall's postgres)
         suffix = "" if main else f" [{database}]"
         with connect(sandbox, dbname=database) as conn:
-            ctx = Context(conn, sandbox, backups, db_report, deadline, classifier)
+            ctx = Context(conn, sandbox, backups, db_report, deadline, classifier, masking)
             jobs: list[tuple[str, str, Callable[[Context], Outcome]]] = [
                 (p.name + suffix, p.description, p.check) for p in selected
             ]

@@ -98,7 +98,10 @@ ROLES = Rule(
 # fails. The labels are commented out; archives use pg_restore --no-security-labels.
 SECURITY_LABELS = Rule(
     0,
-    r"/^SECURITY LABEL FOR /,/;$/s/^/-- restorebox: no label provider in a sandbox: /",
+    # A range (/start/,/end/) would run on to the next statement when the label ends on
+    # its first line (as pg_dump writes it): its lines are joined up to the ";" instead.
+    "/^SECURITY LABEL FOR /{\n:a\n/;$/!{\nN\nba\n}\n"
+    "s/^/-- restorebox: no label provider in a sandbox: /\ns/\\n/\\n-- /g\n}",
     "SECURITY LABEL statements skipped (no label provider is loaded in a sandbox)",
 )
 # Locales restorebox's images have; a dump asking for another gets the closest.

@@ -14,6 +14,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 
@@ -31,9 +32,11 @@ from restorebox.snapshots.store import SnapshotStore
 log = logging.getLogger("restorebox.snapshots.cache")
 
 
-def cache_key(sandbox: Sandbox, backup_sha256: list[str], image_id: str) -> str:
+def cache_key(
+    sandbox: Sandbox, backup_sha256: list[str], image_id: str, masking_key: str = ""
+) -> str:
     """Everything that changes what a restore produces."""
-    material = {
+    material: dict[str, Any] = {
         "backups": backup_sha256,
         "image": image_id,
         "postgres": sandbox.postgres_version,
@@ -43,6 +46,9 @@ def cache_key(sandbox: Sandbox, backup_sha256: list[str], image_id: str) -> str:
         "probes": sandbox.probes_requested,
         "assertions": [a.model_dump() for a in sandbox.assertions],
     }
+    if sandbox.masking_policy is not None:  # masked and unmasked never share a snapshot
+        material["masking"] = sandbox.masking_policy.digest_material()
+        material["masking_key"] = masking_key
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -63,6 +69,8 @@ class SnapshotCache:
         self.referenced = referenced
         # Called before a snapshot is removed: what was made ahead of it goes first.
         self.release = release
+        # Names the masking key in masked snapshots' keys (set by the manager).
+        self.masking_fingerprint = ""
         self.store = store
         self.runtime = runtime
         self.settings = settings
@@ -81,7 +89,7 @@ class SnapshotCache:
         image_id = self.runtime.image_id(sandbox.image)
         if image_id is None:
             return None
-        return cache_key(sandbox, [b.sha256 for b in backups], image_id)
+        return cache_key(sandbox, [b.sha256 for b in backups], image_id, self.masking_fingerprint)
 
     def find(self, key: str | None) -> Snapshot | None:
         """The cache snapshot for ``key``; one whose data is not here any more (kept in a
@@ -176,6 +184,7 @@ class SnapshotCache:
             restore=sandbox.restore,
             probes=sandbox.probes,
             verdict=sandbox.verdict,
+            masking=sandbox.masking,
         )
         with self._lock:
             stale = self.store.by_key(key) if key is not None else None

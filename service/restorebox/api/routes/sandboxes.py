@@ -62,6 +62,7 @@ async def create_sandbox(
         snapshot=body.snapshot,
         fresh=body.fresh,
         keep_snapshot=body.keep_snapshot,
+        masking=body.masking,
     )
     manager = services.manager
     sandbox = await run_in_threadpool(manager.create, request)
