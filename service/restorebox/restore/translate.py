@@ -101,7 +101,8 @@ SECURITY_LABELS = Rule(
     # A range (/start/,/end/) would run on to the next statement when the label ends on
     # its first line (as pg_dump writes it): its lines are joined up to the ";" instead.
     "/^SECURITY LABEL FOR /{\n:a\n/;$/!{\nN\nba\n}\n"
-    "s/^/-- restorebox: no label provider in a sandbox: /\ns/\\n/\\n-- /g\n}",
+    "s/^/-- restorebox: no label provider in a sandbox: /\n"
+    "s/\\n/\\n-- restorebox: no label provider in a sandbox: /g\n}",
     "SECURITY LABEL statements skipped (no label provider is loaded in a sandbox)",
 )
 # Locales restorebox's images have; a dump asking for another gets the closest.
