@@ -475,10 +475,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="5,300,1500", help="dump sizes in MB")
     parser.add_argument(
         "--only",
-        choices=["drills", "store"],
+        choices=["drills", "store", "masking"],
         help="drills: a drill against the naive restore; store: the store (thin copies) "
-        "against the overlay path, at the largest size",
+        "against the overlay path, at the largest size; masking: the masking step on "
+        "--rows rows beside pganonymize",
     )
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows for --only masking")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="restorebox-bench-"))
@@ -491,6 +493,10 @@ def main() -> None:
             from tests.bench.store_bench import report_store
 
             report_store(service, sizes, args.runs)
+        elif args.only == "masking":
+            from tests.bench.masking_bench import report_masking
+
+            report_masking(service, work, args.rows)
         else:
             report(service, sizes, args.runs)
     finally:

@@ -299,7 +299,9 @@ class Provisioner:
         if masked:
             samples = self._mask(sandbox, cancelled)
             sandbox = self.transitions.get(sandbox_id)
-        if sandbox.probes_requested != [] and (plan.backups or sandbox.assertions):
+        # A masked sandbox is searched for leaks even when no probe is asked for.
+        wanted = sandbox.probes_requested != [] or samples is not None
+        if wanted and (plan.backups or sandbox.assertions):
             sandbox = self.transitions.move(
                 sandbox_id, Status.PROBING, progress=Progress(phase="probing")
             )

@@ -9,12 +9,15 @@ In order, on the sandbox's main database:
    values); under ``strict`` a suspicious one fails the sandbox here.
 3. **Sample** the original values of the masked columns, for the ``masking_leaks`` probe
    (kept in memory only, never written anywhere).
-4. **Mask**: one UPDATE per table, set-based, with triggers off (replica mode); a large
-   table is split into block ranges updated at once on several connections.
-5. **Leave nothing behind**: each masked table is rewritten (VACUUM FULL: no old row
-   version stays in a page, an index or TOAST), analyzed anew (and ``pg_statistic``
-   rewritten: it held sampled values), materialized views refreshed, and the WAL that
-   held the originals removed (``wal_recycle`` off, a switch and two checkpoints).
+4. **Mask**, set-based, triggers off (replica mode), a large table in block ranges on
+   several connections at once: a table is reloaded (``reload``: masked rows written
+   aside, the table emptied into new files and refilled, its indexes and keys built
+   anew), or where it cannot be, updated in place.
+5. **Leave nothing behind**: an updated table is rewritten (VACUUM FULL: no old row
+   version stays in a page, an index or TOAST); every masked table is analyzed anew
+   (and ``pg_statistic`` rewritten: it held sampled values), materialized views
+   refreshed, and the WAL that held the originals removed (``wal_recycle`` off, a
+   switch and two checkpoints).
 
 Any failure raises MaskingFailed: the caller fails the sandbox and removes its container."""
 
@@ -37,6 +40,14 @@ from restorebox.masking.functions import HELPERS, Column, expression, helper_fun
 from restorebox.masking.key import MaskingKey
 from restorebox.masking.model import MaskedColumn, MaskingReport, SuspiciousColumn
 from restorebox.masking.policy import MaskingPolicy
+from restorebox.masking.reload import (
+    Table,
+    block_ranges,
+    drop_stashes,
+    reloadable,
+    stash_jobs,
+    swap,
+)
 from restorebox.masking.scan import reasons_for
 from restorebox.masking.strategies import Strategy
 from restorebox.masking.words import CITIES, FIRST_NAMES, LAST_NAMES
@@ -45,14 +56,21 @@ from restorebox.pg import connect
 
 log = logging.getLogger("restorebox.masking")
 
-SPLIT_PAGES = 2048  # a table this large (16 MB) is masked in block ranges, in parallel
 SAMPLE_ROWS = 500
 SAMPLES_PER_COLUMN = 50
 SCAN_ROWS = 200
 MIN_SAMPLE_LENGTH = 4
 # Settings while masking: no full-page images (which would copy unmasked pages into
-# the WAL) and no recycled WAL segments (renamed, not emptied: they would keep it).
-MASKING_SETTINGS = ("full_page_writes", "wal_recycle")
+# the WAL), no recycled WAL segments (renamed, not emptied: they would keep it), and the
+# restore's own speed settings (the sandbox is thrown away if the masking fails).
+MASKING_SETTINGS = {
+    "full_page_writes": "off",
+    "wal_recycle": "off",
+    "fsync": "off",
+    "max_wal_size": "8GB",
+    "checkpoint_timeout": "30min",
+    "autovacuum": "off",
+}
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", HELPERS)
 
 _CATALOG = """
@@ -140,6 +158,7 @@ class Masker:
     workers: int = 2
     on_progress: Callable[[Progress], None] = lambda progress: None
     cancelled: threading.Event = field(default_factory=threading.Event)
+    warnings: list[str] = field(default_factory=list)
 
     def run(self) -> tuple[MaskingReport, Samples]:
         started = time.monotonic()
@@ -170,14 +189,20 @@ class Masker:
                 )
             samples, counts = self._sample(conn, planned)
             conn.execute(sql.SQL(helper_functions()))
+        clock = _Clock(report.phases, started)
+        clock.lap("resolve")
         try:
             with self._masking_settings():
-                self._mask(planned, counts)
-                self._rewrite(sorted({p.table for p in planned if p.strategy.kind != "keep"}))
-                report.warnings += self._refresh_matviews()
+                rows, updated = self._mask(planned)
+                clock.lap("update")
+                masked = sorted({p.table for p in planned if p.strategy.kind != "keep"})
+                self._rewrite(masked, updated)
+                report.warnings += self.warnings + self._refresh_matviews()
                 self._rewrite_statistics()
+                clock.lap("rewrite")
                 self._drop_helpers()
                 self._scrub_wal()
+                clock.lap("scrub")
         finally:
             self._drop_helpers()
         report.columns = [
@@ -191,10 +216,6 @@ class Masker:
             for p in planned
         ]
         report.seconds = round(time.monotonic() - started, 3)
-        rows = sum(
-            max((c for (t, _), c in counts.items() if t == table), default=0)
-            for table in {p.table for p in planned}
-        )
         report.rows_per_second = round(rows / report.seconds, 1) if report.seconds else 0.0
         log.info(
             "sandbox masked",
@@ -379,11 +400,45 @@ class Masker:
         return samples, counts
 
     # -- 4. mask ------------------------------------------------------------------------
-    def _mask(self, planned: list[Planned], counts: dict[tuple[str, str], int]) -> None:
+    def _mask(self, planned: list[Planned]) -> tuple[int, list[str]]:
+        """Mask every table: reloaded where it allows (``reload``), updated otherwise.
+        Returns the rows masked and the tables updated (whose old row versions still
+        have to go: ``_rewrite``)."""
         tables: dict[str, list[Planned]] = {}
         for p in planned:
             if p.strategy.kind != "keep":
                 tables.setdefault(p.table, []).append(p)
+        with self._connect() as conn:
+            oids = {name: columns[0].oid for name, columns in tables.items()}
+            reload_oids = reloadable(conn, list(oids.values()))
+            by_reload = {
+                name: Table(
+                    oid=columns[0].oid,
+                    name=columns[0].column.table,
+                    values={p.column.name: expression(p.column, p.strategy) for p in columns},
+                    pages=self._pages(conn, columns[0].oid),
+                )
+                for name, columns in tables.items()
+                if columns[0].oid in reload_oids
+            }
+        updated = [name for name in tables if name not in by_reload]
+        # Updated tables first: the reload's foreign keys are validated against them.
+        rows = self._update({name: tables[name] for name in updated})
+        if by_reload:
+            try:
+                rows += self._reload(list(by_reload.values()))
+            except psycopg.Error as exc:
+                message = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
+                log.warning("reload failed, updating instead", extra={"error": message})
+                self.warnings.append(
+                    f"masking by reload failed ({message}); those tables were updated instead"
+                )
+                rows += self._update({name: tables[name] for name in by_reload})
+                updated += list(by_reload)
+        return rows, updated
+
+    def _update(self, tables: dict[str, list[Planned]]) -> int:
+        """One UPDATE per table (per block range of a large one), triggers off."""
         jobs: list[sql.Composed] = []
         with self._connect() as conn:
             for columns in tables.values():
@@ -398,21 +453,55 @@ class Masker:
                     ),
                 )
                 pages = self._pages(conn, first.oid) if first.relkind == "r" else 0
-                jobs += _split(update, pages, self.workers)
+                jobs += [
+                    sql.Composed([update, where]) for where in block_ranges(pages, self.workers)
+                ]
         done = 0
 
-        def run(job: sql.Composed) -> None:
+        def run(job: sql.Composed) -> int:
             nonlocal done
             self._check()
             with self._connect() as conn:
                 conn.execute("SET session_replication_role = replica")
                 conn.execute("SET synchronous_commit = off")
-                conn.execute(job, {"ik": self.key.inner, "ok": self.key.outer})
+                rows = max(conn.execute(job, self._key_params()).rowcount, 0)
             done += 1
             self._phase(f"masking: {done} of {len(jobs)} updates", done, len(jobs))
+            return rows
 
-        self._phase(f"masking {len(tables)} tables", 0, len(jobs))
-        self._parallel(run, jobs)
+        if jobs:
+            self._phase(f"masking {len(tables)} tables by update", 0, len(jobs))
+        return self._parallel(run, jobs)
+
+    def _reload(self, tables: list[Table]) -> int:
+        """Masked rows written aside in parallel, then swapped in (``reload``)."""
+        with self._connect() as conn:
+            jobs = [job for table in tables for job in stash_jobs(conn, table, self.workers)]
+        done = 0
+
+        def run(job: sql.Composed) -> int:
+            nonlocal done
+            self._check()
+            with self._connect() as conn:
+                conn.execute("SET synchronous_commit = off")
+                rows = max(conn.execute(job, self._key_params()).rowcount, 0)
+            done += 1
+            self._phase(f"masking: {done} of {len(jobs)} tables' parts", done, len(jobs))
+            return rows
+
+        try:
+            self._phase(f"masking {len(tables)} tables", 0, len(jobs))
+            rows = self._parallel(run, jobs)
+            self._check()
+            with self._connect() as conn:
+                swap(conn, tables, lambda step: self._phase(f"masking: {step}"))
+        finally:
+            with self._connect() as conn:
+                drop_stashes(conn, tables)
+        return rows
+
+    def _key_params(self) -> dict[str, bytes]:
+        return {"ik": self.key.inner, "ok": self.key.outer}
 
     @staticmethod
     def _pages(conn: psycopg.Connection[Any], oid: int) -> int:
@@ -421,25 +510,28 @@ class Masker:
         ).fetchone()
         return int(row[0]) if row else 0
 
-    def _parallel(self, run: Callable[[Any], None], jobs: list[Any]) -> None:
+    def _parallel(self, run: Callable[[Any], int | None], jobs: list[Any]) -> int:
+        """Run the jobs on ``workers`` connections at once; the sum of what they return."""
         if not jobs:
-            return
+            return 0
         with ThreadPoolExecutor(max_workers=min(self.workers, len(jobs))) as pool:
-            for future in [pool.submit(run, job) for job in jobs]:
-                future.result()
+            return sum(future.result() or 0 for future in [pool.submit(run, j) for j in jobs])
 
     # -- 5. leave nothing behind --------------------------------------------------------
-    def _rewrite(self, tables: list[str]) -> None:
-        """Each masked table rewritten (its old row versions, index entries and TOAST
-        gone), analyzed and vacuumed anew; then the statistics catalogs rewritten."""
-        self._phase(f"masking: rewriting {len(tables)} tables")
+    def _rewrite(self, tables: list[str], updated: list[str]) -> None:
+        """Each updated table rewritten (its old row versions, index entries and TOAST
+        gone: a reloaded one has new files already); every masked table vacuumed and
+        analyzed anew."""
+        self._phase(f"masking: vacuuming {len(tables)} tables")
 
         def rewrite(table: str) -> None:
             self._check()
             schema, _, name = table.partition(".")
+            ident = sql.Identifier(schema, name)
             with self._connect() as conn:
-                conn.execute(sql.SQL("VACUUM (FULL) {}").format(sql.Identifier(schema, name)))
-                conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(schema, name)))
+                if table in updated:
+                    conn.execute(sql.SQL("VACUUM (FULL) {}").format(ident))
+                conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(ident))
 
         self._parallel(rewrite, tables)
 
@@ -511,8 +603,12 @@ class Masker:
     @contextmanager
     def _masking_settings(self) -> Iterator[None]:
         with self._connect() as conn:
-            conn.execute("ALTER SYSTEM SET full_page_writes = off")
-            conn.execute("ALTER SYSTEM SET wal_recycle = off")
+            for name, value in MASKING_SETTINGS.items():
+                conn.execute(
+                    sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                        sql.Identifier(name), sql.Literal(value)
+                    )
+                )
             conn.execute("SELECT pg_reload_conf()")
         self._wait_for_setting("wal_recycle", "off")
         try:
@@ -547,24 +643,6 @@ class Masker:
             raise MaskingFailed("the sandbox was cancelled while it was being masked")
 
 
-def _split(update: sql.Composed, pages: int, workers: int) -> list[sql.Composed]:
-    """One UPDATE, or one per block range of a large table (the ranges cover it all: the
-    last is open-ended; rows moved by another range's update are not seen again)."""
-    if pages < SPLIT_PAGES or workers < 2:
-        return [update]
-    step = -(-pages // workers)
-    jobs: list[sql.Composed] = []
-    for index in range(workers):
-        low = sql.Literal(f"({index * step},0)")
-        if index == workers - 1:
-            where = sql.SQL("ctid >= {}::tid").format(low)
-        else:
-            high = sql.Literal(f"({(index + 1) * step},0)")
-            where = sql.SQL("ctid >= {}::tid AND ctid < {}::tid").format(low, high)
-        jobs.append(sql.SQL("{} WHERE {}").format(update, where))
-    return jobs
-
-
 def _producible(planned: list[Planned]) -> frozenset[str]:
     """Values the masking's word lists can produce, for the strategies that use them."""
     kinds = {p.strategy.kind for p in planned}
@@ -579,3 +657,14 @@ def _producible(planned: list[Planned]) -> frozenset[str]:
         values.update(f"{f} {last}" for f in FIRST_NAMES for last in LAST_NAMES)
     values.update(p.strategy.argument or "" for p in planned if p.strategy.kind == "fixed")
     return frozenset(values)
+
+
+@dataclass
+class _Clock:
+    phases: dict[str, float]
+    last: float
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.phases[name] = round(now - self.last, 3)
+        self.last = now

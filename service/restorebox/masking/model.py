@@ -33,6 +33,9 @@ class MaskingReport(BaseModel):
     columns: list[MaskedColumn] = Field(default_factory=list)
     seconds: float = 0.0
     rows_per_second: float = 0.0
+    # Seconds per phase: resolve (policy against the catalog, scan, sample), update,
+    # rewrite (tables, views, statistics), scrub (the WAL that held the originals).
+    phases: dict[str, float] = Field(default_factory=dict)
     suspicious: list[SuspiciousColumn] = Field(default_factory=list)
     leaks: list[Leak] = Field(default_factory=list)
     labels_not_understood: list[str] = Field(default_factory=list)
