@@ -33,6 +33,7 @@ POLICY = {
         },
         "public.tickets": {"body": "text"},
         "public.newsletter": {"address": "email"},
+        "public.audit_log": {"actor_email": "email"},
         "public.staff": {"username": "hash", "first_name": "first_name", "last_name": "last_name"},
     },
 }
@@ -41,6 +42,8 @@ MASKED = {
     "customers": {"email": 1, "full_name": 2, "phone": 3, "street": 4, "city": 5, "notes": 8},
     "tickets": {"body": 3},
     "newsletter": {"address": 1},
+    "audit_log_early": {"actor_email": 2},
+    "audit_log_late": {"actor_email": 2},
     "staff": {"username": 1, "first_name": 2, "last_name": 3},
 }
 TEXT_VALUES = """
@@ -123,6 +126,11 @@ def test_a_masked_sandbox_holds_no_original_value_and_still_joins(
         url, "SELECT count(*) FROM newsletter n JOIN customers c ON c.email = n.address"
     )
     assert joined == len(people["newsletter"])
+    # So are the audit log's actors (a partitioned table: masked in place, then rewritten).
+    [(actors,)] = query(
+        url, "SELECT count(*) FROM audit_log a JOIN customers c ON c.email = a.actor_email"
+    )
+    assert actors == len(people["audit_log_early"]) + len(people["audit_log_late"])
 
     # Dates move within the bound, each row by its own amount; NULLs stay NULL.
     shifted = dict(query(url, "SELECT id, birth_date FROM customers"))
