@@ -9,9 +9,11 @@ import os
 import shutil
 import sys
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import yaml
 from pydantic import ValidationError
 
 from restorebox.auth.tokens import read_for_client
@@ -73,6 +75,22 @@ def _show(sandbox: dict[str, Any]) -> str:
         for e in restore.get("errors", [])[:20]:
             where = f":{e['line']}" if e.get("line") else ""
             out.append(f"  error {e['backup']}{where}: {e['message']}")
+    masking = sandbox.get("masking")
+    if masking:
+        out += ["", f"masking:   {masking['source']} in {masking['seconds']}s"]
+        out.append(
+            table(
+                [
+                    [c["table"], c["column"], c["strategy"], str(c["rows"]), c["via"]]
+                    for c in masking["columns"]
+                ],
+                ["table", "column", "strategy", "rows", "why"],
+            )
+        )
+        for c in masking.get("suspicious", []):
+            out.append(f"  not in the policy, looks personal: {c['table']}.{c['column']}")
+        for leak in masking.get("leaks", []):
+            out.append(f"  LEAK: original values in {leak['table']}.{leak['column']}")
     if sandbox.get("probes"):
         out.append("")
         out.append(
@@ -126,6 +144,12 @@ def _main(argv: list[str] | None = None) -> int:
     create.add_argument("--snapshot", help="copy this snapshot (id or name) instead of backups")
     create.add_argument(
         "--fresh", action="store_true", help="restore from the backups even if a snapshot has them"
+    )
+    create.add_argument(
+        "--masking",
+        help='mask personal data: "none", a policy file in the backups folder, @FILE for a '
+        "local YAML/JSON policy, or an inline JSON object (default: the dump's own "
+        "PostgreSQL Anonymizer labels)",
     )
     create.add_argument(
         "--no-snapshot",
@@ -266,6 +290,8 @@ def create(client: Client, args: argparse.Namespace) -> int:
         options["fresh"] = True
     if args.no_snapshot:
         options["keep_snapshot"] = False
+    if args.masking:
+        options["masking"] = _masking(args.masking)
     backup = args.backup or None
     if not args.wait:
         print(client.create(backup, wait=False, **options).id)
@@ -274,6 +300,22 @@ def create(client: Client, args: argparse.Namespace) -> int:
         sandbox = client.create(backup, on_event=view, **options)
     print(sandbox.url)
     return 0
+
+
+def _masking(value: str) -> str | dict[str, Any]:
+    """--masking: a name the service resolves, or a policy read here (@FILE, JSON)."""
+    if value.startswith("@"):
+        text = Path(value[1:]).read_text(encoding="utf-8")
+        loaded = yaml.safe_load(text)
+        if not isinstance(loaded, dict):
+            raise SystemExit(f"{value[1:]}: a masking policy is a mapping with tables:")
+        return loaded
+    if value.lstrip().startswith("{"):
+        parsed = json.loads(value)
+        if not isinstance(parsed, dict):
+            raise SystemExit("--masking: give a JSON object")
+        return parsed
+    return value
 
 
 def listing(client: Client, args: argparse.Namespace) -> int:

@@ -269,6 +269,7 @@ function reportSection(sandbox) {
       parts.push(h("h2", {}, "Warnings"), h("ul", {}, restore.warnings.map((w) => h("li", {}, w))));
     }
   }
+  parts.push(...maskingSection(sandbox.masking));
   if (sandbox.probes && sandbox.probes.length) {
     parts.push(h("h2", {}, "Probes"),
       h("table", { id: "probes" },
@@ -277,6 +278,42 @@ function reportSection(sandbox) {
           h("td", { title: p.description }, p.name), h("td", {}, badge(p.status)),
           h("td", {}, p.detail), h("td", {}, p.duration_seconds))))));
   }
+  return parts;
+}
+
+// What masking did (report.masking): the columns, what the policy left out, any leak.
+function maskingSection(masking) {
+  if (!masking) return [];
+  const leaks = masking.leaks || [];
+  const parts = [
+    h("h2", {}, "Masking"),
+    h("p", { id: "masking-summary" },
+      `Policy: ${masking.source}${masking.strict ? " (strict)" : ""}; `,
+      `${masking.columns.length} columns in ${masking.seconds} s; `,
+      leaks.length ? badge("fail") : badge("pass"),
+      leaks.length ? ` ${leaks.length} leaks found` : " no original value left"),
+    h("table", { id: "masked-columns" },
+      h("thead", {}, h("tr", {}, ["Table", "Column", "Strategy", "Rows", "Why"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, masking.columns.map((c) => h("tr", {},
+        h("td", {}, c.table), h("td", {}, c.column), h("td", {}, h("code", {}, c.strategy)),
+        h("td", {}, c.rows), h("td", {}, c.via))))),
+  ];
+  if (masking.suspicious && masking.suspicious.length) {
+    parts.push(h("h3", {}, "Looks personal, not in the policy"),
+      h("table", { id: "suspicious-columns" },
+        h("thead", {}, h("tr", {}, ["Table", "Column", "Type", "Why"].map((t) => h("th", {}, t)))),
+        h("tbody", {}, masking.suspicious.map((c) => h("tr", {},
+          h("td", {}, c.table), h("td", {}, c.column), h("td", {}, c.type),
+          h("td", {}, c.reasons.join("; ")))))));
+  }
+  if (leaks.length) {
+    parts.push(h("h3", {}, "Original values found"),
+      h("ul", { id: "masking-leaks", class: "error" }, leaks.map((l) => h("li", {},
+        l.where === "file" ? `file ${l.column}` : `${l.table}.${l.column}: ${l.values} rows`))));
+  }
+  const notes = [...(masking.labels_not_understood || []).map((n) => `label not understood: ${n}`),
+    ...(masking.warnings || [])];
+  if (notes.length) parts.push(h("ul", {}, notes.map((n) => h("li", {}, n))));
   return parts;
 }
 
@@ -296,6 +333,7 @@ async function showSandbox(id, current) {
       h("dt", {}, "Connection URL"), h("dd", {}, urlCell(sandbox.connection_url).firstChild || "—"),
       h("dt", {}, "Time left"), h("dd", {}, timeLeft(sandbox.expires_at)),
       sandbox.from_snapshot ? [h("dt", {}, "Copied from"), h("dd", {}, `snapshot ${sandbox.snapshot_id}`)] : null,
+      sandbox.masking ? [h("dt", {}, "Masked"), h("dd", {}, `yes (${sandbox.masking.source})`)] : null,
       sandbox.error ? [h("dt", {}, "Error"), h("dd", { class: "error" }, `${sandbox.error.code}: ${sandbox.error.message}`)] : null)),
     h("table", { id: "live" }, h("tbody", {}, h("tr", {}, progressCell(sandbox)))),
     reportSection(sandbox));
@@ -410,7 +448,7 @@ async function showSnapshots(current) {
           h("thead", {}, h("tr", {}, ["Snapshot", "Kind", "Backups", "Size", "Verdict", "Made",
             "Last used", ""].map((t) => h("th", {}, t)))),
           h("tbody", {}, data.snapshots.map((s) => h("tr", {},
-            h("td", {}, h("code", {}, s.name || s.id)), h("td", {}, s.kind),
+            h("td", {}, h("code", {}, s.name || s.id)), h("td", {}, s.masked ? `${s.kind}, masked` : s.kind),
             h("td", {}, s.backups.join(", ")), snapshotSize(s),
             h("td", {}, badge(s.verdict, "—")),
             h("td", {}, new Date(s.created_at).toLocaleString()),

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import GENERATED, Api, query
+from tests.conftest import GENERATED, TOKEN, Api, query
 from tests.fixtures.people.generate import generate
 
 pytestmark = pytest.mark.integration
@@ -285,3 +285,38 @@ def test_a_masking_that_fails_removes_the_sandbox_even_when_asked_to_keep_it(
     assert sandbox["error"]["code"] == "masking_failed"
     assert "NOT NULL" in sandbox["error"]["message"]
     assert api.containers() == []
+
+
+def test_the_dashboard_shows_what_masking_did(
+    live_server: Any, backups: Path, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    forgetful = {"tables": dict(POLICY["tables"])}
+    del forgetful["tables"]["public.newsletter"]
+    with live_server() as server, server.client() as http:
+        made = http.post(
+            "/v1/sandboxes",
+            json={
+                "backup": "people.sql",
+                "masking": forgetful,
+                "wait": True,
+                "keep_snapshot": False,
+            },
+        ).json()
+        assert made["status"] == "ready", made
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{server.url}/ui#token={TOKEN}")
+        page.goto(f"{server.url}/ui#/sandboxes/{made['id']}")
+        expect(page.locator("#masking-summary")).to_contain_text("request")
+        expect(page.locator("#masked-columns tbody tr")).to_have_count(
+            len(made["masking"]["columns"])
+        )
+        expect(page.locator("#masked-columns")).to_contain_text(
+            "foreign key with public.customers.email"
+        )
+        expect(page.locator("#suspicious-columns")).to_contain_text("public.newsletter")
+        expect(page.locator("#masking-leaks")).to_contain_text("public.newsletter.address")
+        assert errors == []

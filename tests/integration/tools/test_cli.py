@@ -273,3 +273,24 @@ def test_a_refused_setting_is_said_plainly(tmp_path: Path) -> None:
     assert "RESTOREBOX_API_TOKEN" in served.stderr
     assert "at least 16" in served.stderr
     assert "Traceback" not in served.stderr
+
+
+def test_cli_asks_for_a_masked_copy(server: dict[str, str], tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("tables:\n  public.customers:\n    contact_name: name\n    phone: phone\n")
+    made = cli(server, "create", "-b", "northwind.sql", "--masking", f"@{policy}", "--wait")
+    assert made.returncode == 0, made.stderr
+    url = made.stdout.strip().splitlines()[-1]
+    with psycopg.connect(url) as conn:
+        names = {r[0] for r in conn.execute("SELECT contact_name FROM customers").fetchall()}
+    assert "Maria Anders" not in names  # northwind's first customer contact
+    [sandbox] = json.loads(cli(server, "ls", "--json").stdout)
+    sandbox_id = sandbox["id"]
+    shown = cli(server, "show", sandbox_id)
+    assert "masking:   request" in shown.stdout
+    assert "contact_name" in shown.stdout
+    cli(server, "rm", sandbox_id)
+    bad = cli(server, "create", "-b", "northwind.sql", "--masking", '{"tables": {"x.y": {}}}')
+    assert bad.returncode == 1
+    assert "masking_policy_invalid" in bad.stderr
+    assert "Traceback" not in bad.stderr
