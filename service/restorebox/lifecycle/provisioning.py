@@ -31,7 +31,7 @@ from restorebox.lifecycle.records import DRILLS_OWNER
 from restorebox.lifecycle.transitions import Transitions
 from restorebox.masking.apply import Masker, Samples
 from restorebox.masking.key import MaskingKey
-from restorebox.masking.model import Leak
+from restorebox.masking.model import Leak, MaskingReport
 from restorebox.masking.policy import resolve_for_plan
 from restorebox.masking.redact import redacted
 from restorebox.masking.search import files_holding
@@ -329,7 +329,12 @@ class Provisioner:
             on_progress=lambda p: self._progress(sandbox.id, p),
             cancelled=cancelled,
         )
-        report, samples = masker.run()
+        try:
+            report, samples = masker.run()
+        except SandboxFailed as exc:  # strict: what the scan found, on the failed sandbox
+            if isinstance(exc.details.get("masking"), MaskingReport):
+                self.transitions.update(sandbox.id, masking=exc.details["masking"])
+            raise
         container_id = sandbox.container_id
         samples.search_files = lambda values: files_holding(self.runtime, container_id, values)
         self.transitions.update(sandbox.id, masking=report)

@@ -185,7 +185,7 @@ class Masker:
                 raise MaskingIncomplete(
                     f"strict masking: columns that look personal are not in the policy: {names}"
                     '; give each a strategy (or "keep" when it is not personal)',
-                    columns=[s.model_dump() for s in report.suspicious],
+                    masking=report,
                 )
             samples, counts = self._sample(conn, planned)
             conn.execute(sql.SQL(helper_functions()))
@@ -200,7 +200,6 @@ class Masker:
                 report.warnings += self.warnings + self._refresh_matviews()
                 self._rewrite_statistics()
                 clock.lap("rewrite")
-                self._drop_helpers()
                 self._scrub_wal()
                 clock.lap("scrub")
         finally:
@@ -456,42 +455,17 @@ class Masker:
                 jobs += [
                     sql.Composed([update, where]) for where in block_ranges(pages, self.workers)
                 ]
-        done = 0
-
-        def run(job: sql.Composed) -> int:
-            nonlocal done
-            self._check()
-            with self._connect() as conn:
-                conn.execute("SET session_replication_role = replica")
-                conn.execute("SET synchronous_commit = off")
-                rows = max(conn.execute(job, self._key_params()).rowcount, 0)
-            done += 1
-            self._phase(f"masking: {done} of {len(jobs)} updates", done, len(jobs))
-            return rows
-
         if jobs:
             self._phase(f"masking {len(tables)} tables by update", 0, len(jobs))
-        return self._parallel(run, jobs)
+        return self._run_masking(jobs, "updates")
 
     def _reload(self, tables: list[Table]) -> int:
         """Masked rows written aside in parallel, then swapped in (``reload``)."""
         with self._connect() as conn:
             jobs = [job for table in tables for job in stash_jobs(conn, table, self.workers)]
-        done = 0
-
-        def run(job: sql.Composed) -> int:
-            nonlocal done
-            self._check()
-            with self._connect() as conn:
-                conn.execute("SET synchronous_commit = off")
-                rows = max(conn.execute(job, self._key_params()).rowcount, 0)
-            done += 1
-            self._phase(f"masking: {done} of {len(jobs)} tables' parts", done, len(jobs))
-            return rows
-
         try:
             self._phase(f"masking {len(tables)} tables", 0, len(jobs))
-            rows = self._parallel(run, jobs)
+            rows = self._run_masking(jobs, "tables' parts")
             self._check()
             with self._connect() as conn:
                 swap(conn, tables, lambda step: self._phase(f"masking: {step}"))
@@ -500,8 +474,24 @@ class Masker:
                 drop_stashes(conn, tables)
         return rows
 
-    def _key_params(self) -> dict[str, bytes]:
-        return {"ik": self.key.inner, "ok": self.key.outer}
+    def _run_masking(self, jobs: list[sql.Composed], what: str) -> int:
+        """Run masking statements (they take the key) on ``workers`` connections at
+        once, triggers off; the rows they wrote."""
+        done = 0
+
+        def run(job: sql.Composed) -> int:
+            nonlocal done
+            self._check()
+            with self._connect() as conn:
+                conn.execute("SET session_replication_role = replica")
+                conn.execute("SET synchronous_commit = off")
+                params = {"ik": self.key.inner, "ok": self.key.outer}
+                rows = max(conn.execute(job, params).rowcount, 0)
+            done += 1
+            self._phase(f"masking: {done} of {len(jobs)} {what}", done, len(jobs))
+            return rows
+
+        return self._parallel(run, jobs)
 
     @staticmethod
     def _pages(conn: psycopg.Connection[Any], oid: int) -> int:

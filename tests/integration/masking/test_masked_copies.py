@@ -205,6 +205,8 @@ def test_strict_fails_on_a_column_nobody_classified(api: Api, backups: Path) -> 
     sandbox = api.create(backup="people.sql", masking=forgetful, expect="failed")
     assert sandbox["error"]["code"] == "masking_incomplete"
     assert "public.newsletter.address" in sandbox["error"]["message"]
+    found = {(c["table"], c["column"]) for c in sandbox["masking"]["suspicious"]}
+    assert ("public.newsletter", "address") in found
     assert api.containers() == []
 
 
