@@ -80,14 +80,17 @@ def people_dump(backups: Path, rows: int) -> str:
     return name
 
 
-def restorebox_rate(service: Service, name: str, rows: int) -> tuple[float, float]:
+def restorebox_rate(
+    service: Service, name: str, rows: int
+) -> tuple[float, float, dict[str, float]]:
     service.describe(name)
     sandbox = service.create(backup=name, masking=POLICY, keep_snapshot=False, probes="none")
     seconds = float(sandbox["masking"]["seconds"])
+    phases = dict(sandbox["masking"]["phases"])
     leaks = next(p for p in sandbox["probes"] if p["name"] == "masking_leaks")
     assert leaks["status"] == "pass", leaks
     service.delete(sandbox["id"])
-    return seconds, rows / seconds
+    return seconds, rows / seconds, phases
 
 
 def pganonymize_rate(work: Path, backups: Path, name: str, rows: int) -> tuple[float, float]:
@@ -130,12 +133,13 @@ def pganonymize_rate(work: Path, backups: Path, name: str, rows: int) -> tuple[f
 
 def report_masking(service: Service, work: Path, rows: int) -> None:
     name = people_dump(service.backups, rows)
-    ours, our_rate = restorebox_rate(service, name, rows)
+    ours, our_rate, phases = restorebox_rate(service, name, rows)
     theirs, their_rate = pganonymize_rate(work, service.backups, name, rows)
     print(f"`scripts/bench --only masking --rows {rows}`; {os.cpu_count()} cores\n")
     print("| masking step, 5 columns | seconds | rows/s | vs pganonymize |")
     print("|---|---|---|---|")
     print(f"| pganonymize 0.13 (baseline) | {theirs:.1f} | {their_rate:,.0f} | 1.0x |")
     print(f"| restorebox | {ours:.1f} | {our_rate:,.0f} | {theirs / ours:.1f}x faster |")
+    print("\nrestorebox's phases (s): " + ", ".join(f"{k} {v}" for k, v in phases.items()))
     target = "met" if our_rate >= 250_000 else "NOT met"
     print(f"\ntarget at least 250,000 rows/s: {target}")

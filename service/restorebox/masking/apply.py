@@ -159,6 +159,7 @@ class Masker:
     on_progress: Callable[[Progress], None] = lambda progress: None
     cancelled: threading.Event = field(default_factory=threading.Event)
     warnings: list[str] = field(default_factory=list)
+    _clock: _Clock = field(init=False)
 
     def run(self) -> tuple[MaskingReport, Samples]:
         started = time.monotonic()
@@ -189,7 +190,7 @@ class Masker:
                 )
             samples, counts = self._sample(conn, planned)
             conn.execute(sql.SQL(helper_functions()))
-        clock = _Clock(report.phases, started)
+        clock = self._clock = _Clock(report.phases, started)
         clock.lap("resolve")
         try:
             with self._masking_settings():
@@ -466,6 +467,7 @@ class Masker:
         try:
             self._phase(f"masking {len(tables)} tables", 0, len(jobs))
             rows = self._run_masking(jobs, "tables' parts")
+            self._clock.lap("aside")
             self._check()
             with self._connect() as conn:
                 swap(conn, tables, lambda step: self._phase(f"masking: {step}"))

@@ -33,7 +33,8 @@ class MaskingReport(BaseModel):
     columns: list[MaskedColumn] = Field(default_factory=list)
     seconds: float = 0.0
     rows_per_second: float = 0.0
-    # Seconds per phase: resolve (policy against the catalog, scan, sample), update,
+    # Seconds per phase: resolve (policy against the catalog, scan, sample), aside (masked
+    # rows of reloaded tables written aside), update (updates, and the reload's swap),
     # rewrite (tables, views, statistics), scrub (the WAL that held the originals).
     phases: dict[str, float] = Field(default_factory=dict)
     suspicious: list[SuspiciousColumn] = Field(default_factory=list)
