@@ -46,11 +46,9 @@ def run_probes(
     A masked sandbox is always searched for leaks (``masking_leaks``), whatever the
     selection: that proof is what masking promises."""
     names = sandbox.probes_requested if sandbox.probes_requested is not None else list(PROBES)
-    selected = [
-        PROBES[n]
-        for n in PROBES
-        if (n in names and n != MASKING_LEAKS) or (n == MASKING_LEAKS and masking is not None)
-    ]
+    selected = [PROBES[n] for n in PROBES if n in names]
+    if masking is not None:
+        selected.append(MASKING_LEAKS)
     results: list[ProbeResult] = []
     deadline = time.monotonic() + timeout_seconds
     helpers = report.platform.helpers if report and report.platform else []
