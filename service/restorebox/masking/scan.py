@@ -14,7 +14,7 @@ from restorebox.masking.words import FIRST_NAMES, LAST_NAMES
 
 _NAME_HINTS = re.compile(
     r"e_?mail|phone|mobile|^tel|fax|first_?name|last_?name|surname|full_?name|^name$|"
-    r"given_?name|family_?name|contact|address|street|^city$|zip|postal|postcode|birth|^dob$|"
+    r"given_?name|family_?name|address|street|^city$|zip|postal|postcode|birth|^dob$|"
     r"ssn|social_?sec|national_?id|passport|iban|card_?number|^card$|ip_?addr|^ip$|"
     r"tax_?id|licen[cs]e_?number",
     re.I,

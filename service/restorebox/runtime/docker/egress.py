@@ -16,6 +16,7 @@ connection is ever attempted to find out."""
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 
 import docker.errors
 
@@ -58,6 +59,7 @@ def check(engine: Engine, template: ContainerSpec, repair: bool) -> str | None:
     labels = {**template.labels, L.MANAGED: "true", HELPER_LABEL: "egress"}
     labels.pop(L.SANDBOX, None)
     engine.ensure_image(template.image)
+    _remove_finished_helpers(engine)
     try:
         output = engine.call(
             engine.client.containers.run,
@@ -84,3 +86,22 @@ def check(engine: Engine, template: ContainerSpec, repair: bool) -> str | None:
         return f"could not read the engine's host firewall ({exc}); {FIX}"
     log.debug("sandbox isolation verified", extra={"output": bytes(output or b"")[:200]})
     return None
+
+
+def _remove_finished_helpers(engine: Engine, older_than: float = 60.0) -> None:
+    """Helpers an earlier check left exited (its client gone before the removal that
+    follows the run): stateless, whoever's they were. Only those that finished a minute
+    ago or more: a check running now removes its own."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+    try:
+        finished = engine.call(
+            engine.client.containers.list,
+            all=True,
+            filters={"label": f"{HELPER_LABEL}=egress", "status": "exited"},
+        )
+        for container in finished:
+            ended = str(container.attrs.get("State", {}).get("FinishedAt", ""))[:19]
+            if ended and datetime.fromisoformat(ended).replace(tzinfo=UTC) < cutoff:
+                engine.call(container.remove, force=True)
+    except (docker.errors.APIError, RestoreboxError, ValueError) as exc:
+        log.debug("finished helpers not removed", extra={"error": str(exc)})
