@@ -225,13 +225,11 @@ class Masker:
 
     # -- 1. resolve ---------------------------------------------------------------------
     def _resolve(self, conn: psycopg.Connection[Any]) -> tuple[list[Planned], set[tuple[str, str]]]:
-        wanted = {key: (s, "policy") for key, s in self.policy.strategies().items()}
-        for name in self.policy.from_labels:
-            table, _, column = name.rpartition(".")
-            if (table, column) in wanted and self.policy.tables[table][column] == str(
-                wanted[(table, column)][0]
-            ):
-                wanted[(table, column)] = (wanted[(table, column)][0], "anon label")
+        labelled = {tuple(name.rsplit(".", 1)) for name in self.policy.from_labels}
+        wanted = {
+            key: (strategy, "anon label" if key in labelled else "policy")
+            for key, strategy in self.policy.strategies().items()
+        }
         problems = self._follow_foreign_keys(conn, wanted)
         unique = {(oid, attnum) for oid, attnum in conn.execute(_UNIQUE).fetchall()}
         in_keys = {

@@ -86,15 +86,21 @@ def resolve(
         document = _document(_read_file(requested, backups_dir), requested)
         sources.append(f"file {requested}")
     tables: dict[str, dict[str, str]] = {}
-    from_labels = []
     for table, columns in labelled.items():  # the dump's rules; the request's win
         for column, strategy in columns.items():
             tables.setdefault(table, {})[column] = strategy
-            from_labels.append(f"{table}.{column}")
     if labelled:
         sources.append("anon labels")
+    requested_columns = set()
     for table, columns in document.tables.items():
         tables.setdefault(_qualified(table), {}).update(columns)
+        requested_columns |= {(_qualified(table), column) for column in columns}
+    from_labels = [
+        f"{table}.{column}"
+        for table, columns in labelled.items()
+        for column in columns
+        if (table, column) not in requested_columns
+    ]
     if not tables and requested is None:
         return None, warnings
     _check(tables, backups)

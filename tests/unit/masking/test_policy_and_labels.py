@@ -161,6 +161,7 @@ def test_a_policy_joins_the_request_to_the_dumps_labels(tmp_path: Path) -> None:
     assert policy is not None
     assert policy.tables == {"public.customers": {"email": "email", "phone": "partial:2"}}
     assert policy.source == "request + anon labels"
+    assert policy.from_labels == []  # the request's strategy won for email
     assert policy.labels_not_understood == ["public.customers.born: MASKED WITH FUNCTION x()"]
     assert "not understood" in warnings[0]
 
