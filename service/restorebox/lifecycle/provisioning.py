@@ -29,7 +29,8 @@ from restorebox.lifecycle.image_builds import BUILDS_DIR, ImageBuilds
 from restorebox.lifecycle.readiness import wait_until_ready
 from restorebox.lifecycle.records import DRILLS_OWNER
 from restorebox.lifecycle.transitions import Transitions
-from restorebox.masking.apply import Masker, Samples
+from restorebox.masking.apply import Masker
+from restorebox.masking.evidence import Samples
 from restorebox.masking.key import MaskingKey
 from restorebox.masking.model import Leak, MaskingReport
 from restorebox.masking.policy import resolve_for_plan

@@ -36,9 +36,10 @@ import psycopg
 from psycopg import sql
 
 from restorebox.errors import MaskingFailed, MaskingIncomplete
-from restorebox.masking.functions import HELPERS, Column, expression, helper_functions
+from restorebox.masking.evidence import Samples, sample_originals, scan_uncovered
+from restorebox.masking.functions import HELPERS, expression, helper_functions
 from restorebox.masking.key import MaskingKey
-from restorebox.masking.model import MaskedColumn, MaskingReport, SuspiciousColumn
+from restorebox.masking.model import MaskedColumn, MaskingReport
 from restorebox.masking.policy import MaskingPolicy
 from restorebox.masking.reload import (
     Table,
@@ -48,18 +49,12 @@ from restorebox.masking.reload import (
     stash_jobs,
     swap,
 )
-from restorebox.masking.scan import reasons_for
-from restorebox.masking.strategies import Strategy
-from restorebox.masking.words import CITIES, FIRST_NAMES, LAST_NAMES
+from restorebox.masking.targets import Planned, resolve_columns
 from restorebox.models import Progress, Sandbox
 from restorebox.pg import connect
 
 log = logging.getLogger("restorebox.masking")
 
-SAMPLE_ROWS = 500
-SAMPLES_PER_COLUMN = 50
-SCAN_ROWS = 200
-MIN_SAMPLE_LENGTH = 4
 # Settings while masking: no full-page images (which would copy unmasked pages into
 # the WAL), no recycled WAL segments (renamed, not emptied: they would keep it), and the
 # restore's own speed settings (the sandbox is thrown away if the masking fails).
@@ -71,83 +66,6 @@ MASKING_SETTINGS = {
     "checkpoint_timeout": "30min",
     "autovacuum": "off",
 }
-SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", HELPERS)
-
-_CATALOG = """
-SELECT c.oid, c.relkind, a.attnum, a.attgenerated <> '', a.attnotnull,
-       format_type(coalesce(nullif(t.typbasetype, 0), a.atttypid), NULL),
-       format_type(a.atttypid, a.atttypmod),
-       CASE WHEN coalesce(nullif(t.typbasetype, 0), a.atttypid)
-                 IN ('varchar'::regtype, 'bpchar'::regtype) AND a.atttypmod > 4
-            THEN a.atttypmod - 4 END
-FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = %s AND a.attnum > 0
-     AND NOT a.attisdropped
-LEFT JOIN pg_type t ON t.oid = a.atttypid
-WHERE n.nspname = %s AND c.relname = %s
-"""
-_FOREIGN_KEYS = """
-SELECT cn.nspname || '.' || cr.relname, ca.attname, fn.nspname || '.' || fr.relname, fa.attname
-FROM pg_constraint k
-CROSS JOIN LATERAL unnest(k.conkey, k.confkey) AS u(child, parent)
-JOIN pg_class cr ON cr.oid = k.conrelid
-JOIN pg_namespace cn ON cn.oid = cr.relnamespace
-JOIN pg_attribute ca ON ca.attrelid = k.conrelid AND ca.attnum = u.child
-JOIN pg_class fr ON fr.oid = k.confrelid
-JOIN pg_namespace fn ON fn.oid = fr.relnamespace
-JOIN pg_attribute fa ON fa.attrelid = k.confrelid AND fa.attnum = u.parent
-WHERE k.contype = 'f' AND NOT cr.relispartition
-"""
-_UNIQUE = """
-SELECT i.indrelid, i.indkey[0] FROM pg_index i
-WHERE i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL AND i.indkey[0] > 0
-"""
-_PRIMARY_KEY = """
-SELECT a.attname FROM pg_index i
-JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-WHERE i.indisprimary AND i.indrelid = %s ORDER BY array_position(i.indkey, a.attnum)
-"""
-# Columns whose values are text (strings, JSON, arrays of strings), of user tables.
-TEXT_COLUMNS = """
-SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, NULL), c.relkind,
-       CASE WHEN t.typcategory = 'A' THEN 'array'
-            WHEN t.typname IN ('json', 'jsonb') THEN 'json' ELSE 'text' END
-FROM pg_attribute a
-JOIN pg_class c ON c.oid = a.attrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_type t ON t.oid = a.atttypid
-LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
-WHERE c.relkind IN ('r', 'p', 'm') AND NOT c.relispartition AND a.attnum > 0
-  AND NOT a.attisdropped AND n.nspname <> ALL (%s) AND n.nspname NOT LIKE 'pg\\_%%'
-  AND (t.typcategory = 'S' OR t.typname IN ('json', 'jsonb') OR e.typcategory = 'S')
-ORDER BY 1, 2, a.attnum
-"""
-
-
-@dataclass
-class Samples:
-    """Original values of the masked columns, for the leak probe. In memory only."""
-
-    values: dict[tuple[str, str], list[str]] = field(default_factory=dict)
-    # Values masking itself produces (its word lists): finding one proves nothing.
-    producible: frozenset[str] = frozenset()
-    # Searches the sandbox's data directory for values: the files holding any.
-    search_files: Callable[[list[str]], list[str]] | None = None
-
-    def evidence(self) -> list[str]:
-        found = {v for values in self.values.values() for v in values}
-        return sorted(found - self.producible)
-
-
-@dataclass
-class Planned:
-    table: str  # schema.table
-    column: Column
-    strategy: Strategy
-    via: str
-    oid: int
-    relkind: str
 
 
 @dataclass
@@ -179,8 +97,9 @@ class Masker:
     def _run(self, report: MaskingReport, started: float) -> tuple[MaskingReport, Samples]:
         self._phase("masking: reading the policy against the database")
         with self._connect() as conn:
-            planned, covered = self._resolve(conn)
-            report.suspicious = self._scan(conn, covered)
+            planned, covered = resolve_columns(conn, self.policy)
+            self._phase("masking: looking for personal data the policy does not cover")
+            report.suspicious = scan_uncovered(conn, covered)
             if self.policy.strict and report.suspicious:
                 names = ", ".join(f"{s.table}.{s.column}" for s in report.suspicious)
                 raise MaskingIncomplete(
@@ -188,7 +107,7 @@ class Masker:
                     '; give each a strategy (or "keep" when it is not personal)',
                     masking=report,
                 )
-            samples, counts = self._sample(conn, planned)
+            samples, counts = sample_originals(conn, planned)
             conn.execute(sql.SQL(helper_functions()))
         clock = self._clock = _Clock(report.phases, started)
         clock.lap("resolve")
@@ -223,181 +142,7 @@ class Masker:
         )
         return report, samples
 
-    # -- 1. resolve ---------------------------------------------------------------------
-    def _resolve(self, conn: psycopg.Connection[Any]) -> tuple[list[Planned], set[tuple[str, str]]]:
-        labelled = {tuple(name.rsplit(".", 1)) for name in self.policy.from_labels}
-        wanted = {
-            key: (strategy, "anon label" if key in labelled else "policy")
-            for key, strategy in self.policy.strategies().items()
-        }
-        problems = self._follow_foreign_keys(conn, wanted)
-        unique = {(oid, attnum) for oid, attnum in conn.execute(_UNIQUE).fetchall()}
-        in_keys = {
-            (t, c)
-            for row in conn.execute(_FOREIGN_KEYS).fetchall()
-            for t, c in (row[0:2], row[2:4])
-        }
-        planned = []
-        for (table, column), (strategy, via) in sorted(wanted.items()):
-            schema, _, name = table.partition(".")
-            row = conn.execute(_CATALOG, (column, schema, name)).fetchone()
-            if row is None:
-                problems.append(f"{table}: no such table in the restored database")
-                continue
-            oid, relkind, attnum, generated, not_null, base, declared, max_length = row
-            if relkind not in ("r", "p"):
-                problems.append(f"{table}: not a table (materialized views are refreshed)")
-                continue
-            if attnum is None:
-                problems.append(f"{table}.{column}: no such column in the restored table")
-                continue
-            if generated:
-                problems.append(f"{table}.{column}: a generated column (mask what it is made of)")
-                continue
-            if strategy.kind == "null" and not_null:
-                problems.append(f"{table}.{column}: NOT NULL, cannot be masked with null")
-                continue
-            row_key = None
-            if strategy.kind == "shift_date" and (table, column) not in in_keys:
-                keys = [r[0] for r in conn.execute(_PRIMARY_KEY, (oid,)).fetchall()]
-                if keys:
-                    row_key = sql.SQL("ROW({})").format(
-                        sql.SQL(", ").join(sql.Identifier(k) for k in keys)
-                    )
-            target = Column(
-                table=sql.Identifier(schema, name),
-                name=column,
-                type=base.rsplit(".", 1)[-1] if base.endswith("citext") else base,
-                declared=declared,
-                max_length=max_length,
-                unique=(oid, attnum) in unique,
-                row_key=row_key,
-            )
-            if strategy.kind != "keep":
-                try:
-                    expression(target, strategy)
-                except ValueError as exc:
-                    problems.append(f"{table}.{column}: {exc}")
-                    continue
-            planned.append(Planned(table, target, strategy, via, oid, relkind))
-        if problems:
-            raise MaskingFailed(
-                "the masking policy does not fit the restored database: "
-                + "; ".join(problems[:20]),
-                problems=problems,
-            )
-        return planned, set(wanted)
-
-    def _follow_foreign_keys(
-        self, conn: psycopg.Connection[Any], wanted: dict[tuple[str, str], tuple[Strategy, str]]
-    ) -> list[str]:
-        """Both ends of a foreign key masked alike (a value masks the same everywhere,
-        so the key still joins); returns the conflicts."""
-        pairs = [((r[0], r[1]), (r[2], r[3])) for r in conn.execute(_FOREIGN_KEYS).fetchall()]
-        problems: list[str] = []
-        changed = True
-        while changed:
-            changed = False
-            for child, parent in pairs:
-                for this, other in ((child, parent), (parent, child)):
-                    if this not in wanted or wanted[this][0].kind == "keep":
-                        continue
-                    strategy = wanted[this][0]
-                    if other not in wanted:
-                        wanted[other] = (strategy, f"foreign key with {'.'.join(this)}")
-                        changed = True
-                    elif wanted[other][0] != strategy:
-                        problem = (
-                            f"{'.'.join(this)} ({strategy}) and {'.'.join(other)} "
-                            f"({wanted[other][0]}) are joined by a foreign key: give both the "
-                            "same strategy"
-                        )
-                        if problem not in problems and "foreign key" not in wanted[other][1]:
-                            problems.append(problem)
-        return problems
-
-    # -- 2. scan ------------------------------------------------------------------------
-    def _scan(
-        self, conn: psycopg.Connection[Any], covered: set[tuple[str, str]]
-    ) -> list[SuspiciousColumn]:
-        self._phase("masking: looking for personal data the policy does not cover")
-        by_table: dict[tuple[str, str], list[tuple[str, str]]] = {}
-        for schema, table, column, type_, relkind, _ in conn.execute(
-            TEXT_COLUMNS, (list(SYSTEM_SCHEMAS),)
-        ).fetchall():
-            if relkind != "m" and (f"{schema}.{table}", column) not in covered:
-                by_table.setdefault((schema, table), []).append((column, type_))
-        suspicious = []
-        for (schema, table), columns in by_table.items():
-            query = sql.SQL("SELECT {} FROM {} LIMIT {}").format(
-                sql.SQL(", ").join(
-                    sql.SQL("{}::text").format(sql.Identifier(c)) for c, _ in columns
-                ),
-                sql.Identifier(schema, table),
-                sql.Literal(SCAN_ROWS),
-            )
-            rows = conn.execute(query).fetchall()
-            for index, (column, type_) in enumerate(columns):
-                values = [row[index] for row in rows if row[index] is not None]
-                reasons = reasons_for(column, values)
-                if reasons:
-                    suspicious.append(
-                        SuspiciousColumn(
-                            table=f"{schema}.{table}", column=column, type=type_, reasons=reasons
-                        )
-                    )
-        return suspicious
-
-    # -- 3. sample ----------------------------------------------------------------------
-    def _sample(
-        self, conn: psycopg.Connection[Any], planned: list[Planned]
-    ) -> tuple[Samples, dict[tuple[str, str], int]]:
-        """Non-null counts of every masked column, and a sample of the values that replace
-        identities (shifted dates and kept columns are not evidence of a leak)."""
-        samples = Samples(producible=_producible(planned))
-        counts: dict[tuple[str, str], int] = {}
-        tables: dict[str, list[Planned]] = {}
-        for p in planned:
-            if p.strategy.kind != "keep":
-                tables.setdefault(p.table, []).append(p)
-        for table, columns in tables.items():
-            ident = columns[0].column.table
-            names = [sql.Identifier(p.column.name) for p in columns]
-            row = conn.execute(
-                sql.SQL("SELECT {} FROM {}").format(
-                    sql.SQL(", ").join(sql.SQL("count({})").format(n) for n in names), ident
-                )
-            ).fetchone()
-            assert row is not None
-            for p, count in zip(columns, row, strict=True):
-                counts[(table, p.column.name)] = int(count)
-            evidence = [p for p in columns if p.strategy.kind not in ("shift_date",)]
-            if not evidence:
-                continue
-            rows = conn.execute(
-                sql.SQL("SELECT {} FROM {} LIMIT {}").format(
-                    sql.SQL(", ").join(
-                        sql.SQL("{}::text").format(sql.Identifier(p.column.name)) for p in evidence
-                    ),
-                    ident,
-                    sql.Literal(SAMPLE_ROWS),
-                )
-            ).fetchall()
-            for index, p in enumerate(evidence):
-                found: list[str] = []
-                for row in rows:
-                    value = row[index]
-                    if value is None or len(value.strip()) < MIN_SAMPLE_LENGTH or value in found:
-                        continue
-                    if p.strategy.kind == "fixed" and value == p.strategy.argument:
-                        continue
-                    found.append(value)
-                    if len(found) >= SAMPLES_PER_COLUMN:
-                        break
-                samples.values[(table, p.column.name)] = found
-        return samples, counts
-
-    # -- 4. mask ------------------------------------------------------------------------
+    # -- mask ------------------------------------------------------------------------
     def _mask(self, planned: list[Planned]) -> tuple[int, list[str]]:
         """Mask every table: reloaded where it allows (``reload``), updated otherwise.
         Returns the rows masked and the tables updated (whose old row versions still
@@ -507,7 +252,7 @@ class Masker:
         with ThreadPoolExecutor(max_workers=min(self.workers, len(jobs))) as pool:
             return sum(future.result() or 0 for future in [pool.submit(run, j) for j in jobs])
 
-    # -- 5. leave nothing behind --------------------------------------------------------
+    # -- leave nothing behind --------------------------------------------------------
     def _rewrite(self, tables: list[str], updated: list[str]) -> None:
         """Each updated table rewritten (its old row versions, index entries and TOAST
         gone: a reloaded one has new files already); every masked table vacuumed and
@@ -631,22 +376,6 @@ class Masker:
     def _check(self) -> None:
         if self.cancelled.is_set():
             raise MaskingFailed("the sandbox was cancelled while it was being masked")
-
-
-def _producible(planned: list[Planned]) -> frozenset[str]:
-    """Values the masking's word lists can produce, for the strategies that use them."""
-    kinds = {p.strategy.kind for p in planned}
-    values: set[str] = set()
-    if kinds & {"first_name", "name"}:
-        values.update(FIRST_NAMES)
-    if kinds & {"last_name", "name"}:
-        values.update(LAST_NAMES)
-    if "city" in kinds:
-        values.update(CITIES)
-    if "name" in kinds:
-        values.update(f"{f} {last}" for f in FIRST_NAMES for last in LAST_NAMES)
-    values.update(p.strategy.argument or "" for p in planned if p.strategy.kind == "fixed")
-    return frozenset(values)
 
 
 @dataclass

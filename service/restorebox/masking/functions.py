@@ -45,16 +45,11 @@ def _paragraphs() -> list[str]:
     return out
 
 
-def _pick_once(array: str, byte: int) -> str:
-    """An element chosen by two bytes of ``h``, naming ``h`` once (so that the function
-    it is in is inlined: the hash is not computed twice)."""
+def _pick(array: str, byte: int) -> str:
+    """An element chosen by two bytes of ``h``, naming ``h`` once (so that a SQL function
+    using it is inlined: the hash is not computed twice)."""
     index = f"('x' || encode(substring(h from {byte + 1} for 2), 'hex'))::bit(16)::int"
     return f"({array})[1 + {index} % cardinality({array})]"
-
-
-def _pick(array: str, byte: int) -> str:
-    index = f"(get_byte(h, {byte}) * 256 + get_byte(h, {byte + 1})) % cardinality({array})"
-    return f"({array})[1 + {index}]"
 
 
 def helper_functions() -> str:
@@ -68,9 +63,9 @@ def helper_functions() -> str:
     tail = "LANGUAGE sql IMMUTABLE PARALLEL SAFE"
     return f"""
 CREATE SCHEMA {HELPERS};
-{fn}.first_name(h bytea) RETURNS text {tail} AS $$ SELECT {_pick_once(first, 0)} $$;
-{fn}.last_name(h bytea) RETURNS text {tail} AS $$ SELECT {_pick_once(last, 2)} $$;
-{fn}.city(h bytea) RETURNS text {tail} AS $$ SELECT {_pick_once(cities, 4)} $$;
+{fn}.first_name(h bytea) RETURNS text {tail} AS $$ SELECT {_pick(first, 0)} $$;
+{fn}.last_name(h bytea) RETURNS text {tail} AS $$ SELECT {_pick(last, 2)} $$;
+{fn}.city(h bytea) RETURNS text {tail} AS $$ SELECT {_pick(cities, 4)} $$;
 {fn}.full_name(h bytea) RETURNS text LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 BEGIN RETURN {_pick(first, 0)} || ' ' || {_pick(last, 2)}; END $$;
 {fn}.address(h bytea) RETURNS text LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
@@ -85,7 +80,7 @@ SELECT CASE WHEN left(ltrim(original), 1) = '+' THEN '+' ELSE '' END
 $$;
 {fn}.text(h bytea, original text) RETURNS text {tail} AS $$
 SELECT CASE WHEN original = '' THEN original ELSE left(
-  repeat({_pick_once(paragraphs, 10)} || ' ',
+  repeat({_pick(paragraphs, 10)} || ' ',
          1 + ((length(original) + 7) / 8 * 8) / {PARAGRAPH_CHARS}),
   (length(original) + 7) / 8 * 8) END
 $$;

@@ -47,12 +47,13 @@ ORDER BY attnum
 """
 # Every index of the tables, with the constraint it backs (if any).
 _INDEXES = """
-SELECT x.indrelid, ic.relname, pg_get_indexdef(x.indexrelid), con.conname,
+SELECT x.indrelid, n.nspname, ic.relname, pg_get_indexdef(x.indexrelid), con.conname,
        pg_get_constraintdef(con.oid), x.indisclustered, x.indisreplident,
        coalesce(obj_description(con.oid, 'pg_constraint'),
                 obj_description(x.indexrelid, 'pg_class'))
 FROM pg_index x
 JOIN pg_class ic ON ic.oid = x.indexrelid
+JOIN pg_namespace n ON n.oid = ic.relnamespace
 LEFT JOIN pg_constraint con ON con.conindid = x.indexrelid AND con.conrelid = x.indrelid
      AND con.contype IN ('p', 'u', 'x')
 WHERE x.indrelid = ANY (%s)
@@ -76,6 +77,7 @@ class Table:
     values: dict[str, sql.Composable]  # column -> its masked value
     pages: int = 0
     stash: list[sql.Composable] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)  # those an INSERT takes, in order
 
 
 def reloadable(conn: psycopg.Connection[Any], oids: list[int]) -> set[int]:
@@ -85,9 +87,9 @@ def reloadable(conn: psycopg.Connection[Any], oids: list[int]) -> set[int]:
 def stash_jobs(conn: psycopg.Connection[Any], table: Table, workers: int) -> list[sql.Composed]:
     """Make the table's stashes (unlogged, its columns, no index) and return the
     statements that fill them with its masked rows, one per block range."""
-    columns = [row[0] for row in conn.execute(_COLUMNS, (table.oid,)).fetchall()]
-    listed = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-    select = sql.SQL(", ").join(table.values.get(c, sql.Identifier(c)) for c in columns)
+    table.columns = [row[0] for row in conn.execute(_COLUMNS, (table.oid,)).fetchall()]
+    listed = sql.SQL(", ").join(sql.Identifier(c) for c in table.columns)
+    select = sql.SQL(", ").join(table.values.get(c, sql.Identifier(c)) for c in table.columns)
     jobs = []
     for index, where in enumerate(block_ranges(table.pages, workers)):
         stash = sql.Identifier(HELPERS, f"stash_{table.oid}_{index}")
@@ -125,7 +127,7 @@ def swap(
                     owners[owner], sql.Identifier(name)
                 )
             )
-        for oid, index, _, constraint, _, _, _, _ in indexes:
+        for oid, schema, index, _, constraint, _, _, _, _ in indexes:
             if constraint is not None:
                 conn.execute(
                     sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
@@ -133,12 +135,11 @@ def swap(
                     )
                 )
             else:
-                conn.execute(sql.SQL("DROP INDEX {}").format(_index(conn, oid, index)))
+                conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, index)))
         on_step("putting the masked rows back")
         conn.execute(sql.SQL("TRUNCATE ONLY {}").format(sql.SQL(", ").join(t.name for t in tables)))
         for table in tables:
-            columns = [row[0] for row in conn.execute(_COLUMNS, (table.oid,)).fetchall()]
-            listed = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+            listed = sql.SQL(", ").join(sql.Identifier(c) for c in table.columns)
             source = sql.SQL(" UNION ALL ").join(
                 sql.SQL("SELECT {} FROM {}").format(listed, stash) for stash in table.stash
             )
@@ -148,7 +149,8 @@ def swap(
                 )
             )
         on_step("building indexes and keys")
-        for oid, index, definition, constraint, condef, clustered, replident, comment in indexes:
+        for row in indexes:
+            oid, schema, index, definition, constraint, condef, clustered, replident, comment = row
             if constraint is not None:
                 conn.execute(
                     sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
@@ -157,13 +159,11 @@ def swap(
                 )
             else:
                 conn.execute(sql.SQL(definition))
-            target = _index(conn, oid, index)
             if comment is not None:
-                kind = "CONSTRAINT {} ON {}" if constraint is not None else "INDEX {}"
                 subject = (
-                    sql.SQL(kind).format(sql.Identifier(constraint), names[oid])
+                    sql.SQL("CONSTRAINT {} ON {}").format(sql.Identifier(constraint), names[oid])
                     if constraint is not None
-                    else sql.SQL(kind).format(target)
+                    else sql.SQL("INDEX {}").format(sql.Identifier(schema, index))
                 )
                 conn.execute(sql.SQL("COMMENT ON {} IS {}").format(subject, sql.Literal(comment)))
             if clustered:
@@ -196,18 +196,6 @@ def drop_stashes(conn: psycopg.Connection[Any], tables: list[Table]) -> None:
     for table in tables:
         for stash in table.stash:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stash))
-
-
-def _index(conn: psycopg.Connection[Any], table: int, index: str) -> sql.Composable:
-    """An index of ``table`` by its name, qualified with the table's schema (where an
-    index always is)."""
-    row = conn.execute(
-        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE c.oid = %s",
-        (table,),
-    ).fetchone()
-    assert row is not None
-    return sql.Identifier(row[0], index)
 
 
 def block_ranges(pages: int, workers: int) -> list[sql.Composable]:

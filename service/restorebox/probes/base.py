@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 
 from restorebox.backups.model import Backup, DeclaredObject
-from restorebox.masking.apply import Samples
+from restorebox.masking.evidence import Samples
 from restorebox.models import RestoreReport, Sandbox
 from restorebox.platforms import Classifier
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from psycopg import sql
 
-from restorebox.masking.apply import SYSTEM_SCHEMAS, TEXT_COLUMNS
+from restorebox.masking.evidence import SYSTEM_SCHEMAS, TEXT_COLUMNS
 from restorebox.probes.base import Context, Outcome, qualified
 
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import psycopg
 
 from restorebox.backups.model import Backup
-from restorebox.masking.apply import Samples
+from restorebox.masking.evidence import Samples
 from restorebox.models import Assertion, ProbeResult, ProbeStatus, RestoreReport, Sandbox
 from restorebox.pg import connect
 from restorebox.platforms import Classifier
