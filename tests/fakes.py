@@ -63,6 +63,7 @@ class FakeRuntime:
         env: dict[str, str] | None = None,
         user: str = "postgres",
         on_stderr: StreamCallback | None = None,
+        on_stdout: StreamCallback | None = None,
         max_output: int = DEFAULT_MAX_OUTPUT,
         stdin: Iterable[bytes] | None = None,
     ) -> ExecResult:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
 from restorebox.backups.columns import ColumnScan
 from restorebox.backups.declared import PlainDeclarations, split_qname, unquote
+from restorebox.backups.encodings import python_codec
 from restorebox.backups.sniff import TOOL_MESSAGE
+from restorebox.sql.lexer import COPY, GAP, META, Statement, units
 
 _DUMPED_FROM = re.compile(r"^-- Dumped from database version (\S+)")
 _DUMPED_BY = re.compile(r"^-- Dumped by pg_dump(?:all)? version (\S+)")
@@ -22,6 +25,10 @@ _INSERT = re.compile(
 _CREATE_DATABASE = re.compile(r'^CREATE DATABASE ("(?:[^"]|"")+"|[^\s;]+)(.*)$')
 _CONNECT = re.compile(r"^\\(?:connect|c)\s+(?:-reuse-previous=\S+\s+)?(.+?)\s*$")
 _LOCALE = re.compile(r"\b(?:LOCALE|LC_COLLATE|LC_CTYPE) = '([^']+)'")
+_CLIENT_ENCODING = re.compile(
+    r"SET\s+client_encoding\s*(?:=|TO)\s*'([A-Za-z0-9_]+)'", re.IGNORECASE
+)
+CHUNK = 1 << 20
 SAFE_META = {"connect", "c", "restrict", "unrestrict", "encoding", "set"}
 TEMPLATES = {"template0", "template1"}
 WATCHED = ("supabase_functions",)  # platform schemas whose use changes what is prepared
@@ -49,62 +56,101 @@ class PlainScan:
     all_roles: set[str] = field(default_factory=set)
     created_roles: set[str] = field(default_factory=set)
     tool_messages: int = 0  # lines of pg_dump's own messages at the top (skipped)
+    encoding: str | None = None  # the dump's SET client_encoding (what its text is in)
     columns: ColumnScan = field(default_factory=ColumnScan)  # every database's, together
 
 
 def scan_plain(stream: IO[bytes]) -> PlainScan:
+    """Read a plain dump once, unit by unit (``sql.lexer``): statements are read where
+    they are code, never inside a literal, a body, a comment or COPY data."""
     result = PlainScan()
     copying: str | None = None
-    at_top = True
-    for number, raw in enumerate(stream, start=1):
-        if at_top and raw.startswith(TOOL_MESSAGE):
-            result.tool_messages += 1  # pg_dump's stderr at the top (2>&1): not SQL
+    codec = "utf-8"
+    for unit in units(_after_tool_messages(stream, result)):
+        if unit.kind == COPY:
+            rows = unit.data.count(b"\n")
+            if unit.last and _ends_with_terminator(unit.data):
+                rows -= 1
+            if copying is not None:
+                result.data_tables[copying] += rows
             continue
-        at_top = False
-        if copying is not None:
-            if raw.startswith(b"\\.") and raw.rstrip(b"\r\n") == b"\\.":
-                copying = None
-            else:
-                result.data_tables[copying] += 1
+        if unit.kind == GAP:
+            _read_comments(result, unit.data.decode(codec, "replace"), unit.line)
             continue
-        line = raw.decode("utf-8", "replace")
+        line = unit.data.decode(codec, "replace")
+        if unit.kind == META:
+            _read_meta(result, line, unit.line)
+            continue
+        result.ends_complete = False  # a statement after the trailer: there is more
+        statement = Statement(unit)
+        copying = _read_statement(result, statement, codec)
+        if (encoding := _client_encoding(statement)) is not None:
+            result.encoding = encoding
+            codec = python_codec(encoding) or "latin-1"
+    _settle_databases(result)
+    if not result.created_roles:
+        result.created_roles = set(result.declarations.creates_roles)
+    return result
+
+
+def _after_tool_messages(stream: IO[bytes], result: PlainScan) -> Iterator[bytes]:
+    """The stream's bytes after the lines of pg_dump's own messages at its top (2>&1)."""
+    line = stream.readline()
+    while line.startswith(TOOL_MESSAGE):
+        result.tool_messages += 1
+        line = stream.readline()
+    yield line
+    while chunk := stream.read(CHUNK):
+        yield chunk
+
+
+def _ends_with_terminator(data: bytes) -> bool:
+    return data.endswith((b"\n\\.\n", b"\n\\.\r\n")) or data in (b"\\.\n", b"\\.\r\n")
+
+
+def _read_comments(result: PlainScan, text: str, first_line: int) -> None:
+    for offset, line in enumerate(text.splitlines()):
         # pg_dump ends with its trailer (pg_dumpall: one per database, then its own); a
         # statement after the last one means there is more, a file without means cut short.
         if line.startswith("-- PostgreSQL database ") and "dump complete" in line:
             result.ends_complete = True
-            continue
-        if line.strip() and not line.startswith(("--", "\\unrestrict")):
-            result.ends_complete = False
-        if number - result.tool_messages <= 20 and line.startswith("--"):
+        elif first_line + offset <= 20 and line.startswith("--"):
             if "PostgreSQL database cluster dump" in line:
                 result.cluster_dump = True
-            match = _DUMPED_FROM.match(line) or None
-            if match:
+            if match := _DUMPED_FROM.match(line):
                 result.server_version = match.group(1)
-            match = _DUMPED_BY.match(line)
-            if match:
+            if match := _DUMPED_BY.match(line):
                 result.pg_dump_version = match.group(1)
-            continue
+
+
+def _read_meta(result: PlainScan, line: str, number: int) -> None:
+    command = line[1:].split(None, 1)[0] if len(line.strip()) > 1 else ""
+    if command.lower() not in SAFE_META:
+        result.meta_commands.append((number + result.tool_messages, line.strip()[:200]))
+    elif (match := _CONNECT.match(line.rstrip("\r\n"))) is not None:
+        _switch(result, _database_name(match.group(1)))
+
+
+def _read_statement(result: PlainScan, statement: Statement, codec: str) -> str | None:
+    """What one statement declares; the table its COPY data belongs to, if it is one."""
+    text = statement.text
+    for name in WATCHED:
+        if name in text:
+            result.mentions.add(name)
+    copying: str | None = None
+    for raw in statement.code_lines():
+        line = raw if codec == "latin-1" else raw.encode("latin-1").decode(codec, "replace")
         if line.startswith("COPY "):
             match = _COPY.match(line)
             if match:
                 copying = _table_key(result, match.group(1))
-                result.columns.feed(line)
-                continue
         elif line.startswith("INSERT INTO "):
             match = _INSERT.match(line)
             if match:
                 if not result.data_tables.get(_table_key(result, match.group(1))):
                     result.columns.feed(line)  # the first row's INSERT names the columns
                 result.data_tables[_table_key(result, match.group(1))] += 1
-                continue
-        elif line.startswith("\\"):
-            command = line[1:].split(None, 1)[0] if len(line) > 1 else ""
-            if command.lower() not in SAFE_META:
-                result.meta_commands.append((number, line.strip()[:200]))
-            elif (match := _CONNECT.match(line.rstrip("\n"))) is not None:
-                _switch(result, _database_name(match.group(1)))
-            continue
+                return None
         elif line.startswith("CREATE DATABASE "):
             match = _CREATE_DATABASE.match(line)
             if match:
@@ -114,17 +160,18 @@ def scan_plain(stream: IO[bytes]) -> PlainScan:
             result.clean = True
         elif line.startswith("SECURITY LABEL FOR "):
             result.security_labels = True
-        for name in WATCHED:
-            if name in line:
-                result.mentions.add(name)
         if line.startswith("ALTER TABLE ONLY ") and "SET (pg_attver=" in line:
             result.internal_options = True
         result.declarations.feed(line)
         result.columns.feed(line)
-    _settle_databases(result)
-    if not result.created_roles:
-        result.created_roles = set(result.declarations.creates_roles)
-    return result
+    return copying
+
+
+def _client_encoding(statement: Statement) -> str | None:
+    if statement.data[:3].upper() != b"SET":
+        return None
+    match = _CLIENT_ENCODING.match(statement.text)
+    return match.group(1).upper() if match else None
 
 
 def _database_name(argument: str) -> str:

@@ -105,14 +105,9 @@ def looks_like_sql(head: bytes) -> bool:
     head, _ = without_tool_messages(head)
     if b"\0" in head:
         return False
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # A multi-byte character cut at the end of the sample is fine.
-        if exc.start < len(head) - 4:
-            return False
-        text = head[: exc.start].decode("utf-8")
-    stripped = text.lstrip("\ufeff \t\r\n").encode()
+    # Never decoded: a dump is in its database's encoding (LATIN1, WIN1252, EUC_JP, ...),
+    # and every one of them writes SQL's words in ASCII.
+    stripped = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
     return stripped.startswith(SQL_STARTS)
 
 

@@ -8,12 +8,11 @@ import shlex
 from restorebox.backups.model import Backup
 from restorebox.models import Sandbox
 from restorebox.platforms.profiles import Profile
-from restorebox.restore.translate import rules_for
+from restorebox.restore.translate import guard_roles, rules_for
+from restorebox.sql.rewrite import Rewrite
 
 NO_LABELS = " --no-security-labels"  # no label provider is loaded in a sandbox
-STDIN = "-"  # a plain file streamed into the pipeline rather than staged
 BOOTSTRAP_USER = "restorebox_bootstrap"  # images/postgres: initdb's superuser
-DECOMPRESS = {"none": "cat", "gzip": "gzip -dc", "zstd": "zstd -dcq", "lz4": "lz4 -dcq"}
 COUNT_AWK = shlex.quote(
     # The table is everything between "COPY " and the column list or "FROM stdin": quoted
     # names may hold spaces.
@@ -34,59 +33,46 @@ def _timeout(remaining: int) -> list[str]:
     return ["timeout", "-k", "10", str(remaining)]
 
 
-def psql_command(
-    backup: Backup,
-    sandbox: Sandbox,
-    remote: str,
-    on_error: str,
-    remaining: int,
-    profile: Profile | None = None,
-) -> list[str]:
-    """Decompress (or pg_restore -f -), translate with sed, load with psql. The file is
-    "$1" of the bash script, never spliced into it, or standard input (``STDIN``)."""
+def psql_command(on_error: str, remaining: int) -> list[str]:
+    """psql loading SQL from its standard input: a plain file's text, or an archive's as
+    ``pg_restore -f -`` writes it, after the service's rewrites (``rewrites_for``)."""
     stop = "1" if on_error == "stop" else "0"
-    # No dump may drop, rename or demote the sandbox's own superuser (pg_dumpall files
-    # carry role statements; a hostile plain file might too), nor the image's bootstrap
-    # superuser (a dump of a restorebox sandbox names it). Such lines become comments,
-    # so psql's line numbers still match the file.
-    users = f"{sandbox.user}|{BOOTSTRAP_USER}"
-    role_line = rf'^((CREATE|ALTER|DROP) (ROLE|USER) (IF EXISTS )?"?({users})"?( |;|$))'
-    script = ""
-    if backup.tool_messages:
-        # pg_dump's own messages at the top of the file (2>&1) become comments, one line
-        # each, until the dump itself begins.
-        script += "\n".join(
-            (
-                "1{",
-                ":messages",
-                "/^pg_dump(all)?: /{",
-                "s/^/-- skipped by restorebox: /",
-                "n",
-                "b messages",
-                "}",
-                "}",
-                "",
-            )
-        )
-    # COPY data passes untouched: the rules are for statements only.
-    script += r"/^COPY .* FROM stdin;$/,/^\\\.$/b" + "\n"
-    script += f"s/{role_line}/-- skipped by restorebox: \\1/I"
-    for rule in rules_for(backup, sandbox.postgres_version or 0, profile):
-        script += "\n" + rule.sed
-    source = DECOMPRESS[backup.compression]
-    if remote != STDIN:
-        source += ' "$1"'
-    if backup.format != "plain":
-        options = NO_LABELS if backup.security_labels else ""
-        if backup.content == "data":
-            options += " --data-only --disable-triggers"
-        source = f'pg_restore -f -{options} "$1"'
-    pipeline = f"{source} | sed -E {shlex.quote(script)}"
     # Whatever the dump's queries print goes nowhere: only stderr is read, streamed. Output
     # unaligned and tuples only, to /dev/null: psql formats every row it prints, and a dump
     # whose SELECTs return a gigabyte costs minutes of aligned formatting (-A -t -o).
-    pipeline += f" | psql -X -q -b -A -t -o /dev/null -v ON_ERROR_STOP={stop} -f - >/dev/null"
-    return [*_timeout(remaining), "bash", "-o", "pipefail", "-c", pipeline, "restore", remote]
+    return [
+        *_timeout(remaining),
+        "psql",
+        "-X",
+        "-q",
+        "-b",
+        "-A",
+        "-t",
+        "-o",
+        "/dev/null",
+        "-v",
+        f"ON_ERROR_STOP={stop}",
+        "-f",
+        "-",
+    ]
+
+
+def archive_sql_command(backup: Backup, remote: str, remaining: int) -> list[str]:
+    """An archive's SQL on standard output, for the rewrites and psql (``psql_command``)."""
+    argv = [*_timeout(remaining), "pg_restore", "-f", "-"]
+    if backup.security_labels:
+        argv.append(NO_LABELS.strip())
+    if backup.content == "data":
+        argv += ["--data-only", "--disable-triggers"]
+    return [*argv, remote]
+
+
+def rewrites_for(backup: Backup, sandbox: Sandbox, profile: Profile | None) -> list[Rewrite]:
+    """What a backup's SQL passes through on its way to psql: the guard on the sandbox's
+    own superusers (always), then the translation rules it needs."""
+    guard = guard_roles([sandbox.user, BOOTSTRAP_USER])
+    rules = rules_for(backup, sandbox.postgres_version or 0, profile)
+    return [guard.rewrite, *(rule.rewrite for rule in rules)]
 
 
 def pg_restore_command(

@@ -10,7 +10,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -45,17 +45,20 @@ from restorebox.platforms.prepare import prepare, prepared_schemas, stand_ins_in
 from restorebox.restore.commands import (
     COUNT_AWK,
     PROGRESS_SCRIPT,
-    STDIN,
+    archive_sql_command,
     pg_restore_command,
     psql_command,
+    rewrites_for,
 )
 from restorebox.restore.errors_parse import StderrCollector
 from restorebox.restore.hints import HintContext, hint_for
 from restorebox.restore.plan import RestorePlan
 from restorebox.restore.server_config import ServerConfig
+from restorebox.restore.sql_stream import ArchiveSql, plain_sql
 from restorebox.restore.translate import notes_for, rules_for
 from restorebox.runtime import ExecResult, Runtime, UploadFile
 from restorebox.runtime import labels as L
+from restorebox.sql.rewrite import rewritten
 
 # What a server says when it is stopped under a session: SQLSTATE 57P01 / 57P03, or the
 # connection cut. Never a dump's own error.
@@ -393,17 +396,14 @@ class RestoreRunner:
         (member,) = self.members(backup.name, backup.path)
         return UploadFile(member.path, member.name, member.size)
 
-    def _chunks(self, source: UploadFile, sent: list[int]) -> Iterator[bytes]:
-        """The file in 1 MiB chunks. A deleted sandbox or the deadline ends it with an
-        error (raised again by ``exec`` once the command ends), never with a quiet early
-        end of input that psql would take for the whole file."""
-        with source.open() as handle:
-            while chunk := handle.read(STREAM_CHUNK):
-                if self.cancelled.is_set():
-                    raise Cancelled("the sandbox was deleted while restoring")
-                self._check_time()
-                sent[0] += len(chunk)
-                yield chunk
+    def _tick(self, sent: list[int], done: int) -> None:
+        """Told the bytes of a plain file read so far. A deleted sandbox or the deadline
+        ends the stream with an error (raised again by ``exec`` once the command ends),
+        never with a quiet early end of input that psql would take for the whole file."""
+        if self.cancelled.is_set():
+            raise Cancelled("the sandbox was deleted while restoring")
+        self._check_time()
+        sent[0] = done
 
     def _restore_one(
         self,
@@ -421,22 +421,43 @@ class RestoreRunner:
         # connects where it wants.
         start = self.sandbox.initial_database if backup.databases else self.sandbox.database
         env: dict[str, str] = {"PGUSER": self.sandbox.user, "PGDATABASE": start}
-        if remote is None:
-            tool = "psql"
-            argv = psql_command(backup, self.sandbox, STDIN, on_error, remaining, profile)
+        # An archive goes to pg_restore unless its SQL needs rewriting on the way.
+        rewrites_archive = bool(rules_for(backup, self.sandbox.postgres_version or 0, profile))
+        tool = "psql" if remote is None or rewrites_archive else "pg_restore"
+        collector = StderrCollector(tool, backup.name, lambda message: hint_for(message, hints))
+        feed_lock = threading.Lock()
+
+        def on_stderr(chunk: bytes) -> None:  # psql's, and pg_restore's beside it
+            with feed_lock:
+                collector.feed(chunk)
+
+        archive: ArchiveSql | None = None
+        stdin: Iterable[bytes] | None = None
+        sent = [0]
+        if tool == "pg_restore":
+            assert remote is not None
+            argv = pg_restore_command(
+                backup, self.sandbox.database, remote, on_error, remaining, self.jobs
+            )
+        else:
+            argv = psql_command(on_error, remaining)
+            rewrites = rewrites_for(backup, self.sandbox, profile)
+            source: Iterable[bytes]
+            if remote is None:  # plain SQL, read here and streamed in
+                source = plain_sql(
+                    self._stream_opener(backup),
+                    backup.compression,
+                    backup.tool_messages,
+                    lambda done: self._tick(sent, done),
+                )
+            else:  # an archive that needs rewriting: its SQL comes out and goes back in
+                command = archive_sql_command(backup, remote, remaining)
+                source = archive = ArchiveSql(self.runtime, self.container_id, command, on_stderr)
+            stdin = rewritten(source, rewrites)
             if data_only:
                 # Data-only files load with FK and user triggers off (circular references,
                 # audit triggers); the setting lives and dies with psql's session.
                 env["PGOPTIONS"] = "-c session_replication_role=replica"
-        elif rules_for(backup, self.sandbox.postgres_version or 0, profile):
-            # An archive that needs translating: its SQL goes through sed into psql.
-            tool = "psql"
-            argv = psql_command(backup, self.sandbox, remote, on_error, remaining, profile)
-        else:
-            tool = "pg_restore"
-            argv = pg_restore_command(
-                backup, self.sandbox.database, remote, on_error, remaining, self.jobs
-            )
         step = RestoreStep(
             backup=backup.name,
             format=backup.format,
@@ -455,8 +476,18 @@ class RestoreRunner:
             },
         )
         started = time.monotonic()
-        collector = StderrCollector(tool, backup.name, lambda message: hint_for(message, hints))
-        result = self._exec_with_progress(argv, env, index, count, backup, remote, collector)
+        try:
+            result = self._exec_with_progress(
+                argv, env, index, count, backup, remote, on_stderr, stdin, sent
+            )
+        finally:
+            if archive is not None:
+                archive.abandon()  # psql may have stopped reading: let pg_restore end
+        if archive is not None:
+            produced = archive.wait(timeout=STOP_GRACE_SECONDS)
+            if result.exit_code == 0 and (produced is None or produced.exit_code != 0):
+                code = -1 if produced is None else produced.exit_code
+                result = ExecResult(code, result.stdout, result.stderr)
         collector.close()
         step.duration_seconds = round(time.monotonic() - started, 3)
         step.exit_code = result.exit_code
@@ -483,10 +514,10 @@ class RestoreRunner:
         count: int,
         backup: Backup,
         remote: str | None,
-        collector: StderrCollector,
+        on_stderr: Callable[[bytes], None],
+        stdin: Iterable[bytes] | None,
+        sent: list[int],
     ) -> ExecResult:
-        sent = [0]
-        stdin = None if remote is not None else self._chunks(self._stream_opener(backup), sent)
         # Not a `with` block: leaving it would wait for the command, and a cancelled
         # restore must return at once (removing the container then ends the command).
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-exec")
@@ -496,7 +527,7 @@ class RestoreRunner:
                 self.container_id,
                 argv,
                 env=env,
-                on_stderr=collector.feed,
+                on_stderr=on_stderr,
                 max_output=STDOUT_KEPT,
                 stdin=stdin,
             )

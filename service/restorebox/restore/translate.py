@@ -1,8 +1,9 @@
-"""Translate what a newer pg_dump wrote into what an older psql and server can run.
+"""Rewrite what a dump says into what a sandbox's psql and server can run.
 
-Used when no configured image has client tools as new as the pg_dump that wrote a plain
-file (see ``plan``). Each rule is a sed expression over whole lines that keeps line
-numbers (a translated line becomes a comment), and a note for the restore report."""
+Each rule is a statement rewrite (``sql.rewrite``: it sees whole statements, never what a
+literal, a body, a comment or COPY data holds) and a note for the restore report. Plain
+files always pass through the rules they need; an archive only when its TOC shows it
+needs one (its SQL then streams ``pg_restore -f -`` -> the rules -> psql)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,65 @@ from dataclasses import dataclass
 
 from restorebox.backups.model import Backup, major_of
 from restorebox.platforms.profiles import Profile
+from restorebox.sql.lexer import Statement
+from restorebox.sql.rewrite import Rewrite, skipped
 
 
 @dataclass(frozen=True)
 class Rule:
     since: int  # the major that introduced what the rule removes (0: no server accepts it)
-    sed: str
+    rewrite: Rewrite
     note: str
+
+
+IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_\x80-\xff][A-Za-z0-9_$\x80-\xff]*)'
+QNAME = rf"{IDENT}(?:\s*\.\s*{IDENT})?"
+
+
+def _head(pattern: str) -> re.Pattern[str]:
+    """A pattern over a statement's code, from its first word; words apart by any space."""
+    return re.compile(pattern.replace(" ", r"\s+"), re.IGNORECASE | re.DOTALL)
+
+
+def skip_when(pattern: str, why: str) -> Rewrite:
+    """A rewrite that makes every statement matching ``pattern`` a comment."""
+    compiled = _head(pattern)
+
+    def rewrite(statement: Statement) -> str | None:
+        return skipped(statement, why) if compiled.match(statement.code) else None
+
+    return rewrite
+
+
+def insert_after(pattern: str, words: str, unless: str | None = None) -> Rewrite:
+    """A rewrite that puts ``words`` after what ``pattern`` matched (group ``at``, or the
+    whole match), unless the statement's code matches ``unless`` there."""
+    compiled = _head(pattern)
+    guard = _head(unless) if unless else None
+
+    def rewrite(statement: Statement) -> str | None:
+        match = compiled.match(statement.code)
+        if match is None:
+            return None
+        at = match.end("at") if "at" in compiled.groupindex else match.end()
+        if guard is not None and guard.match(statement.code, at):
+            return None
+        text = statement.text
+        return f"{text[:at]}{words}{text[at:]}"
+
+    return rewrite
+
+
+def chain(*rewrites: Rewrite) -> Rewrite:
+    """The first of ``rewrites`` that changes a statement."""
+
+    def rewrite(statement: Statement) -> str | None:
+        for each in rewrites:
+            if (text := each(statement)) is not None:
+                return text
+        return None
+
+    return rewrite
 
 
 # A newer pg_dump can copy a server's internal column options into the dump as
@@ -26,15 +79,17 @@ INTERNAL_OPTIONS = "pg_attver="
 ALWAYS = [
     Rule(
         0,
-        r"s/^(ALTER TABLE ONLY .* ALTER COLUMN .* SET \(pg_attver=[0-9]+\);)$/-- restorebox:"
-        r" a server-internal column option: \1/",
+        skip_when(
+            r"ALTER TABLE .* ALTER (?:COLUMN )?.* SET \s*\(\s*pg_attver\s*=",
+            "a server-internal column option",
+        ),
         "server-internal column options (pg_attver) commented out",
     ),
 ]
 RULES = [
     Rule(
         17,
-        r"s/^(SET transaction_timeout = .*)$/-- restorebox: not for this server: \1/",
+        skip_when(r"SET (?:SESSION |LOCAL )?transaction_timeout\b", "not for this server"),
         "SET transaction_timeout (PostgreSQL 17+) commented out",
     ),
 ]
@@ -42,35 +97,103 @@ RULES = [
 
 # Files that make their own databases: the maintenance database is never dropped or
 # made again (the sandbox's server needs it), whatever a pg_dumpall --clean says.
+_MAINTENANCE = r'(?:"?(?:postgres|template0|template1)"?)'
 MAINTENANCE = [
     Rule(
         0,
-        r'/^DROP DATABASE (IF EXISTS )?"?(postgres|template0|template1)"?( WITH \(FORCE\))?;$/'
-        r"s/^/-- restorebox: the maintenance database stays: /",
+        skip_when(
+            rf"DROP DATABASE (?:IF EXISTS )?{_MAINTENANCE}\s*(?:WITH\s*\(\s*FORCE\s*\)\s*)?;",
+            "the maintenance database stays",
+        ),
         "DROP DATABASE of the maintenance database skipped",
     ),
     Rule(
         0,
-        r'/^CREATE DATABASE "?(postgres|template0|template1)"? /'
-        r"s/^/-- restorebox: the maintenance database exists: /",
+        skip_when(rf"CREATE DATABASE {_MAINTENANCE}(?![A-Za-z0-9_$])", "the database exists"),
         "CREATE DATABASE of the maintenance and template databases skipped (they exist)",
     ),
 ]
 # A --clean dump without --if-exists drops what a fresh sandbox does not have yet: its
 # preamble drops constraints ("ALTER TABLE ONLY t DROP CONSTRAINT c"), column defaults
 # ("ALTER TABLE t ALTER COLUMN c DROP DEFAULT") and then the objects. Each is made what
-# pg_dump --if-exists would have written.
+# pg_dump --if-exists would have written, where that one puts IF EXISTS.
+DROPPED_KINDS = (
+    "ACCESS METHOD",
+    "AGGREGATE",
+    "CAST",
+    "COLLATION",
+    "CONVERSION",
+    "DATABASE",
+    "DOMAIN",
+    "EVENT TRIGGER",
+    "EXTENSION",
+    "FOREIGN DATA WRAPPER",
+    "FOREIGN TABLE",
+    "FUNCTION",
+    "GROUP",
+    "INDEX",
+    "LANGUAGE",
+    "MATERIALIZED VIEW",
+    "OPERATOR CLASS",
+    "OPERATOR FAMILY",
+    "OPERATOR",
+    "POLICY",
+    "PROCEDURAL LANGUAGE",
+    "PROCEDURE",
+    "PUBLICATION",
+    "ROLE",
+    "ROUTINE",
+    "RULE",
+    "SCHEMA",
+    "SEQUENCE",
+    "SERVER",
+    "STATISTICS",
+    "SUBSCRIPTION",
+    "TABLE",
+    "TEXT SEARCH CONFIGURATION",
+    "TEXT SEARCH DICTIONARY",
+    "TEXT SEARCH PARSER",
+    "TEXT SEARCH TEMPLATE",
+    "TRANSFORM",
+    "TRIGGER",
+    "TYPE",
+    "USER MAPPING",
+    "USER",
+    "VIEW",
+)
+_KINDS = "|".join(sorted(DROPPED_KINDS, key=len, reverse=True))
+_IF_EXISTS = r"\s+IF EXISTS\b"
+_DROP_CONSTRAINT = _head(
+    rf"ALTER (?:FOREIGN )?TABLE(?P<t>)(?P<tif>{_IF_EXISTS})?(?:\s+ONLY)? {QNAME} "
+    rf"DROP CONSTRAINT(?P<c>)(?P<cif>{_IF_EXISTS})?\s"
+)
+
+
+def _drop_constraint(statement: Statement) -> str | None:
+    """ALTER TABLE [ONLY] t DROP CONSTRAINT c: IF EXISTS after TABLE and CONSTRAINT."""
+    match = _DROP_CONSTRAINT.match(statement.code)
+    if match is None or (match.group("tif") and match.group("cif")):
+        return None
+    text = statement.text
+    if not match.group("cif"):
+        text = f"{text[: match.end('c')]} IF EXISTS{text[match.end('c') :]}"
+    if not match.group("tif"):
+        text = f"{text[: match.end('t')]} IF EXISTS{text[match.end('t') :]}"
+    return text
+
+
 CLEAN = Rule(
     0,
-    "\n".join(
-        (
-            r'/^DROP /{/ IF EXISTS /!s/^DROP ([A-Z]+( [A-Z]+)*) ("|[a-z_])/DROP \1 IF EXISTS \3/}',
-            r"/^ALTER TABLE ONLY .* DROP CONSTRAINT .+;$/{/ IF EXISTS /!"
-            r"s/^ALTER TABLE ONLY (.*) DROP CONSTRAINT (.+);$/"
-            r"ALTER TABLE IF EXISTS ONLY \1 DROP CONSTRAINT IF EXISTS \2;/}",
-            r"/^ALTER TABLE .* ALTER COLUMN .* DROP DEFAULT;$/{/^ALTER TABLE IF EXISTS /!"
-            r"s/^ALTER TABLE /ALTER TABLE IF EXISTS /}",
-        )
+    chain(
+        # "DROP USER MAPPING FOR", "DROP CAST (", "DROP TRANSFORM FOR": after the kind.
+        insert_after(rf"DROP (?:{_KINDS})(?![A-Za-z0-9_$])", " IF EXISTS", _IF_EXISTS),
+        _drop_constraint,
+        insert_after(
+            rf"ALTER (?:FOREIGN )?TABLE(?=(?:\s+ONLY)? {QNAME} ALTER (?:COLUMN )?{IDENT} "
+            r"DROP DEFAULT\s*;)",
+            " IF EXISTS",
+            _IF_EXISTS,
+        ),
     ),
     "DROP statements of a --clean dump made IF EXISTS (the sandbox starts empty)",
 )
@@ -79,34 +202,59 @@ CLEAN = Rule(
 # the load there: the statement is made what it means, so nothing tolerated stops a load.
 PUBLIC_SCHEMA = Rule(
     0,
-    r"s/^CREATE SCHEMA public;$/CREATE SCHEMA IF NOT EXISTS public;/",
+    insert_after(r"CREATE SCHEMA(?=\s+public\s*;)", " IF NOT EXISTS"),
     "CREATE SCHEMA public (pg_dump before 11) made IF NOT EXISTS (every server has it)",
 )
 # pg_dumpall writes "CREATE ROLE x;" then "ALTER ROLE x WITH ...". A role that exists
 # already (made by a platform profile, by an earlier file, or the server's own) is an
 # error pg_dumpall's docs call harmless, yet it ends a load: the CREATE is made to pass
 # over an existing role, and the ALTER that follows sets its attributes either way.
+_CREATE_ROLE = _head(rf"CREATE ROLE (?P<name>{IDENT})\s*;")
+
+
+def _create_role_if_missing(statement: Statement) -> str | None:
+    match = _CREATE_ROLE.match(statement.code)
+    if match is None:
+        return None
+    name = statement.text[match.start("name") : match.end("name")]
+    tag = "$restorebox$" if "$restorebox$" not in name else "$restorebox_role$"
+    return (
+        f"DO {tag} BEGIN CREATE ROLE {name}; EXCEPTION WHEN duplicate_object THEN NULL; END {tag};"
+    )
+
+
 ROLES = Rule(
     0,
-    r'/^CREATE ROLE ("([^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*);$/s/^CREATE ROLE (.+);$/'
-    r"DO $restorebox$ BEGIN CREATE ROLE \1; EXCEPTION WHEN duplicate_object THEN NULL; "
-    r"END $restorebox$;/",
+    _create_role_if_missing,
     "CREATE ROLE of a role the sandbox already has passes over it (its ALTER ROLE still applies)",
 )
 # No security label provider is loaded in a sandbox (pgsodium's transparent column
 # encryption, PostgreSQL Anonymizer, sepgsql label columns), so every SECURITY LABEL
-# fails. The labels are commented out; archives use pg_restore --no-security-labels.
+# fails. The labels are skipped; archives use pg_restore --no-security-labels.
 SECURITY_LABELS = Rule(
     0,
-    # A range (/start/,/end/) would run on to the next statement when the label ends on
-    # its first line (as pg_dump writes it): its lines are joined up to the ";" instead.
-    "/^SECURITY LABEL FOR /{\n:a\n/;$/!{\nN\nba\n}\n"
-    "s/^/-- restorebox: no label provider in a sandbox: /\n"
-    "s/\\n/\\n-- restorebox: no label provider in a sandbox: /g\n}",
+    skip_when(r"SECURITY LABEL\b", "no label provider in a sandbox"),
     "SECURITY LABEL statements skipped (no label provider is loaded in a sandbox)",
 )
 # Locales restorebox's images have; a dump asking for another gets the closest.
 IMAGE_LOCALES = {"c", "posix", "c.utf-8", "c.utf8", "en_us.utf-8", "en_us.utf8"}
+_CREATE_DATABASE = _head(r"CREATE DATABASE\b")
+
+
+def _replace_literal(head: re.Pattern[str], old: str, new: str) -> Rewrite:
+    """In statements matching ``head``, every string literal ``'old'`` becomes ``'new'``."""
+    quoted, replacement = f"'{old}'", f"'{new}'"
+
+    def rewrite(statement: Statement) -> str | None:
+        if not head.match(statement.code):
+            return None
+        text = statement.text
+        spans = [s for s in statement.spans if s[2] == "string" and text[s[0] : s[1]] == quoted]
+        for start, end, _ in reversed(spans):
+            text = text[:start] + replacement + text[end:]
+        return text if spans else None
+
+    return rewrite
 
 
 def locale_rules(locales: list[str]) -> list[Rule]:
@@ -115,24 +263,56 @@ def locale_rules(locales: list[str]) -> list[Rule]:
         if locale.lower() in IMAGE_LOCALES:
             continue
         closest = "en_US.UTF-8" if locale.lower().replace("-", "").endswith("utf8") else "C"
-        pattern = re.escape(locale).replace("/", r"\/")
         rules.append(
             Rule(
                 0,
-                rf"/^CREATE DATABASE /s/'{pattern}'/'{closest}'/g",
+                _replace_literal(_CREATE_DATABASE, locale, closest),
                 f"locale {locale} is not in the image: {closest} used (the closest it has)",
             )
         )
     return rules
 
 
+def guard_roles(users: list[str]) -> Rule:
+    """No dump may drop, rename or demote the sandbox's own superuser (pg_dumpall files
+    carry role statements; a hostile plain file might too), nor the image's bootstrap
+    superuser (a dump of a restorebox sandbox names it). A statement about them is
+    skipped, however it is spelled (case, quotes, spaces, CURRENT_USER); a DROP of
+    several roles drops the others."""
+    protected = set(users)
+    about = _head(
+        rf"(?P<verb>CREATE|ALTER|DROP) (?:ROLE|USER|GROUP)(?P<if>{_IF_EXISTS})? "
+        rf"(?P<names>{IDENT}(?:\s*,\s*{IDENT})*)"
+    )
+
+    def is_protected(name: str) -> bool:
+        if name.startswith('"'):
+            return name[1:-1].replace('""', '"') in protected
+        return name.lower() in protected | {"current_user", "session_user", "current_role"}
+
+    def rewrite(statement: Statement) -> str | None:
+        match = about.match(statement.code)
+        if match is None:
+            return None
+        text = statement.text
+        names = re.findall(IDENT, text[match.start("names") : match.end("names")])
+        kept = [n for n in names if not is_protected(n)]
+        if len(kept) == len(names):
+            return None
+        if match.group("verb").upper() != "DROP" or not kept:
+            return skipped(statement, "the sandbox's own superuser is left as it is")
+        return f"{text[: match.start('names')]}{', '.join(kept)}{text[match.end('names') :]}"
+
+    return Rule(0, rewrite, "statements about the sandbox's own superuser skipped")
+
+
 def _ident(name: str) -> str:
-    """A sed (-E) pattern for an identifier as pg_dump writes it: quoted or not."""
-    return '"?' + re.escape(name).replace("/", r"\/") + '"?'
+    """A pattern for an identifier as pg_dump writes it: quoted or not."""
+    return f'(?:"{re.escape(name)}"|{re.escape(name)})'
 
 
 def _make_way(qname: str) -> str:
-    """One line of SQL that drops a stand-in's view (leaving its extension first)."""
+    """One statement that drops a stand-in's view (leaving its extension first)."""
     return (
         "DO $restorebox$ DECLARE owner text; BEGIN"
         " SELECT x.extname INTO owner FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid"
@@ -141,6 +321,35 @@ def _make_way(qname: str) -> str:
         f" IF owner IS NOT NULL THEN EXECUTE format('ALTER EXTENSION %I DROP VIEW {qname}', owner);"
         f" END IF; DROP VIEW IF EXISTS {qname}; END $restorebox$;"
     )
+
+
+def _prefix(pattern: str, prefix: str) -> Rewrite:
+    compiled = _head(pattern)
+
+    def rewrite(statement: Statement) -> str | None:
+        return prefix + " " + statement.text if compiled.match(statement.code) else None
+
+    return rewrite
+
+
+def _drop_granted_by(grantors: set[str]) -> Rewrite:
+    granted_by = _head(rf"\s+GRANTED BY (?P<who>{IDENT})\s*;\s*$")
+    grant = _head(r"GRANT\b")
+
+    def rewrite(statement: Statement) -> str | None:
+        code = statement.code
+        if not grant.match(code):
+            return None
+        match = granted_by.search(code)
+        if match is None:
+            return None
+        who = match.group("who")
+        name = who[1:-1].replace('""', '"') if who.startswith('"') else who.lower()
+        if name not in grantors:
+            return None
+        return statement.text[: match.start()] + ";"
+
+    return rewrite
 
 
 def platform_rules(backup: Backup, profile: Profile | None) -> list[Rule]:
@@ -153,32 +362,31 @@ def platform_rules(backup: Backup, profile: Profile | None) -> list[Rule]:
     for provided in sorted(profile.provided & declared):
         kind, _, qname = provided.partition(" ")
         schema, _, name = qname.partition(".")
-        target = rf"{_ident(schema)}\.{_ident(name)}"
-        made = {
+        target = rf"{_ident(schema)}\s*\.\s*{_ident(name)}"
+        made: Rewrite | None = {
             # A view cannot be replaced by one whose columns differ in type or collation
             # (the dump's often does): the stand-in's is taken out of its extension and
             # dropped, on the same line, so the dump's own CREATE VIEW makes it anew.
-            "VIEW": (rf"CREATE VIEW ({target} AS)$", _make_way(qname) + r" CREATE VIEW \1"),
-            "FUNCTION": (rf"CREATE FUNCTION ({target}\(.*)$", r"CREATE OR REPLACE FUNCTION \1"),
-            "TABLE": (rf"CREATE TABLE ({target} \(.*)$", r"CREATE TABLE IF NOT EXISTS \1"),
+            "VIEW": _prefix(rf"CREATE VIEW {target} AS\b", _make_way(qname)),
+            "FUNCTION": insert_after(rf"CREATE(?P<at>)(?= FUNCTION {target}\s*\()", " OR REPLACE"),
+            "TABLE": insert_after(rf"CREATE TABLE(?P<at>)(?= {target}\s*\()", " IF NOT EXISTS"),
         }.get(kind)
         if made is not None:
             rules.append(
                 Rule(
                     0,
-                    f"s/^{made[0]}/{made[1]}/",
+                    made,
                     f"{kind.lower()} {qname} is made by the platform's extension too: the "
                     "dump's definition replaces the stand-in's",
                 )
             )
-    grantors = "|".join(sorted(re.escape(r.name) for r in profile.roles))
     if backup.creates_roles or backup.cluster_dump:
         # A platform role granted these memberships on the platform; in a sandbox it has
         # no ADMIN OPTION on the file's roles, so the grant is made by the restoring user.
         rules.append(
             Rule(
                 0,
-                rf'/^GRANT /s/ GRANTED BY "?({grantors})"?;$/;/',
+                _drop_granted_by({r.name for r in profile.roles}),
                 f"GRANTED BY a {profile.name} platform role dropped from role grants (the "
                 "platform's roles hold no ADMIN OPTION in a sandbox)",
             )
@@ -189,7 +397,7 @@ def platform_rules(backup: Backup, profile: Profile | None) -> list[Rule]:
 def rules_for(backup: Backup, major: int, profile: Profile | None = None) -> list[Rule]:
     """The rules a backup needs to load into ``major``'s psql and server. Plain files
     always pass through them; an archive only when its TOC shows it needs one (it is then
-    restored as ``pg_restore -f - | sed | psql``, serially)."""
+    restored as ``pg_restore -f -`` -> the rules -> psql, serially)."""
     written_by = major_of(backup.pg_dump_version) or 0
     needed = [rule for rule in RULES if major < rule.since <= written_by]
     if backup.internal_options:
@@ -199,7 +407,7 @@ def rules_for(backup: Backup, major: int, profile: Profile | None = None) -> lis
         needed.append(PUBLIC_SCHEMA)
     if backup.format != "plain":
         # pg_restore writes SQL for its own server: only what no server accepts, and what
-        # the platform's stand-ins need, send an archive through sed (security labels:
+        # the platform's stand-ins need, send an archive through the rules (security labels:
         # pg_restore --no-security-labels).
         needed = [r for r in needed if r in ALWAYS or r is PUBLIC_SCHEMA]
         return needed + platform_rules(backup, profile)

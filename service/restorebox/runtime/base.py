@@ -137,12 +137,14 @@ class Runtime(Protocol):
         env: dict[str, str] | None = None,
         user: str = "postgres",
         on_stderr: StreamCallback | None = None,
+        on_stdout: StreamCallback | None = None,
         max_output: int = DEFAULT_MAX_OUTPUT,
         stdin: Iterable[bytes] | None = None,
     ) -> ExecResult:
         """Run a command inside a running container and wait for it. Output is streamed:
-        ``on_stderr`` sees every stderr chunk as it arrives, and the service keeps at
-        most ``max_output`` bytes of each stream, whatever the command prints. ``stdin``
+        ``on_stderr`` (``on_stdout``) sees every stderr (stdout) chunk as it arrives, and
+        the service keeps at most ``max_output`` bytes of each stream, whatever the
+        command prints. ``stdin``
         chunks are written to the command's standard input as it reads them (a backup
         streamed in without a staged copy); its end closes the input. A command that
         exits before reading everything ends the iteration early, not in an error."""

@@ -253,6 +253,7 @@ class StoreRuntime:
         env: dict[str, str] | None = None,
         user: str = "postgres",
         on_stderr: StreamCallback | None = None,
+        on_stdout: StreamCallback | None = None,
         max_output: int = DEFAULT_MAX_OUTPUT,
         stdin: Iterable[bytes] | None = None,
     ) -> ExecResult:
@@ -262,6 +263,7 @@ class StoreRuntime:
             env=env,
             user=user,
             on_stderr=on_stderr,
+            on_stdout=on_stdout,
             max_output=max_output,
             stdin=stdin,
         )

@@ -26,6 +26,7 @@ def run(
     env: dict[str, str] | None = None,
     user: str = "postgres",
     on_stderr: StreamCallback | None = None,
+    on_stdout: StreamCallback | None = None,
     max_output: int = DEFAULT_MAX_OUTPUT,
     stdin: Iterable[bytes] | None = None,
 ) -> ExecResult:
@@ -49,6 +50,8 @@ def run(
         for stdout, stderr in chunks:
             if stdout:
                 out.add(stdout)
+                if on_stdout is not None:
+                    on_stdout(stdout)
             if stderr:
                 err.add(stderr)
                 if on_stderr is not None:

@@ -203,6 +203,7 @@ class DockerRuntime:
         env: dict[str, str] | None = None,
         user: str = "postgres",
         on_stderr: StreamCallback | None = None,
+        on_stdout: StreamCallback | None = None,
         max_output: int = DEFAULT_MAX_OUTPUT,
         stdin: Iterable[bytes] | None = None,
     ) -> ExecResult:
@@ -213,6 +214,7 @@ class DockerRuntime:
             env=env,
             user=user,
             on_stderr=on_stderr,
+            on_stdout=on_stdout,
             max_output=max_output,
             stdin=stdin,
         )
