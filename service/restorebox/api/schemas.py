@@ -148,6 +148,7 @@ class BackupOut(BaseModel):
     sha256: str
     source_server_version: str | None
     pg_dump_version: str | None
+    encoding: str | None = Field(None, description="the dump's character encoding")
     roles: list[str]
     warnings: list[str]
 

@@ -6,6 +6,8 @@ NULL) and the bytes."""
 
 from __future__ import annotations
 
+import re
+
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,9 @@ class TocEntry:
     copy_stmt: str | None = None
 
 
+_ENCODING = re.compile(r"client_encoding\s*=\s*'([^']+)'", re.IGNORECASE)
+
+
 @dataclass
 class ArchiveToc:
     version: tuple[int, int, int]
@@ -39,6 +44,14 @@ class ArchiveToc:
     pg_dump_version: str | None
     entries: list[TocEntry] = field(default_factory=list)
     int_size: int = 4
+
+    @property
+    def encoding(self) -> str | None:
+        """The dump's encoding, from its ENCODING entry (``SET client_encoding = 'X';``)."""
+        for entry in self.entries:
+            if entry.desc == "ENCODING" and (found := _ENCODING.search(entry.defn or "")):
+                return found.group(1).upper()
+        return None
 
 
 class Reader:

@@ -22,7 +22,7 @@ from restorebox.backups.archive_rows import (
 from restorebox.backups.columns import scan_toc
 from restorebox.backups.declared import archive_declarations
 from restorebox.backups.model import Backup, Compression, Content, DatabaseContent, Format
-from restorebox.backups.plain import WATCHED, PlainScan, scan_plain
+from restorebox.backups.plain import SUPERUSER_OWNED_KINDS, WATCHED, PlainScan, scan_plain
 from restorebox.backups.sniff import (
     ARCHIVE_MAGIC,
     HashingReader,
@@ -204,6 +204,8 @@ def _from_scan(
     return Backup(
         name=name,
         tool_messages=scan.tool_messages,
+        encoding=scan.encoding,
+        superuser_owned=scan.superuser_owned[:50],
         format="plain",
         compression=compression,
         content=_content(has_schema, bool(scan.data_tables)),
@@ -259,6 +261,10 @@ def _from_toc(name: str, path: Path, fmt: Format, toc: ArchiveToc, sha: str, siz
         archive_version=f"{toc.version[0]}.{toc.version[1]}",
         internal_options=any("SET (pg_attver=" in (e.defn or "") for e in toc.entries),
         security_labels=any(e.desc == "SECURITY LABEL" for e in toc.entries),
+        encoding=toc.encoding,
+        superuser_owned=[
+            f"{e.desc} {e.tag}" for e in toc.entries if e.desc in SUPERUSER_OWNED_KINDS
+        ][:50],
         mentions=sorted({w for w in WATCHED for e in toc.entries if w in (e.defn or "")}),
         roles=sorted(roles),
         objects=objects,

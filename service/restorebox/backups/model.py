@@ -63,6 +63,10 @@ class Backup(BaseModel):
     # trailer; False when the file was cut short; None when that cannot be told.
     ends_complete: bool | None = None
     tool_messages: int = 0  # lines of pg_dump's own messages at the top, skipped on restore
+    encoding: str | None = None  # the dump's own (SET client_encoding / archive header)
+    # Objects whose owner must be a superuser or hold a privilege a stand-in role lacks
+    # ("EVENT TRIGGER name"): their OWNER TO falls back to the restoring user, reported.
+    superuser_owned: list[str] = Field(default_factory=list)
     # Platform schemas the dump's statements use without creating (see platforms/).
     mentions: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)

@@ -29,6 +29,13 @@ _CLIENT_ENCODING = re.compile(
     r"SET\s+client_encoding\s*(?:=|TO)\s*'([A-Za-z0-9_]+)'", re.IGNORECASE
 )
 CHUNK = 1 << 20
+# Kinds whose new owner must be a superuser (event triggers, foreign-data wrappers) or
+# hold a privilege granted only later in the dump (a server's, USAGE on its wrapper).
+SUPERUSER_OWNED_KINDS = ("EVENT TRIGGER", "FOREIGN DATA WRAPPER", "SERVER", "PROCEDURAL LANGUAGE")
+OWNED_BY_SUPERUSER = re.compile(
+    r"^ALTER (EVENT TRIGGER|FOREIGN DATA WRAPPER|SERVER|(?:PROCEDURAL )?LANGUAGE) "
+    r'("(?:[^"]|"")+"|\S+) OWNER TO '
+)
 SAFE_META = {"connect", "c", "restrict", "unrestrict", "encoding", "set"}
 TEMPLATES = {"template0", "template1"}
 WATCHED = ("supabase_functions",)  # platform schemas whose use changes what is prepared
@@ -57,6 +64,7 @@ class PlainScan:
     created_roles: set[str] = field(default_factory=set)
     tool_messages: int = 0  # lines of pg_dump's own messages at the top (skipped)
     encoding: str | None = None  # the dump's SET client_encoding (what its text is in)
+    superuser_owned: list[str] = field(default_factory=list)  # see Backup.superuser_owned
     columns: ColumnScan = field(default_factory=ColumnScan)  # every database's, together
 
 
@@ -140,6 +148,8 @@ def _read_statement(result: PlainScan, statement: Statement, codec: str) -> str 
     copying: str | None = None
     for raw in statement.code_lines():
         line = raw if codec == "latin-1" else raw.encode("latin-1").decode(codec, "replace")
+        if line.startswith("ALTER ") and (match := OWNED_BY_SUPERUSER.match(line)):
+            result.superuser_owned.append(f"{match.group(1)} {unquote(match.group(2))}")
         if line.startswith("COPY "):
             match = _COPY.match(line)
             if match:

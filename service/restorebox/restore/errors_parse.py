@@ -197,6 +197,10 @@ def parse_pg_restore(stderr: str, backup: str) -> list[RestoreError]:
     return parser.errors
 
 
+_OWN_WARNING = "WARNING:  restorebox: "
+MAX_NOTES = 100
+
+
 class StderrCollector:
     """Fed stderr chunks as they arrive; parses them line by line (each line cut at
     MAX_LINE) and keeps the last few lines for messages. Memory stays bounded whatever
@@ -209,6 +213,7 @@ class StderrCollector:
         )
         self._partial = bytearray()
         self.tail: list[str] = []
+        self.notes: list[str] = []  # restorebox's own WARNINGs from the rewritten SQL
 
     def feed(self, chunk: bytes) -> None:
         start = 0
@@ -231,6 +236,8 @@ class StderrCollector:
 
     def _line(self, line: str) -> None:
         self.tail = [*self.tail[-(TAIL_LINES - 1) :], line[:500]]
+        if (found := line.find(_OWN_WARNING)) >= 0 and len(self.notes) < MAX_NOTES:
+            self.notes.append(line[found + len(_OWN_WARNING) :][:500])
         self.parser.feed(line)
 
     @property

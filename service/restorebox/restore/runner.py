@@ -229,6 +229,7 @@ class RestoreRunner:
                         )
                     )
                 report.steps.append(step)
+                report.warnings += [f"{backup.name}: {note}" for note in collector.notes]
                 self._check_disk(f"restoring {backup.name}")
                 report.errors.extend(errors)
                 report.errors_total += step.errors_total

@@ -306,6 +306,43 @@ def guard_roles(users: list[str]) -> Rule:
     return Rule(0, rewrite, "statements about the sandbox's own superuser skipped")
 
 
+# An event trigger's or a foreign-data wrapper's owner must be a superuser, a server's
+# must hold USAGE on its wrapper (granted later in the dump): a role restorebox made up
+# for the dump (NOLOGIN, no superuser) cannot own them. The OWNER TO is tried; where the
+# role may not, the object stays the restoring superuser's and the restore says so.
+_OWNER_TO = _head(
+    r"ALTER (?P<kind>EVENT TRIGGER|FOREIGN DATA WRAPPER|SERVER|(?:PROCEDURAL )?LANGUAGE) "
+    rf"(?P<name>{IDENT}) OWNER TO (?P<owner>{IDENT})\s*;"
+)
+OWNER_NOTE = "restorebox: "  # how psql's WARNING lines from these fallbacks begin
+
+
+def _owner_or_fallback(statement: Statement) -> str | None:
+    match = _OWNER_TO.match(statement.code)
+    if match is None:
+        return None
+    text = statement.text
+    what = f"{match.group('kind').lower()} {text[match.start('name') : match.end('name')]}"
+    owner = text[match.start("owner") : match.end("owner")]
+    tag = "$restorebox$" if "$restorebox$" not in text else "$restorebox_owner$"
+    note = (
+        f"{OWNER_NOTE}{what} stays owned by the restoring superuser: {owner} may not own it "
+        "(its owner must be a superuser, or hold a privilege the dump grants later)"
+    ).replace("'", "''")
+    return (
+        f"DO {tag} BEGIN {text[: match.end()]} EXCEPTION WHEN insufficient_privilege THEN "
+        f"RAISE WARNING '%', '{note}'; END {tag};"
+    )
+
+
+SUPERUSER_OWNED = Rule(
+    0,
+    _owner_or_fallback,
+    "objects only a superuser may own: OWNER TO tried, the restoring superuser kept where "
+    "the role may not (named in the warnings)",
+)
+
+
 def _ident(name: str) -> str:
     """A pattern for an identifier as pg_dump writes it: quoted or not."""
     return f'(?:"{re.escape(name)}"|{re.escape(name)})'
@@ -405,11 +442,14 @@ def rules_for(backup: Backup, major: int, profile: Profile | None = None) -> lis
     creates_public = any(o.kind == "SCHEMA" and o.name == "public" for o in backup.objects)
     if creates_public and 0 < written_by < 11:
         needed.append(PUBLIC_SCHEMA)
+    if backup.superuser_owned:
+        needed.append(SUPERUSER_OWNED)
     if backup.format != "plain":
         # pg_restore writes SQL for its own server: only what no server accepts, and what
         # the platform's stand-ins need, send an archive through the rules (security labels:
         # pg_restore --no-security-labels).
-        needed = [r for r in needed if r in ALWAYS or r is PUBLIC_SCHEMA]
+        kept = (*ALWAYS, PUBLIC_SCHEMA, SUPERUSER_OWNED)
+        needed = [r for r in needed if r in kept]
         return needed + platform_rules(backup, profile)
     needed += platform_rules(backup, profile)
     if backup.databases:
