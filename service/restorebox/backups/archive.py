@@ -7,7 +7,6 @@ NULL) and the bytes."""
 from __future__ import annotations
 
 import re
-
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path

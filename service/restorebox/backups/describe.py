@@ -20,9 +20,15 @@ from restorebox.backups.archive_rows import (
     data_file_table,
 )
 from restorebox.backups.columns import scan_toc
-from restorebox.backups.declared import archive_declarations
+from restorebox.backups.declared import archive_declarations, split_qname
 from restorebox.backups.model import Backup, Compression, Content, DatabaseContent, Format
-from restorebox.backups.plain import SUPERUSER_OWNED_KINDS, WATCHED, PlainScan, scan_plain
+from restorebox.backups.plain import (
+    SETVAL,
+    SUPERUSER_OWNED_KINDS,
+    WATCHED,
+    PlainScan,
+    scan_plain,
+)
 from restorebox.backups.sniff import (
     ARCHIVE_MAGIC,
     HashingReader,
@@ -206,6 +212,7 @@ def _from_scan(
         tool_messages=scan.tool_messages,
         encoding=scan.encoding,
         superuser_owned=scan.superuser_owned[:50],
+        sequence_values=scan.sequence_values,
         format="plain",
         compression=compression,
         content=_content(has_schema, bool(scan.data_tables)),
@@ -262,6 +269,7 @@ def _from_toc(name: str, path: Path, fmt: Format, toc: ArchiveToc, sha: str, siz
         internal_options=any("SET (pg_attver=" in (e.defn or "") for e in toc.entries),
         security_labels=any(e.desc == "SECURITY LABEL" for e in toc.entries),
         encoding=toc.encoding,
+        sequence_values=_sequence_values(toc),
         superuser_owned=[
             f"{e.desc} {e.tag}" for e in toc.entries if e.desc in SUPERUSER_OWNED_KINDS
         ][:50],
@@ -273,6 +281,15 @@ def _from_toc(name: str, path: Path, fmt: Format, toc: ArchiveToc, sha: str, siz
         anon_labels=columns.labels,
         path=path,
     )
+
+
+def _sequence_values(toc: ArchiveToc) -> dict[str, tuple[int, bool]]:
+    values: dict[str, tuple[int, bool]] = {}
+    for entry in toc.entries:
+        if entry.desc == "SEQUENCE SET" and (match := SETVAL.search(entry.defn or "")):
+            key = ".".join(split_qname(match.group(1).replace("''", "'")))
+            values[key] = (int(match.group(2)), match.group(3) == "true")
+    return values
 
 
 def _finish(backup: Backup) -> Backup:

@@ -67,6 +67,9 @@ class Backup(BaseModel):
     # Objects whose owner must be a superuser or hold a privilege a stand-in role lacks
     # ("EVENT TRIGGER name"): their OWNER TO falls back to the restoring user, reported.
     superuser_owned: list[str] = Field(default_factory=list)
+    # Where the dump's own setval leaves each sequence ("schema.name" -> (value, called)):
+    # a sequence behind its data is then judged against the source, not the restore.
+    sequence_values: dict[str, tuple[int, bool]] = Field(default_factory=dict)
     # Platform schemas the dump's statements use without creating (see platforms/).
     mentions: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)

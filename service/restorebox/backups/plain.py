@@ -29,6 +29,7 @@ _CLIENT_ENCODING = re.compile(
     r"SET\s+client_encoding\s*(?:=|TO)\s*'([A-Za-z0-9_]+)'", re.IGNORECASE
 )
 CHUNK = 1 << 20
+SETVAL = re.compile(r"\bsetval\('((?:[^']|'')+)', (-?\d+), (true|false)\)")
 # Kinds whose new owner must be a superuser (event triggers, foreign-data wrappers) or
 # hold a privilege granted only later in the dump (a server's, USAGE on its wrapper).
 SUPERUSER_OWNED_KINDS = ("EVENT TRIGGER", "FOREIGN DATA WRAPPER", "SERVER", "PROCEDURAL LANGUAGE")
@@ -65,6 +66,7 @@ class PlainScan:
     tool_messages: int = 0  # lines of pg_dump's own messages at the top (skipped)
     encoding: str | None = None  # the dump's SET client_encoding (what its text is in)
     superuser_owned: list[str] = field(default_factory=list)  # see Backup.superuser_owned
+    sequence_values: dict[str, tuple[int, bool]] = field(default_factory=dict)
     columns: ColumnScan = field(default_factory=ColumnScan)  # every database's, together
 
 
@@ -148,6 +150,9 @@ def _read_statement(result: PlainScan, statement: Statement, codec: str) -> str 
     copying: str | None = None
     for raw in statement.code_lines():
         line = raw if codec == "latin-1" else raw.encode("latin-1").decode(codec, "replace")
+        if line.startswith("SELECT ") and (match := SETVAL.search(line)):
+            key = ".".join(split_qname(match.group(1).replace("''", "'")))
+            result.sequence_values[key] = (int(match.group(2)), match.group(3) == "true")
         if line.startswith("ALTER ") and (match := OWNED_BY_SUPERUSER.match(line)):
             result.superuser_owned.append(f"{match.group(1)} {unquote(match.group(2))}")
         if line.startswith("COPY "):

@@ -154,6 +154,7 @@ class SandboxManager:
                 self.settings.default_major(),
                 request.profile,
             )
+            plan = self.provisioner.follow_extensions(plan, request.postgres)
             self.provisioner.check_extensions(plan, request.on_error)
             # A policy that does not fit the dump is refused here, before any container.
             masking, _ = resolve_for_plan(request.masking, plan, self.settings.backups_dir)

@@ -39,7 +39,7 @@ from restorebox.masking.search import files_holding
 from restorebox.models import ErrorInfo, Progress, Sandbox, Snapshot, Status, utcnow
 from restorebox.notify.metrics import Metrics
 from restorebox.probes import run_probes
-from restorebox.restore.extensions import check_extensions
+from restorebox.restore.extensions import check_extensions, follow_extensions
 from restorebox.restore.plan import RestorePlan, database_for, make_plan
 from restorebox.restore.runner import RestoreRunner
 from restorebox.runtime import ContainerSpec, Runtime
@@ -462,6 +462,7 @@ class Provisioner:
             self.settings.default_major(),
             sandbox.profile_requested,
         )
+        plan = self.follow_extensions(plan, sandbox.postgres_version)
         database = database_for(plan, sandbox.database_requested)
         image, platform_image = self.settings.image_for(
             plan.major, plan.profile.name if plan.profile else None
@@ -474,6 +475,17 @@ class Provisioner:
             **({"database": database, "creates_databases": True} if database else {}),
         )
         return plan
+
+    def follow_extensions(self, plan: RestorePlan, requested: int | None) -> RestorePlan:
+        """The plan on a newer major when only a newer image has the backups' extensions
+        (see restore/extensions)."""
+        profile = plan.profile.name if plan.profile else None
+
+        def labels_of(major: int) -> tuple[str, dict[str, str]]:
+            image, _ = self.settings.image_for(major, profile)
+            return image, self.runtime.image_labels(image)
+
+        return follow_extensions(plan, self.settings.majors, requested, labels_of)
 
     def check_extensions(self, plan: RestorePlan, on_error: str) -> None:
         """Refuse a plan whose backups need an extension its image lacks (see

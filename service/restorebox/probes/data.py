@@ -18,10 +18,26 @@ ORDER BY 1, 2
 """
 
 
-def _count(ctx: Context, schema: str, table: str) -> int | None:
+# Tables an extension owns whose rows pg_dump carries (pg_extension_config_dump), with
+# the filter it dumps them by: the rows the extension's own install puts there (PostGIS's
+# spatial_ref_sys) are not the backup's, and are not counted.
+EXTENSION_CONFIG = """
+SELECT n.nspname || '.' || c.relname, coalesce(cfg.cond, '')
+FROM pg_extension e
+CROSS JOIN LATERAL unnest(e.extconfig, e.extcondition) AS cfg(reloid, cond)
+JOIN pg_class c ON c.oid = cfg.reloid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p')
+"""
+
+
+def _count(ctx: Context, schema: str, table: str, condition: str = "") -> int | None:
     # ONLY: a dump carries each table's own rows; inheritance children and partitions
     # are counted as the tables they are.
-    row = ctx.rows(sql.SQL("SELECT count(*) FROM ONLY {}").format(qualified(schema, table)))
+    query = sql.SQL("SELECT count(*) FROM ONLY {} {}").format(
+        qualified(schema, table),
+        sql.SQL(condition),  # the server's own catalog text
+    )
+    row = ctx.rows(query)
     return int(row[0][0]) if row else None
 
 
@@ -30,13 +46,14 @@ def row_parity(ctx: Context) -> Outcome:
     if not expected:
         return Outcome("pass", "the backups carry no table data", {"tables": 0})
     existing = {f"{s}.{t}" for s, t in ctx.rows(USER_TABLES)}
+    config = {table: condition for table, condition in ctx.rows(EXTENSION_CONFIG)}
     mismatches: list[dict[str, Any]] = []
     for table, rows in sorted(expected.items()):
         if table not in existing:
             mismatches.append({"table": table, "expected": rows, "actual": None})
             continue
         schema, name = table.split(".", 1)
-        actual = _count(ctx, schema, name)
+        actual = _count(ctx, schema, name, config.get(table, ""))
         if actual != rows:
             mismatches.append({"table": table, "expected": rows, "actual": actual})
     platform = [m for m in mismatches if ctx.platform.is_platform_schema(m["table"].split(".")[0])]
@@ -46,6 +63,7 @@ def row_parity(ctx: Context) -> Outcome:
         "rows_expected": sum(expected.values()),
         "mismatches": first(mismatches, 50),
         "platform_mismatches": first(platform, 50),
+        "extension_tables": sorted(t for t in config if t in expected),
     }
     if platform and not mismatches:
         worst = ", ".join(f"{m['table']} {m['actual']}/{m['expected']}" for m in platform[:5])
@@ -170,23 +188,44 @@ def fk_orphans(ctx: Context) -> Outcome:
     return Outcome("pass", f"every row satisfies all {len(keys)} foreign keys", data)
 
 
-OWNED_SEQUENCES = """
+# Sequences a column draws from: owned by it (serial, identity), or named by its default
+# (DEFAULT nextval('s') without OWNED BY).
+USED_SEQUENCES = """
+WITH used AS (
+    SELECT d.objid AS seq, d.refobjid AS rel, d.refobjsubid AS att
+    FROM pg_depend d
+    WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+      AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
+    UNION
+    SELECT d.refobjid, ad.adrelid, ad.adnum
+    FROM pg_attrdef ad
+    JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+     AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'n'
+)
 SELECT s.schemaname, s.sequencename, s.last_value, s.start_value, s.increment_by,
        tn.nspname, t.relname, a.attname
-FROM pg_sequences s
-JOIN pg_class sc ON sc.relname = s.sequencename
-JOIN pg_namespace sn ON sn.oid = sc.relnamespace AND sn.nspname = s.schemaname
-JOIN pg_depend d ON d.objid = sc.oid AND d.classid = 'pg_class'::regclass
-     AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace
-JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
-ORDER BY 1, 2
+FROM used u
+JOIN pg_class sc ON sc.oid = u.seq AND sc.relkind = 'S'
+JOIN pg_namespace sn ON sn.oid = sc.relnamespace
+JOIN pg_sequences s ON s.schemaname = sn.nspname AND s.sequencename = sc.relname
+JOIN pg_class t ON t.oid = u.rel JOIN pg_namespace tn ON tn.oid = t.relnamespace
+JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = u.att
+ORDER BY 1, 2, 6, 7, 8
 """
+
+
+def _source_position(ctx: Context, sequence: str) -> int | None:
+    """Where the dump's own setval left ``sequence`` (the value nextval returned last)."""
+    for backup in ctx.backups:
+        if sequence in backup.sequence_values:
+            value, called = backup.sequence_values[sequence]
+            return value if called else None
+    return None
 
 
 def sequence_lag(ctx: Context) -> Outcome:
     behind: list[dict[str, Any]] = []
-    sequences = ctx.rows(OWNED_SEQUENCES)
+    sequences = ctx.rows(USED_SEQUENCES)
     for sschema, sname, last, start, step, tschema, table, column in sequences:
         q = sql.SQL("SELECT max({}) FROM {}").format(
             sql.Identifier(column), qualified(tschema, table)
@@ -200,23 +239,40 @@ def sequence_lag(ctx: Context) -> Outcome:
             continue
         current = last if last is not None else start - step
         if (step > 0 and top > current) or (step < 0 and top < current):
+            name = f"{sschema}.{sname}"
             behind.append(
                 {
-                    "sequence": f"{sschema}.{sname}",
+                    "sequence": name,
                     "column": f"{tschema}.{table}.{column}",
                     "sequence_value": current,
                     "column_max": top,
+                    # The dump itself set it there: production is behind too.
+                    "as_in_source": last is not None and _source_position(ctx, name) == last,
                 }
             )
     data = {"sequences": len(sequences), "behind": first(behind, 50)}
-    if behind:
-        worst = ", ".join(
-            f"{b['sequence']} at {b['sequence_value']} < {b['column_max']}" for b in behind[:5]
+    lost = [b for b in behind if not b["as_in_source"]]
+    source = [b for b in behind if b["as_in_source"]]
+
+    def listed(items: list[dict[str, Any]]) -> str:
+        return ", ".join(
+            f"{b['sequence']} at {b['sequence_value']} < {b['column']} {b['column_max']}"
+            for b in items[:5]
         )
+
+    if lost:
         return Outcome(
             "fail",
-            f"{len(behind)} sequences are behind their data; the next "
-            f"insert would collide ({worst})",
+            f"{len(lost)} sequences are behind their data, further than the backup left "
+            f"them; the next insert would collide ({listed(lost)})",
             data,
         )
-    return Outcome("pass", f"all {len(sequences)} owned sequences are ahead of their data", data)
+    if source:
+        return Outcome(
+            "warn",
+            f"{len(source)} sequences are behind their data as in the source: the backup's "
+            "own setval leaves them there, so the next insert would collide there too "
+            f"({listed(source)}); fix the source with setval(max(column))",
+            data,
+        )
+    return Outcome("pass", f"all {len(sequences)} used sequences are ahead of their data", data)

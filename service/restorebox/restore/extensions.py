@@ -12,6 +12,9 @@ finds out, and its hint names the extension."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
 from restorebox.errors import ExtensionUnavailable
 from restorebox.restore.plan import RestorePlan
 
@@ -40,6 +43,36 @@ def missing_extensions(plan: RestorePlan, available: frozenset[str]) -> list[str
     accounted = plan.profile.extensions if plan.profile else frozenset()
     wanted = {o.name for b in plan.backups for o in b.objects if o.kind == "EXTENSION"}
     return sorted(wanted - available - accounted - {"plpgsql"})
+
+
+def follow_extensions(
+    plan: RestorePlan,
+    configured: list[int],
+    requested: int | None,
+    labels_of: Callable[[int], tuple[str, dict[str, str]]],
+) -> RestorePlan:
+    """The plan on the nearest newer major whose image has the extensions the backups
+    create, when the version rule's image lacks one (a pg_dump 15 file using pgvector,
+    which the 15 image does not carry); the plan as it is when a major was asked for,
+    when nothing is missing, or when no newer image has them all (``check_extensions``
+    then refuses it, naming what is missing)."""
+    if requested is not None or not plan.backups:
+        return plan
+    image, labels = labels_of(plan.major)
+    available = image_extensions(labels)
+    missing = missing_extensions(plan, available) if available is not None else []
+    if not missing:
+        return plan
+    for major in sorted(m for m in configured if m > plan.major):
+        newer, newer_labels = labels_of(major)
+        has = image_extensions(newer_labels)
+        if has is not None and not missing_extensions(plan, has):
+            why = (
+                f"PostgreSQL {major} ({newer}) chosen instead of {plan.major}: the backup "
+                f"creates {', '.join(missing)}, which {image} does not have"
+            )
+            return replace(plan, major=major, warnings=(*plan.warnings, why))
+    return plan
 
 
 def check_extensions(plan: RestorePlan, image: str, labels: dict[str, str], on_error: str) -> None:

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.integration
 SHAPE = """
 CREATE ROLE platform_admin SUPERUSER NOLOGIN;
 CREATE TABLE public.notes (id integer PRIMARY KEY, body text NOT NULL);
-INSERT INTO public.notes VALUES (1, E'first line\\nDROP TABLE tmp;\\nSECURITY LABEL FOR anon ON COLUMN public.notes.body IS ''MASKED WITH VALUE NULL'';'),
+INSERT INTO public.notes VALUES (1, E'first line\\nDROP TABLE tmp;\\nSECURITY LABEL FOR anon ON
+COLUMN public.notes.body IS ''MASKED WITH VALUE NULL'';'),
     (2, E'ALTER  ROLE restorebox NOSUPERUSER;\\n\\\\.\\nnot the end');
 CREATE FUNCTION public.make_scratch() RETURNS void LANGUAGE plpgsql AS $body$
 BEGIN
@@ -42,7 +43,7 @@ CREATE SERVER quiet_server FOREIGN DATA WRAPPER quiet;
 CREATE USER MAPPING FOR public SERVER quiet_server;
 """
 BODY_1 = (
-    "first line\nDROP TABLE tmp;\nSECURITY LABEL FOR anon ON COLUMN public.notes.body IS "
+    "first line\nDROP TABLE tmp;\nSECURITY LABEL FOR anon ON\nCOLUMN public.notes.body IS "
     "'MASKED WITH VALUE NULL';"
 )
 BODY_2 = "ALTER  ROLE restorebox NOSUPERUSER;\n\\.\nnot the end"
@@ -104,7 +105,7 @@ def test_a_dump_of_what_lines_misread_restores_exactly(
     ("encoding", "text"),
     [
         ("LATIN1", "café crème, naïve façade: ñ ü ß ø"),
-        ("WIN1252", "“quoted” – €5 … œ š ž"),
+        ("WIN1252", "\u201cquoted\u201d \u2013 \u20ac5 \u2026 \u0153 \u0161 \u017e"),
         ("EUC_JP", "日本語のテキスト"),
     ],
 )
@@ -136,3 +137,100 @@ def test_a_dump_in_any_encoding_arrives_unchanged(
         assert query(restored, "SELECT word FROM words") == [(text,)]
         assert query(restored, "SELECT convert_to(word, 'UTF8') FROM words") == [(text.encode(),)]
         assert query(restored, "SELECT obj_description('words'::regclass)") == [(text,)]
+
+
+PGVECTOR_FROM_15 = """--
+-- PostgreSQL database dump
+--
+
+-- Dumped from database version 15.8
+-- Dumped by pg_dump version 15.8
+
+SET statement_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+
+CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public;
+
+CREATE TABLE public.items (
+    id integer NOT NULL,
+    embedding public.vector(3)
+);
+
+COPY public.items (id, embedding) FROM stdin;
+1\t[1,2,3]
+2\t[4,5,6]
+\\.
+
+ALTER TABLE ONLY public.items
+    ADD CONSTRAINT items_pkey PRIMARY KEY (id);
+
+--
+-- PostgreSQL database dump complete
+--
+"""
+
+
+def test_the_image_follows_the_extensions_the_dump_creates(api: Api, backups_dir: Path) -> None:
+    """A pg_dump 15 file using pgvector: the 15 image lacks it, the nearest newer one has
+    it and is taken, and the restore says so; asked for 15, it is refused, naming it."""
+    (backups_dir / "vectors.sql").write_text(PGVECTOR_FROM_15)
+    sandbox = api.create(backup="vectors.sql")
+    assert sandbox["postgres_version"] == "17"
+    assert any("chosen instead of 15" in w for w in sandbox["restore"]["warnings"])
+    assert sandbox["verdict"] == "pass", [p for p in sandbox["probes"] if p["status"] != "pass"]
+    url = sandbox["connection_url"]
+    assert query(url, "SELECT embedding::text FROM items ORDER BY id") == [
+        ("[1,2,3]",),
+        ("[4,5,6]",),
+    ]
+    refused = api.post("/v1/sandboxes", {"backup": "vectors.sql", "postgres": "15"})
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "extension_unavailable"
+
+
+def probe(sandbox: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(p for p in sandbox["probes"] if p["name"] == name)
+    return found
+
+
+def test_probes_judge_the_restore_not_the_source(api: Api, backups_dir: Path) -> None:
+    """A sequence the source itself left behind its data (owned, or only named by a
+    column default) is a warning "as in the source"; one the restore put back further
+    than the dump says fails. PostGIS's spatial_ref_sys holds what the extension
+    installed plus the backup's own rows: only the backup's are compared."""
+    source = api.create(probes="none")
+    url = source["connection_url"]
+    for statement in (
+        "CREATE EXTENSION postgis",
+        "INSERT INTO spatial_ref_sys (srid, auth_name, auth_srid, proj4text) "
+        "VALUES (990001, 'local', 1, '+proj=longlat +datum=WGS84 +no_defs')",
+        "CREATE TABLE orders (id serial PRIMARY KEY, total int)",
+        "INSERT INTO orders (total) VALUES (1), (2)",
+        "INSERT INTO orders (id, total) VALUES (100, 3)",  # past the sequence, by hand
+        "CREATE SEQUENCE loose_seq",
+        "CREATE TABLE tickets (id bigint DEFAULT nextval('loose_seq') PRIMARY KEY)",
+        "INSERT INTO tickets VALUES (DEFAULT), (50)",
+    ):
+        execute(url, statement)
+    data = exec_in_sandbox(source, "pg_dump", "-U", "restorebox", "-d", "sandbox")
+    (backups_dir / "lagging.sql").write_bytes(data)
+    sandbox = api.create(backup="lagging.sql")
+    lag = probe(sandbox, "sequence_lag")
+    assert lag["status"] == "warn", lag
+    assert "as in the source" in lag["detail"]
+    assert {b["sequence"] for b in lag["data"]["behind"]} == {
+        "public.orders_id_seq",
+        "public.loose_seq",
+    }
+    parity = probe(sandbox, "row_parity")
+    assert parity["status"] == "pass", parity
+    assert "public.spatial_ref_sys" in parity["data"]["extension_tables"]
+    assert sandbox["verdict"] == "warn"
+    # Without the dump's setval for orders, the restore leaves it further behind than
+    # the source had it: that one is the restore's, and fails.
+    lines = [line for line in data.split(b"\n") if b"setval('public.orders_id_seq'" not in line]
+    (backups_dir / "lost.sql").write_bytes(b"\n".join(lines))
+    lost = probe(api.create(backup="lost.sql"), "sequence_lag")
+    assert lost["status"] == "fail", lost
+    assert "public.orders_id_seq" in lost["detail"]
