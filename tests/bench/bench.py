@@ -475,14 +475,19 @@ def main() -> None:
     parser.add_argument("--sizes", default="5,300,1500", help="dump sizes in MB")
     parser.add_argument(
         "--only",
-        choices=["drills", "store", "masking"],
+        choices=["drills", "store", "masking", "lexer"],
         help="drills: a drill against the naive restore; store: the store (thin copies) "
         "against the overlay path, at the largest size; masking: the masking step on "
-        "--rows rows beside pganonymize",
+        "--rows rows beside pganonymize; lexer: the SQL lexer and rewrites beside sed",
     )
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows for --only masking")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.only == "lexer":
+        from tests.bench.lexer_bench import report_lexer
+
+        report_lexer(sizes, args.runs)
+        return
     work = Path(tempfile.mkdtemp(prefix="restorebox-bench-"))
     (work / "backups").mkdir()
     service = Service(work / "backups", work / "state")

@@ -8,8 +8,7 @@ import shlex
 from restorebox.backups.model import Backup
 from restorebox.models import Sandbox
 from restorebox.platforms.profiles import Profile
-from restorebox.restore.translate import guard_roles, rules_for
-from restorebox.sql.rewrite import Rewrite
+from restorebox.restore.translate import Applied, guard_roles, rules_for
 
 NO_LABELS = " --no-security-labels"  # no label provider is loaded in a sandbox
 BOOTSTRAP_USER = "restorebox_bootstrap"  # images/postgres: initdb's superuser
@@ -67,12 +66,11 @@ def archive_sql_command(backup: Backup, remote: str, remaining: int) -> list[str
     return [*argv, remote]
 
 
-def rewrites_for(backup: Backup, sandbox: Sandbox, profile: Profile | None) -> list[Rewrite]:
+def rewrites_for(backup: Backup, sandbox: Sandbox, profile: Profile | None) -> Applied:
     """What a backup's SQL passes through on its way to psql: the guard on the sandbox's
     own superusers (always), then the translation rules it needs."""
     guard = guard_roles([sandbox.user, BOOTSTRAP_USER])
-    rules = rules_for(backup, sandbox.postgres_version or 0, profile)
-    return [guard.rewrite, *(rule.rewrite for rule in rules)]
+    return Applied([guard, *rules_for(backup, sandbox.postgres_version or 0, profile)])
 
 
 def pg_restore_command(

@@ -88,6 +88,10 @@ class _Parser:
         return error, group
 
 
+CASCADE_STARTS = ("invalid command \\N", "invalid command \\.", "backslash commands are restricted")
+CASCADE_GOES_ON = ("invalid command", "syntax error", "backslash commands are restricted")
+
+
 class PsqlParser(_Parser):
     def __init__(self, backup: str, hinter: Hinter | None = None) -> None:
         super().__init__(backup, hinter)
@@ -103,8 +107,10 @@ class PsqlParser(_Parser):
             # Data rows read as commands: "\N" (a NULL first column) and "\." (the end of
             # the data) start a cascade; inside one, any invalid command or syntax error
             # is one more data row.
-            cascade = message in ("invalid command \\N", "invalid command \\.") or (
-                self._in_cascade and message.startswith(("invalid command", "syntax error"))
+            # psql in \restrict mode (pg_dump 17.6 and later) says the rows it refuses are
+            # "backslash commands are restricted": the same cascade.
+            cascade = message.startswith(CASCADE_STARTS) or (
+                self._in_cascade and message.startswith(CASCADE_GOES_ON)
             )
             if cascade and self._cause_group is not None:
                 self._in_cascade = True

@@ -55,7 +55,7 @@ from restorebox.restore.hints import HintContext, hint_for
 from restorebox.restore.plan import RestorePlan
 from restorebox.restore.server_config import ServerConfig
 from restorebox.restore.sql_stream import ArchiveSql, plain_sql
-from restorebox.restore.translate import notes_for, rules_for
+from restorebox.restore.translate import Applied, notes_for, rules_for
 from restorebox.runtime import ExecResult, Runtime, UploadFile
 from restorebox.runtime import labels as L
 from restorebox.sql.rewrite import rewritten
@@ -177,8 +177,7 @@ class RestoreRunner:
                     "at the top of the file (2>&1) were skipped"
                 )
             report.warnings += [
-                f"{backup.name}: translated for PostgreSQL {plan.major}: {note}"
-                for note in notes_for(backup, plan.major, plan.profile)
+                f"{backup.name}: {note}" for note in notes_for(backup, plan.major, plan.profile)
             ]
         started = time.monotonic()
         try:
@@ -213,7 +212,7 @@ class RestoreRunner:
                     b.content in ("schema", "complete") for b in plan.backups[:index]
                 )
                 hints = HintContext(backup.name, data_only_alone, plan.major)
-                step, collector = self._restore_one(
+                step, collector, step_notes = self._restore_one(
                     index, len(plan.backups), backup, remote, tool_on_error, hints, plan.profile
                 )
                 errors = collector.errors
@@ -229,7 +228,7 @@ class RestoreRunner:
                         )
                     )
                 report.steps.append(step)
-                report.warnings += [f"{backup.name}: {note}" for note in collector.notes]
+                report.warnings += [f"{backup.name}: {note}" for note in step_notes]
                 self._check_disk(f"restoring {backup.name}")
                 report.errors.extend(errors)
                 report.errors_total += step.errors_total
@@ -415,7 +414,7 @@ class RestoreRunner:
         on_error: str,
         hints: HintContext,
         profile: Profile | None,
-    ) -> tuple[RestoreStep, StderrCollector]:
+    ) -> tuple[RestoreStep, StderrCollector, list[str]]:
         data_only = backup.content == "data"
         remaining = max(1, int(self.deadline - time.monotonic()))
         # A file that makes its own databases starts in the maintenance database and
@@ -433,6 +432,7 @@ class RestoreRunner:
                 collector.feed(chunk)
 
         archive: ArchiveSql | None = None
+        applied: Applied | None = None
         stdin: Iterable[bytes] | None = None
         sent = [0]
         if tool == "pg_restore":
@@ -442,7 +442,7 @@ class RestoreRunner:
             )
         else:
             argv = psql_command(on_error, remaining)
-            rewrites = rewrites_for(backup, self.sandbox, profile)
+            applied = rewrites_for(backup, self.sandbox, profile)
             source: Iterable[bytes]
             if remote is None:  # plain SQL, read here and streamed in
                 source = plain_sql(
@@ -454,7 +454,7 @@ class RestoreRunner:
             else:  # an archive that needs rewriting: its SQL comes out and goes back in
                 command = archive_sql_command(backup, remote, remaining)
                 source = archive = ArchiveSql(self.runtime, self.container_id, command, on_stderr)
-            stdin = rewritten(source, rewrites)
+            stdin = rewritten(source, applied.rewrites())
             if data_only:
                 # Data-only files load with FK and user triggers off (circular references,
                 # audit triggers); the setting lives and dies with psql's session.
@@ -505,7 +505,11 @@ class RestoreRunner:
                 )
             )
         step.errors_total = collector.total_errors
-        return step, collector
+        major = self.sandbox.postgres_version
+        notes = (
+            [f"translated for PostgreSQL {major}: {n}" for n in applied.notes()] if applied else []
+        )
+        return step, collector, notes + collector.notes
 
     def _exec_with_progress(
         self,

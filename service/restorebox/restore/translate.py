@@ -452,8 +452,12 @@ def rules_for(backup: Backup, major: int, profile: Profile | None = None) -> lis
         needed = [r for r in needed if r in kept]
         return needed + platform_rules(backup, profile)
     needed += platform_rules(backup, profile)
+    # A cluster dump may drop and make the maintenance and template databases even when
+    # it holds no other database (pg_dumpall --clean of a bare cluster).
+    if backup.databases or backup.cluster_dump or backup.clean:
+        needed += MAINTENANCE
     if backup.databases:
-        needed += MAINTENANCE + locale_rules(backup.locales)
+        needed += locale_rules(backup.locales)
     if backup.clean:
         needed.append(CLEAN)
     if backup.creates_roles:
@@ -464,8 +468,36 @@ def rules_for(backup: Backup, major: int, profile: Profile | None = None) -> lis
 
 
 def notes_for(backup: Backup, major: int, profile: Profile | None = None) -> list[str]:
-    """What the restore report says was changed on the way in."""
-    notes = [rule.note for rule in rules_for(backup, major, profile)]
+    """What the restore report says is changed on the way in whatever the dump holds
+    (the rules' own notes come from what they changed: ``Applied``)."""
     if backup.format != "plain" and backup.security_labels:
-        notes.append(SECURITY_LABELS.note)  # pg_restore --no-security-labels
-    return notes
+        return [SECURITY_LABELS.note]  # pg_restore --no-security-labels
+    return []
+
+
+class Applied:
+    """Rules as rewrites that count the statements each one changed: the restore report
+    names only the rules that changed something, and how much."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.rules = rules
+        self.changed = [0] * len(rules)
+
+    def rewrites(self) -> list[Rewrite]:
+        return [self._counting(index, rule.rewrite) for index, rule in enumerate(self.rules)]
+
+    def _counting(self, index: int, rewrite: Rewrite) -> Rewrite:
+        def counted(statement: Statement) -> str | None:
+            text = rewrite(statement)
+            if text is not None:
+                self.changed[index] += 1
+            return text
+
+        return counted
+
+    def notes(self) -> list[str]:
+        return [
+            f"{rule.note} ({count} statement{'s' if count > 1 else ''})"
+            for rule, count in zip(self.rules, self.changed, strict=True)
+            if count
+        ]

@@ -210,6 +210,13 @@ def _main(argv: list[str] | None = None) -> int:
         "on the engine's host network; works for a local engine, DOCKER_HOST and compose.",
     )
     drills_cli.add_parsers(sub, as_json)
+    survey_cmd = sub.add_parser(
+        "survey",
+        help="restore every backup of a folder once (a service of its own) and say how each went",
+        parents=[as_json],
+    )
+    survey_cmd.add_argument("folder", type=Path, help="a folder of backups")
+    survey_cmd.add_argument("--output", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
     try:
         settings = Settings()
@@ -225,6 +232,8 @@ def _main(argv: list[str] | None = None) -> int:
         return isolate(settings)
     if args.command == "gc":
         return garbage_collect(settings, set(args.instance), args.yes)
+    if args.command == "survey":
+        return run_survey(settings, args.folder, args.json, args.output)
     client = _client(settings, args)
     try:
         if args.command in DRILL_COMMANDS:
@@ -476,6 +485,30 @@ def isolate(settings: Settings) -> int:
         print(f"restorebox: sandboxes are not isolated: {problem}", file=sys.stderr)
         return 1
     print("sandbox isolation verified: sandboxes cannot open connections out")
+    return 0
+
+
+def run_survey(settings: Settings, folder: Path, json_out: bool, output: Path | None) -> int:
+    from restorebox import logs
+    from restorebox.tools import survey
+
+    if not folder.is_dir():
+        print(f"restorebox: {folder} is not a folder", file=sys.stderr)
+        return 2
+    logs.configure(os.environ.get("RESTOREBOX_LOG_LEVEL", "WARNING"), "text")
+
+    def progress(result: survey.Outcome) -> None:
+        print(f"{result.outcome:8} {result.backup}", file=sys.stderr, flush=True)
+
+    try:
+        with survey.own_service(folder.resolve(), settings) as client:
+            results = survey.survey(client, progress)
+    except RestoreboxError as exc:
+        print(f"restorebox: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    if output is not None:
+        output.write_text(survey.as_json(results))
+    print(survey.as_json(results) if json_out else survey.render(results))
     return 0
 
 

@@ -175,6 +175,22 @@ def test_notice_hints_are_not_glued_to_errors_and_copy_cascades_fold() -> None:
     assert (group.template, group.count, group.first_line) == ('relation "…" does not exist', 2, 10)
 
 
+def test_a_failed_copy_is_named_by_its_cause_in_restricted_mode_too() -> None:
+    """psql in \\restrict mode (pg_dump 17.6+) refuses the rows of a failed COPY as
+    "backslash commands are restricted": they fold into the COPY's own error."""
+    stderr = (
+        'psql:d.sql:10: ERROR:  column "key_id" of relation "secrets" does not exist\n'
+        "psql:d.sql:12: error: backslash commands are restricted; only \\unrestrict is allowed\n"
+        'psql:d.sql:13: ERROR:  syntax error at or near "1"\n'
+        "psql:d.sql:14: error: backslash commands are restricted; only \\unrestrict is allowed\n"
+    )
+    parser = PsqlParser("d.sql")
+    for line in stderr.splitlines():
+        parser.feed(line)
+    assert [(e.line, e.cascaded) for e in parser.errors] == [(10, 3)]
+    assert 'column "key_id"' in parser.errors[0].message
+
+
 def test_groups_count_every_error_past_the_kept_ones() -> None:
     parser = PsqlParser("big.sql")
     for n in range(1, 1841):
