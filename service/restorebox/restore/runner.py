@@ -7,28 +7,20 @@ untrusted: whatever it makes psql do happens inside the unprivileged sandbox."""
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from restorebox.backups.catalog import Member
-from restorebox.backups.declared import split_qname
 from restorebox.backups.model import Backup
-from restorebox.backups.wrapped import open_wrapped
 from restorebox.errors import (
     Cancelled,
-    ContainerVanished,
-    DiskLimitExceeded,
     RestoreboxError,
     RestoreFailed,
     RestoreTimeout,
-    SandboxFailed,
 )
 from restorebox.models import (
     ErrorGroup,
@@ -42,9 +34,14 @@ from restorebox.models import (
 from restorebox.pg import connect
 from restorebox.platforms import Classifier, Profile
 from restorebox.platforms.prepare import prepare, prepared_schemas, stand_ins_in_use
+from restorebox.restore.aftercare import (
+    analyze,
+    databases_made,
+    empty_tables,
+    refresh_matviews,
+    source_rows,
+)
 from restorebox.restore.commands import (
-    COUNT_AWK,
-    PROGRESS_SCRIPT,
     archive_sql_command,
     pg_restore_command,
     psql_command,
@@ -54,24 +51,23 @@ from restorebox.restore.errors_parse import StderrCollector
 from restorebox.restore.hints import HintContext, hint_for
 from restorebox.restore.plan import RestorePlan
 from restorebox.restore.server_config import ServerConfig
+from restorebox.restore.server_loss import STOP_GRACE_SECONDS, fail_if_container_gone, server_lost
+from restorebox.restore.session import Session
 from restorebox.restore.sql_stream import ArchiveSql, plain_sql
 from restorebox.restore.translate import Applied, notes_for, rules_for
-from restorebox.runtime import ExecResult, Runtime, UploadFile
-from restorebox.runtime import labels as L
-from restorebox.sql.rewrite import rewritten
-
-# What a server says when it is stopped under a session: SQLSTATE 57P01 / 57P03, or the
-# connection cut. Never a dump's own error.
-SHUTDOWN = re.compile(
-    r"terminating connection due to administrator command|the database system is shutting "
-    r"down|server closed the connection unexpectedly"
+from restorebox.restore.uploads import (
+    MemberLister,
+    ProgressSink,
+    bytes_read,
+    cleanup_uploads,
+    stream_opener,
+    upload,
 )
-STOP_GRACE_SECONDS = 10.0
+from restorebox.runtime import ExecResult, Runtime
+from restorebox.sql.rewrite import rewritten
 
 log = logging.getLogger("restorebox.restore")
 
-TARGET_DIR = "/tmp"  # noqa: S108 -- inside the container: present and world-writable in every postgres image
-UPLOAD_ROOT = "restorebox"
 # Durability is pointless while loading a throwaway copy; it is restored afterwards.
 FAST_SETTINGS = {
     "fsync": "off",
@@ -84,9 +80,6 @@ FAST_SETTINGS = {
 STREAM_CHUNK = 1024 * 1024
 DISK_POLLS = 5  # progress polls (about a second each) between two looks at the disk
 STDOUT_KEPT = 64 * 1024  # what the service keeps of a command's stdout (it is discarded)
-# Rows per COPY block of a data stream: "<table> <rows>" per block.
-ProgressSink = Callable[[Progress], None]
-MemberLister = Callable[[str, Path], list[Member]]
 
 
 class RestoreRunner:
@@ -109,64 +102,28 @@ class RestoreRunner:
         # copy would hold the table again).
         self.vacuum = vacuum
         self.members = members
-        self.disk_limit = disk_limit  # bytes the sandbox may write; 0: no bound
+        self.session = Session(
+            runtime,
+            sandbox,
+            timeout_seconds=timeout_seconds,
+            cancelled=cancelled,
+            disk_limit=disk_limit,
+        )
         self.runtime = runtime
         self.sandbox = sandbox
-        self.deadline = time.monotonic() + timeout_seconds
+        self.container_id = self.session.container_id
+        self.deadline = self.session.deadline
         self.timeout_seconds = timeout_seconds
         self.jobs = jobs
         self.cancelled = cancelled
         self.on_progress = on_progress
-        assert sandbox.container_id is not None
-        self.container_id: str = sandbox.container_id
 
     # -- public -----------------------------------------------------------------
     def run(self, plan: RestorePlan, on_error: str) -> RestoreReport:
         try:
             return self._run(plan, on_error)
         except psycopg.OperationalError as exc:  # the server went away under a connection
-            raise self._server_lost(exc) from exc
-
-    def _fail_if_container_gone(self, errors: list[RestoreError]) -> None:
-        """A step that failed because its container stopped (an engine restart, someone's
-        `docker stop`) fails as that, not as the dump's error. Raises EngineUnavailable
-        when the engine does not answer. When the server said it was being shut down, the
-        container is given a few seconds to be seen stopped: a stopping engine signals the
-        server before it marks the container stopped."""
-        shut_down = any(SHUTDOWN.search(e.message) for e in errors)
-        deadline = time.monotonic() + (STOP_GRACE_SECONDS if shut_down else 0)
-        while True:
-            container = self.runtime.inspect(self.container_id)
-            if container is None or not container.running:
-                raise ContainerVanished("the sandbox's container stopped during the restore")
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.5)
-        if shut_down:
-            raise RestoreFailed(
-                "the sandbox's server was shut down during the restore (by the engine or "
-                "an administrator), not by the dump"
-            )
-
-    def _server_lost(self, exc: psycopg.OperationalError) -> SandboxFailed:
-        """What a connection that broke mid-restore means: the container stopped (an
-        engine restart, someone's `docker stop`), or the server died inside it."""
-        reason = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
-        # A stopping engine closes the connection before it marks the container stopped.
-        deadline = time.monotonic() + (STOP_GRACE_SECONDS if SHUTDOWN.search(str(exc)) else 0)
-        while True:
-            container = self.runtime.inspect(self.container_id)  # EngineUnavailable: down
-            if container is None or not container.running:
-                return ContainerVanished(
-                    f"the sandbox's container stopped during the restore ({reason})"
-                )
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.5)
-        return RestoreFailed(
-            f"the sandbox's server closed the connection during the restore ({reason}); "
-            "it may have run out of memory (RESTOREBOX_SANDBOX_MEMORY_BYTES)"
-        )
+            raise server_lost(self.session, exc) from exc
 
     def _run(self, plan: RestorePlan, on_error: str) -> RestoreReport:
         report = RestoreReport(warnings=list(plan.warnings))
@@ -181,7 +138,7 @@ class RestoreRunner:
             ]
         started = time.monotonic()
         try:
-            with self._connect(self.sandbox.initial_database) as conn:
+            with self.session.connect(self.sandbox.initial_database) as conn:
                 config = ServerConfig.read(conn)
         except psycopg.Error as exc:  # still reset ALTER SYSTEM afterwards; files unwatched
             log.warning("could not read the server's configuration", extra={"error": str(exc)})
@@ -200,14 +157,14 @@ class RestoreRunner:
         prepared = report.platform.roles_prepared if report.platform else []
         # Roles the dump names that the sandbox lacked, whoever made them.
         report.roles_created = sorted(set(created) | (set(prepared) & set(plan.roles)))
-        uploads = self._upload(plan)
+        uploads = upload(self.session, plan, self.members, self.on_progress)
         # With a platform profile the tools run to the end, and errors wholly explained by
         # the platform's pieces are recorded, not fatal; the first error on a user object
         # still fails the sandbox under on_error=stop.
         tool_on_error = "continue" if plan.profile is not None else on_error
         try:
             for index, (backup, remote) in enumerate(zip(plan.backups, uploads, strict=True)):
-                self._check_time()
+                self.session.check_time()
                 data_only_alone = backup.content == "data" and not any(
                     b.content in ("schema", "complete") for b in plan.backups[:index]
                 )
@@ -229,27 +186,28 @@ class RestoreRunner:
                     )
                 report.steps.append(step)
                 report.warnings += [f"{backup.name}: {note}" for note in step_notes]
-                self._check_disk(f"restoring {backup.name}")
+                self.session.check_disk(f"restoring {backup.name}")
                 report.errors.extend(errors)
                 report.errors_total += step.errors_total
                 report.error_groups.extend(groups)
                 user_errors = [e for e in errors if not e.platform]
                 failed_silently = step.exit_code != 0 and not errors
                 if on_error == "stop" and (user_errors or failed_silently):
-                    self._fail_if_container_gone(errors)  # an engine restart is not the dump's
-                    report.not_loaded = self._empty_tables(backup.data_tables)
+                    # An engine restart is not the dump's error.
+                    fail_if_container_gone(self.session, errors)
+                    report.not_loaded = empty_tables(self.session, backup.data_tables)
                     raise RestoreFailed(
                         _failure_message(backup, step, user_errors, groups), report=report
                     )
         finally:
             report.duration_seconds = round(time.monotonic() - started, 3)
         if any(b.content == "data" for b in plan.backups):
-            report.warnings += self._refresh_matviews()
-        report.source_rows = self._source_rows(plan, uploads)
-        report.databases = self._databases_made(plan)
+            report.warnings += refresh_matviews(self.session)
+        report.source_rows = source_rows(self.session, plan, uploads, self.on_progress)
+        report.databases = databases_made(self.session, plan)
         self._finish_platform(plan, report)
-        self._cleanup_uploads()
-        self._analyze(report.databases)
+        cleanup_uploads(self.session)
+        analyze(self.session, report.databases, self.jobs, self.vacuum, self.on_progress)
         return report
 
     def _put_config_back(self, config: ServerConfig, report: RestoreReport) -> None:
@@ -275,7 +233,7 @@ class RestoreRunner:
         if plan.profile is None:
             return Classifier(None)
         self.on_progress(Progress(phase=f"preparing for {plan.profile.name}"))
-        with self._connect(self.sandbox.initial_database) as conn:
+        with self.session.connect(self.sandbox.initial_database) as conn:
             roles, helpers = prepare(conn, plan.profile, plan.backups, self.sandbox.platform_image)
         report.platform = PlatformReport(
             profile=plan.profile.name,
@@ -293,7 +251,7 @@ class RestoreRunner:
         if report.platform is None:
             return
         declared = {o.name for b in plan.backups for o in b.objects if o.kind == "EXTENSION"}
-        with self._connect() as conn:
+        with self.session.connect() as conn:
             # The stand-ins the dump asked for (pg_net made for webhooks is a helper).
             report.platform.stand_ins = [e for e in stand_ins_in_use(conn) if e in declared]
         report.platform.gaps = [
@@ -302,7 +260,7 @@ class RestoreRunner:
 
     # -- steps ------------------------------------------------------------------
     def _tune(self, settings: Mapping[str, str | None]) -> None:
-        with self._connect(self.sandbox.initial_database) as conn:
+        with self.session.connect(self.sandbox.initial_database) as conn:
             for name, value in settings.items():
                 if value is None:
                     conn.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
@@ -318,7 +276,7 @@ class RestoreRunner:
         created: list[str] = []
         if not roles:
             return created
-        with self._connect(self.sandbox.initial_database) as conn:
+        with self.session.connect(self.sandbox.initial_database) as conn:
             existing = {row[0] for row in conn.execute("SELECT rolname FROM pg_roles")}
             for role in roles:
                 if role in existing:
@@ -329,80 +287,13 @@ class RestoreRunner:
             log.info("created roles", extra={"sandbox": self.sandbox.id, "roles": created})
         return created
 
-    def _upload(self, plan: RestorePlan) -> list[str | None]:
-        """Stage the archives in the container (pg_restore -j needs a file it can seek);
-        plain files are not staged (None): they stream straight into psql."""
-        files: list[UploadFile] = []
-        remotes: list[str | None] = []
-        for index, backup in enumerate(plan.backups):
-            folder = f"{UPLOAD_ROOT}/{index}"
-            if self._streams(backup):
-                remotes.append(None)
-                continue
-            if backup.wrapper is not None:
-                # Members stream from inside the wrapper, checked as they were described.
-                wrapped = open_wrapped(backup.path, backup.wrapper)
-                assert wrapped is not None
-                if wrapped.directory:
-                    base = f"{folder}/dump"
-                    files += [
-                        UploadFile(backup.path, f"{base}/{e.name}", e.size, e.open)
-                        for e in wrapped.entries
-                    ]
-                else:
-                    entry = wrapped.single
-                    base = f"{folder}/{entry.name}"
-                    files.append(UploadFile(backup.path, base, entry.size, entry.open))
-                remotes.append(f"{TARGET_DIR}/{base}")
-                continue
-            base = f"{folder}/{backup.path.name}"
-            remotes.append(f"{TARGET_DIR}/{base}")
-            # Checked again now (a member may have changed since it was described).
-            for member in self.members(backup.name, backup.path):
-                name = f"{base}/{member.name}" if backup.path.is_dir() else base
-                files.append(UploadFile(member.path, name, member.size))
-        if not files:
-            return remotes
-        total = sum(f.size for f in files)
-        if self.disk_limit and total > self.disk_limit:  # known before a byte is copied
-            raise DiskLimitExceeded.at(total, self.disk_limit, "for its backups alone")
-        last = [0.0]
-
-        def progress(sent: int) -> None:
-            now = time.monotonic()
-            if now - last[0] >= 0.5 or sent == total:
-                last[0] = now
-                self.on_progress(Progress(phase="uploading", bytes_done=sent, bytes_total=total))
-            if self.cancelled.is_set():
-                raise Cancelled("the sandbox was deleted while its backup was uploading")
-            self._check_time()
-
-        self.on_progress(Progress(phase="uploading", bytes_done=0, bytes_total=total))
-        self.runtime.copy_in(self.container_id, TARGET_DIR, files, progress)
-        return remotes
-
-    def _streams(self, backup: Backup) -> bool:
-        """Plain SQL (compressed or not, loose or the one file of a wrapper) goes to psql
-        on its standard input: no staged copy, and progress is the bytes sent."""
-        return backup.format == "plain"
-
-    def _stream_opener(self, backup: Backup) -> UploadFile:
-        if backup.wrapper is not None:
-            wrapped = open_wrapped(backup.path, backup.wrapper)
-            assert wrapped is not None
-            entry = wrapped.single
-            return UploadFile(backup.path, entry.name, entry.size, entry.open)
-        # Checked again now (it may have changed since it was described).
-        (member,) = self.members(backup.name, backup.path)
-        return UploadFile(member.path, member.name, member.size)
-
     def _tick(self, sent: list[int], done: int) -> None:
         """Told the bytes of a plain file read so far. A deleted sandbox or the deadline
         ends the stream with an error (raised again by ``exec`` once the command ends),
         never with a quiet early end of input that psql would take for the whole file."""
         if self.cancelled.is_set():
             raise Cancelled("the sandbox was deleted while restoring")
-        self._check_time()
+        self.session.check_time()
         sent[0] = done
 
     def _restore_one(
@@ -446,7 +337,7 @@ class RestoreRunner:
             source: Iterable[bytes]
             if remote is None:  # plain SQL, read here and streamed in
                 source = plain_sql(
-                    self._stream_opener(backup),
+                    stream_opener(backup, self.members),
                     backup.compression,
                     backup.tool_messages,
                     lambda done: self._tick(sent, done),
@@ -546,8 +437,8 @@ class RestoreRunner:
                     raise Cancelled("the sandbox was deleted while restoring")
                 polls += 1
                 if polls % DISK_POLLS == 0:  # the engine walks the layer: not every second
-                    self._check_disk(f"restoring {backup.name}")
-                done = sent[0] if remote is None else self._bytes_read(remote)
+                    self.session.check_disk(f"restoring {backup.name}")
+                done = sent[0] if remote is None else bytes_read(self.session, remote)
                 self.on_progress(
                     Progress(
                         phase="restoring",
@@ -560,182 +451,6 @@ class RestoreRunner:
                 )
         finally:
             pool.shutdown(wait=False)
-
-    def _bytes_read(self, remote: str) -> int:
-        try:
-            result = self.runtime.exec(
-                self.container_id, ["timeout", "10", "sh", "-c", PROGRESS_SCRIPT]
-            )
-        except Exception:  # progress is best effort; the restore itself reports failures
-            return 0
-        positions: dict[str, int] = {}
-        for line in result.stdout.decode("utf-8", "replace").splitlines():
-            pos, _, path = line.partition(" ")
-            if path.startswith(remote) and pos.isdigit():
-                positions[path] = max(positions.get(path, 0), int(pos))
-        return sum(positions.values())
-
-    def _source_rows(self, plan: RestorePlan, remotes: list[str | None]) -> dict[str, int]:
-        """Rows per table the backups carry. Plain files were counted when catalogued;
-        archives are counted here by the sandbox's own pg_restore, which reads them."""
-        total: dict[str, int] = {}
-        for backup, remote in zip(plan.backups, remotes, strict=True):
-            counts = backup.row_counts
-            if counts is None and remote is not None:
-                self.on_progress(Progress(phase="counting source rows", file=backup.name))
-                result = self.runtime.exec(
-                    self.container_id,
-                    [
-                        *self._timeout_argv(),
-                        "bash",
-                        "-o",
-                        "pipefail",
-                        "-c",
-                        f'pg_restore -a -f - "$1" | awk {COUNT_AWK}',
-                        "count",
-                        remote,
-                    ],
-                )
-                counts = {}
-                for line in result.stdout.decode("utf-8", "replace").splitlines():
-                    qname, _, number = line.rpartition(" ")
-                    if number.isdigit():
-                        key = ".".join(split_qname(qname))
-                        counts[key] = counts.get(key, 0) + int(number)
-            for table, rows in (counts or {}).items():
-                total[table] = total.get(table, 0) + rows
-        return total
-
-    def _refresh_matviews(self) -> list[str]:
-        """A schema-only file creates materialized views WITH NO DATA and a data-only
-        file never refreshes them: once the data is in, populate them (dependencies
-        first, by retrying until no more succeed)."""
-        notes: list[str] = []
-        with self._connect() as conn:
-            pending = conn.execute(
-                "SELECT format('%I.%I', schemaname, matviewname) FROM pg_matviews "
-                "WHERE NOT ispopulated ORDER BY 1"
-            ).fetchall()
-            names = [row[0] for row in pending]
-            refreshed: list[str] = []
-            failures: dict[str, str] = {}
-            progress = True
-            while names and progress:
-                progress = False
-                for name in list(names):
-                    try:
-                        conn.execute(f"REFRESH MATERIALIZED VIEW {name}")
-                    except psycopg.Error as exc:
-                        failures[name] = str(exc).strip()
-                        continue
-                    names.remove(name)
-                    refreshed.append(name)
-                    failures.pop(name, None)
-                    progress = True
-        if refreshed:
-            notes.append(
-                f"refreshed {len(refreshed)} materialized views after the data-only load: "
-                + ", ".join(refreshed[:10])
-            )
-        notes += [f"could not refresh {name}: {error}" for name, error in failures.items()]
-        return notes
-
-    def _empty_tables(self, tables: list[str]) -> list[str]:
-        """Which of ``tables`` hold no rows (or do not exist) in the sandbox."""
-        empty = []
-        try:
-            with self._connect() as conn:
-                for table in tables:
-                    schema, name = table.split(".", 1)
-                    query = sql.SQL("SELECT EXISTS (SELECT FROM {}.{})").format(
-                        sql.Identifier(schema), sql.Identifier(name)
-                    )
-                    try:
-                        row = conn.execute(query).fetchone()
-                    except psycopg.Error:
-                        row = None
-                    if not row or not row[0]:
-                        empty.append(table)
-        except psycopg.Error:
-            return list(tables)
-        return empty
-
-    def _databases_made(self, plan: RestorePlan) -> list[str]:
-        """The databases the dumps made that exist now, the sandbox's first."""
-        wanted = plan.databases
-        if not wanted:
-            return []
-        with self._connect(self.sandbox.initial_database) as conn:
-            existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
-        made = [d for d in wanted if d in existing]
-        return sorted(made, key=lambda d: d != self.sandbox.database)
-
-    def _timeout_argv(self) -> list[str]:
-        """Every command in the sandbox ends by the restore's deadline."""
-        self._check_time()
-        return ["timeout", "-k", "5", str(max(1, int(self.deadline - time.monotonic())))]
-
-    def _connect(self, dbname: str | None = None) -> psycopg.Connection:
-        """A connection whose statements end by the restore's deadline (to the sandbox's
-        database unless told otherwise)."""
-        self._check_time()
-        remaining_ms = max(1000, int((self.deadline - time.monotonic()) * 1000))
-        return connect(self.sandbox, dbname=dbname, statement_timeout_ms=remaining_ms)
-
-    def _check_disk(self, doing: str) -> None:
-        """Fail the restore once the sandbox wrote more than it may (the caller removes
-        the container, which ends whatever still writes)."""
-        if not self.disk_limit:
-            return
-        labels = {L.MANAGED: "true", L.SANDBOX: self.sandbox.id}
-        used = self.runtime.disk_usage(labels).get(self.container_id, 0)
-        if used > self.disk_limit:
-            raise DiskLimitExceeded.at(used, self.disk_limit, doing)
-
-    def _check_time(self) -> None:
-        if time.monotonic() > self.deadline:
-            raise RestoreTimeout(
-                f"the restore did not finish within {self.timeout_seconds:g} seconds"
-            )
-
-    def _cleanup_uploads(self) -> None:
-        self.runtime.exec(
-            self.container_id,
-            [*self._timeout_argv(), "rm", "-rf", f"{TARGET_DIR}/{UPLOAD_ROOT}"],
-            user="root",
-        )
-
-    def _analyze(self, databases: list[str]) -> None:
-        """Planner statistics for every table, ``jobs`` tables at a time (vacuumdb), then
-        the partitioned parents, which vacuumdb leaves out. With ``vacuum``, vacuumed too."""
-        self.on_progress(Progress(phase="vacuuming and analyzing" if self.vacuum else "analyzing"))
-        for database in databases or [self.sandbox.database]:
-            result = self.runtime.exec(
-                self.container_id,
-                [
-                    *self._timeout_argv(),
-                    "vacuumdb",
-                    "--analyze" if self.vacuum else "--analyze-only",
-                    "--quiet",
-                    f"--jobs={self.jobs}",
-                    f"--dbname={database}",
-                ],
-                env={"PGUSER": self.sandbox.user},
-            )
-            with self._connect(database) as conn:
-                if result.exit_code != 0:
-                    log.warning(
-                        "parallel analyze failed; analyzing in one session",
-                        extra={"sandbox": self.sandbox.id, "stderr": result.stderr[-500:]},
-                    )
-                    conn.execute("ANALYZE")
-                    continue
-                parents = conn.execute(
-                    "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
-                    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'p'"
-                ).fetchall()
-                for (parent,) in parents:
-                    conn.execute(sql.SQL("ANALYZE {}").format(sql.SQL(parent)))
 
 
 def _failure_message(

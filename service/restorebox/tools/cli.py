@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -496,6 +497,11 @@ def run_survey(settings: Settings, folder: Path, json_out: bool, output: Path | 
         print(f"restorebox: {folder} is not a folder", file=sys.stderr)
         return 2
     logs.configure(os.environ.get("RESTOREBOX_LOG_LEVEL", "WARNING"), "text")
+
+    def stop(signum: int, _frame: object) -> None:  # a kill cleans up like Ctrl-C does
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, stop)
 
     def progress(result: survey.Outcome) -> None:
         print(f"{result.outcome:8} {result.backup}", file=sys.stderr, flush=True)

@@ -417,26 +417,25 @@ def test_a_server_shut_down_under_a_step_is_not_the_dumps_error(
 
     from restorebox.errors import ContainerVanished, RestoreFailed
     from restorebox.models import RestoreError, Sandbox, Status, utcnow
-    from restorebox.restore import runner as runner_module
-    from restorebox.restore.runner import RestoreRunner
+    from restorebox.restore import server_loss
+    from restorebox.restore.session import Session
     from restorebox.runtime import ContainerSpec
     from tests.fakes import FakeRuntime
 
-    monkeypatch.setattr(runner_module, "STOP_GRACE_SECONDS", 1.5)
+    monkeypatch.setattr(server_loss, "STOP_GRACE_SECONDS", 1.5)
     runtime = FakeRuntime()
     container = runtime.start(ContainerSpec("img", "sandbox", {}, {}))
     now = utcnow()
     sandbox = Sandbox(id="s", status=Status.RESTORING, postgres_version=17, image="img",
                       created_at=now, expires_at=now + timedelta(hours=1), port=1,
                       container_id=container.id, password="x")  # fmt: skip
-    restore = RestoreRunner(runtime, sandbox, timeout_seconds=30, jobs=1,
-                            cancelled=threading.Event(), on_progress=lambda _: None,
-                            members=lambda *_: [])  # fmt: skip
+    session = Session(runtime, sandbox, timeout_seconds=30, cancelled=threading.Event())
     shutdown = [RestoreError(backup="b.sql", message="FATAL:  terminating connection due to "
                              "administrator command")]  # fmt: skip
-    restore._fail_if_container_gone([RestoreError(backup="b.sql", message="syntax error")])
+    gone = server_loss.fail_if_container_gone
+    gone(session, [RestoreError(backup="b.sql", message="syntax error")])
     with pytest.raises(RestoreFailed, match="shut down during the restore"):
-        restore._fail_if_container_gone(shutdown)  # still running after the grace
+        gone(session, shutdown)  # still running after the grace
     threading.Timer(0.5, lambda: runtime.kill(container.id)).start()
     with pytest.raises(ContainerVanished):
-        restore._fail_if_container_gone(shutdown)
+        gone(session, shutdown)
