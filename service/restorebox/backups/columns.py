@@ -39,6 +39,7 @@ class ColumnScan:
         self.columns: dict[str, list[str]] = {}
         self.labels: list[AnonLabel] = []
         self._table: str | None = None  # inside this CREATE TABLE's column list
+        self.schema = "public"  # where unqualified names live (SET search_path)
 
     def feed(self, line: str) -> None:
         if self._table is not None:
@@ -48,10 +49,13 @@ class ColumnScan:
                 self._add(self._table, [unquote(match.group(1))])
             return
         if line.startswith("CREATE ") and (match := _CREATE_TABLE.match(line.rstrip())):
-            self._table = _key(match.group(1))
+            self._table = _key(match.group(1), self.schema)
             self.columns.setdefault(self._table, [])
         elif line.startswith(("COPY ", "INSERT INTO ")) and (match := _COLUMN_LIST.match(line)):
-            self._add(_key(match.group(1)), [unquote(c) for c in re.findall(IDENT, match.group(2))])
+            self._add(
+                _key(match.group(1), self.schema),
+                [unquote(c) for c in re.findall(IDENT, match.group(2))],
+            )
         elif line.startswith(("SECURITY LABEL", "security label")) and (
             match := _LABEL.match(line.rstrip("\r\n"))
         ):
@@ -76,6 +80,6 @@ def scan_toc(toc: ArchiveToc) -> ColumnScan:
     return scan
 
 
-def _key(qname: str) -> str:
-    schema, table = split_qname(qname)
+def _key(qname: str, default_schema: str = "public") -> str:
+    schema, table = split_qname(qname, default_schema)
     return f"{schema}.{table}"

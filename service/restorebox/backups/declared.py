@@ -40,7 +40,11 @@ _POLICY_TO = re.compile(rf"^CREATE POLICY .+? TO ((?:{IDENT})(?:\s*,\s*{IDENT})*
 _SESSION_AUTH = re.compile(r"^SET SESSION AUTHORIZATION '((?:[^']|'')+)'")
 _SET_ROLE = re.compile(rf"^SET ROLE ({IDENT})")
 _DEFAULT_PRIVS = re.compile(rf"^ALTER DEFAULT PRIVILEGES FOR ROLE ({IDENT})")
-_CREATE_ROLE = re.compile(rf"^CREATE (?:ROLE|USER|GROUP) ({IDENT})")
+_DEFAULT_PRIVS_TO = re.compile(
+    rf"^ALTER DEFAULT PRIVILEGES .*? (?:TO|FROM) ((?:{IDENT})(?:\s*,\s*{IDENT})*)"
+)
+# Hand-written files spell it in lower case ("create user admin with password ...").
+_CREATE_ROLE = re.compile(rf"^CREATE\s+(?:ROLE|USER|GROUP)\s+({IDENT})", re.IGNORECASE)
 _NOT_ROLES = {"public", "current_user", "session_user", "current_role", "pg_database_owner"}
 
 
@@ -60,7 +64,8 @@ def split_qname(qname: str, default_schema: str = "public") -> tuple[str, str]:
 def roles_in(line: str) -> list[str]:
     """Role names a statement line refers to (owners, grantees, policy roles)."""
     found: list[str] = []
-    for pattern in (_OWNER, _GRANT_TO, _REVOKE_FROM, _POLICY_TO, _SET_ROLE, _DEFAULT_PRIVS):
+    patterns = (_OWNER, _GRANT_TO, _REVOKE_FROM, _POLICY_TO, _SET_ROLE, _DEFAULT_PRIVS)
+    for pattern in (*patterns, _DEFAULT_PRIVS_TO):
         match = pattern.search(line)
         if match:
             found.extend(re.findall(IDENT, match.group(1)))
@@ -79,6 +84,9 @@ class PlainDeclarations:
         self.roles: set[str] = set()
         self.creates_roles: set[str] = set()  # a pg_dumpall file makes its own roles
         self._current_table: str | None = None
+        # Where unqualified names live: pg_dump before 10.3 wrote them unqualified after
+        # "SET search_path = s, pg_catalog;" (see plain.scan_plain).
+        self.schema = "public"
 
     def feed(self, line: str) -> None:
         if not line or line[0] in "-\n":
@@ -86,7 +94,7 @@ class PlainDeclarations:
         if line[0] == " " and self._current_table:
             match = _ADD_CONSTRAINT.match(line)
             if match:
-                schema, table = split_qname(self._current_table)
+                schema, table = split_qname(self._current_table, self.schema)
                 kind = "FK CONSTRAINT" if match.group(2) == "FOREIGN KEY" else "CONSTRAINT"
                 self.objects.append(
                     DeclaredObject(
@@ -99,7 +107,7 @@ class PlainDeclarations:
         if line.startswith("ALTER "):
             match = _ROW_SECURITY.match(line)
             if match:
-                schema, table = split_qname(match.group(1))
+                schema, table = split_qname(match.group(1), self.schema)
                 self.objects.append(
                     DeclaredObject(kind="ROW SECURITY", namespace=schema, name=table, table=table)
                 )
@@ -108,7 +116,7 @@ class PlainDeclarations:
             if match:
                 self._current_table = match.group(1)
             return
-        if not line.startswith("CREATE "):
+        if line[:7].upper() != "CREATE ":
             return
         match = _CREATE_ROLE.match(line)
         if match:
@@ -119,14 +127,14 @@ class PlainDeclarations:
             if not match:
                 continue
             if kind in ("INDEX", "POLICY"):
-                schema, table = split_qname(match.group(2))
+                schema, table = split_qname(match.group(2), self.schema)
                 name = unquote(match.group(1))
                 self.objects.append(
                     DeclaredObject(kind=kind, namespace=schema, name=name, table=table)
                 )
             elif kind == "TRIGGER":
                 on = _TRIGGER_ON.search(line)
-                schema, table = split_qname(on.group(1)) if on else ("public", "")
+                schema, table = split_qname(on.group(1), self.schema) if on else (self.schema, "")
                 name = unquote(match.group(1))
                 self.objects.append(
                     DeclaredObject(kind=kind, namespace=schema, name=name, table=table or None)
@@ -135,7 +143,7 @@ class PlainDeclarations:
                 name = unquote(match.group(1))
                 self.objects.append(DeclaredObject(kind=kind, namespace=name, name=name))
             else:
-                schema, name = split_qname(match.group(1))
+                schema, name = split_qname(match.group(1), self.schema)
                 self.objects.append(DeclaredObject(kind=kind, namespace=schema, name=name))
             return
 

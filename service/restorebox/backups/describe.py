@@ -86,6 +86,7 @@ def _describe_archive(name: str, path: Path, fmt: Format) -> Backup:
     counts: dict[str, int] | None = None
     if fmt == "directory":
         toc = read_archive_toc(path, fmt)
+        _refuse_missing_data_files(name, path, copy_tables(toc))
         sha, size, counts = _hash_directory(path, copy_tables(toc))
     elif fmt == "custom":
         with path.open("rb") as handle:
@@ -100,6 +101,19 @@ def _describe_archive(name: str, path: Path, fmt: Format) -> Backup:
     backup = _from_toc(name, path, fmt, toc, sha, size)
     backup.row_counts = counts
     return backup
+
+
+def _refuse_missing_data_files(name: str, path: Path, tables: dict[int, str]) -> None:
+    """A directory dump whose table of contents names data files the folder lacks (a copy
+    cut short, files too large for where it was kept) cannot restore those tables."""
+    present = {f.name.split(".", 1)[0] for f in path.iterdir() if ".dat" in f.name}
+    missing = {i: t for i, t in sorted(tables.items()) if str(i) not in present}
+    if missing:
+        named = ", ".join(f"{i}.dat ({t})" for i, t in list(missing.items())[:5])
+        raise UnsupportedBackup(
+            f"{name}: an incomplete directory-format dump: {len(missing)} of {len(tables)} "
+            f"data files are missing ({named}); copy the whole folder again"
+        )
 
 
 def _content(has_schema: bool, has_data: bool) -> Content:
@@ -229,6 +243,9 @@ def _from_scan(
             for name, (declared, rows) in scan.per_database.items()
         },
         locales=sorted(scan.locales),
+        connects_without_create=[
+            d for d in scan.databases if d not in scan.created_databases and d != "postgres"
+        ],
         clean=scan.clean,
         security_labels=scan.security_labels,
         ends_complete=scan.ends_complete if scan.pg_dump_version else None,
@@ -287,7 +304,8 @@ def _sequence_values(toc: ArchiveToc) -> dict[str, tuple[int, bool]]:
     values: dict[str, tuple[int, bool]] = {}
     for entry in toc.entries:
         if entry.desc == "SEQUENCE SET" and (match := SETVAL.search(entry.defn or "")):
-            key = ".".join(split_qname(match.group(1).replace("''", "'")))
+            literal = match.group(1).replace("''", "'")
+            key = ".".join(split_qname(literal, entry.namespace or "public"))
             values[key] = (int(match.group(2)), match.group(3) == "true")
     return values
 

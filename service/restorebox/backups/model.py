@@ -57,6 +57,9 @@ class Backup(BaseModel):
     main_database: str | None = None
     per_database: dict[str, DatabaseContent] = Field(default_factory=dict)
     locales: list[str] = Field(default_factory=list)
+    # Databases the file \connects to and never creates (scripts of a set, one per
+    # database): the restore makes them, empty, first.
+    connects_without_create: list[str] = Field(default_factory=list)
     clean: bool = False  # a --clean dump: DROP statements before each CREATE
     security_labels: bool = False  # SECURITY LABEL statements (no provider in a sandbox)
     # A plain file written by pg_dump (or pg_dumpall) that ends with its "dump complete"

@@ -11,7 +11,7 @@ from restorebox.backups.columns import ColumnScan
 from restorebox.backups.declared import PlainDeclarations, split_qname, unquote
 from restorebox.backups.encodings import python_codec
 from restorebox.backups.sniff import TOOL_MESSAGE
-from restorebox.sql.lexer import COPY, GAP, META, Statement, units
+from restorebox.sql.lexer import COPY, GAP, INSERTS, META, Statement, inserts_in, units
 
 _DUMPED_FROM = re.compile(r"^-- Dumped from database version (\S+)")
 _DUMPED_BY = re.compile(r"^-- Dumped by pg_dump(?:all)? version (\S+)")
@@ -28,6 +28,11 @@ _LOCALE = re.compile(r"\b(?:LOCALE|LC_COLLATE|LC_CTYPE) = '([^']+)'")
 _CLIENT_ENCODING = re.compile(
     r"SET\s+client_encoding\s*(?:=|TO)\s*'([A-Za-z0-9_]+)'", re.IGNORECASE
 )
+_SEARCH_PATH = re.compile(
+    r"(?:SET\s+search_path\s*(?:=|TO)\s*([^;]*);"
+    r"|SELECT\s+pg_catalog\.set_config\('search_path',\s*'([^']*)')",
+    re.IGNORECASE,
+)
 CHUNK = 1 << 20
 SETVAL = re.compile(r"\bsetval\('((?:[^']|'')+)', (-?\d+), (true|false)\)")
 # Kinds whose new owner must be a superuser (event triggers, foreign-data wrappers) or
@@ -39,7 +44,10 @@ OWNED_BY_SUPERUSER = re.compile(
 )
 SAFE_META = {"connect", "c", "restrict", "unrestrict", "encoding", "set"}
 TEMPLATES = {"template0", "template1"}
-WATCHED = ("supabase_functions",)  # platform schemas whose use changes what is prepared
+WATCHED = (
+    "supabase_functions",
+    "heroku_ext",
+)  # platform schemas whose use changes what is prepared
 
 
 @dataclass
@@ -65,6 +73,8 @@ class PlainScan:
     created_roles: set[str] = field(default_factory=set)
     tool_messages: int = 0  # lines of pg_dump's own messages at the top (skipped)
     encoding: str | None = None  # the dump's SET client_encoding (what its text is in)
+    schema: str = "public"  # where unqualified names live now (SET search_path)
+    created_databases: set[str] = field(default_factory=set)  # by CREATE DATABASE
     superuser_owned: list[str] = field(default_factory=list)  # see Backup.superuser_owned
     sequence_values: dict[str, tuple[int, bool]] = field(default_factory=dict)
     columns: ColumnScan = field(default_factory=ColumnScan)  # every database's, together
@@ -92,11 +102,17 @@ def scan_plain(stream: IO[bytes]) -> PlainScan:
             _read_meta(result, line, unit.line)
             continue
         result.ends_complete = False  # a statement after the trailer: there is more
+        if unit.kind == INSERTS:
+            for insert in inserts_in(unit):
+                _read_statement(result, Statement(insert), codec)
+            continue
         statement = Statement(unit)
         copying = _read_statement(result, statement, codec)
         if (encoding := _client_encoding(statement)) is not None:
             result.encoding = encoding
             codec = python_codec(encoding) or "latin-1"
+        elif (schema := _search_path(statement)) is not None:
+            _set_schema(result, schema)
     _settle_databases(result)
     if not result.created_roles:
         result.created_roles = set(result.declarations.creates_roles)
@@ -151,7 +167,7 @@ def _read_statement(result: PlainScan, statement: Statement, codec: str) -> str 
     for raw in statement.code_lines():
         line = raw if codec == "latin-1" else raw.encode("latin-1").decode(codec, "replace")
         if line.startswith("SELECT ") and (match := SETVAL.search(line)):
-            key = ".".join(split_qname(match.group(1).replace("''", "'")))
+            key = ".".join(split_qname(match.group(1).replace("''", "'"), result.schema))
             result.sequence_values[key] = (int(match.group(2)), match.group(3) == "true")
         if line.startswith("ALTER ") and (match := OWNED_BY_SUPERUSER.match(line)):
             result.superuser_owned.append(f"{match.group(1)} {unquote(match.group(2))}")
@@ -170,6 +186,7 @@ def _read_statement(result: PlainScan, statement: Statement, codec: str) -> str 
             match = _CREATE_DATABASE.match(line)
             if match:
                 _note_database(result, unquote(match.group(1)))
+                result.created_databases.add(unquote(match.group(1)))
                 result.locales.update(_LOCALE.findall(match.group(2)))
         if line.startswith("DROP "):
             result.clean = True
@@ -180,6 +197,24 @@ def _read_statement(result: PlainScan, statement: Statement, codec: str) -> str 
         result.declarations.feed(line)
         result.columns.feed(line)
     return copying
+
+
+def _search_path(statement: Statement) -> str | None:
+    """The schema unqualified names go to after ``SET search_path = s, ...`` (pg_dump
+    before 10.3) or pg_dump's ``set_config('search_path', '', false)``."""
+    if statement.first_word not in (b"SET", b"SELECT"):
+        return None
+    match = _SEARCH_PATH.match(statement.text)
+    if match is None:
+        return None
+    first = (match.group(1) or match.group(2) or "").split(",")[0].strip().strip("'")
+    return "public" if not first or first == "pg_catalog" else unquote(first)
+
+
+def _set_schema(result: PlainScan, schema: str) -> None:
+    result.schema = schema
+    result.declarations.schema = schema
+    result.columns.schema = schema
 
 
 def _client_encoding(statement: Statement) -> str | None:
@@ -216,6 +251,7 @@ def _switch(result: PlainScan, name: str) -> None:
     if name not in result.per_database:
         result.per_database[name] = (PlainDeclarations(), {})
     result.declarations, result.data_tables = result.per_database[name]
+    _set_schema(result, "public")  # a new session: its own search_path
 
 
 def _settle_databases(result: PlainScan) -> None:
@@ -241,7 +277,7 @@ def _settle_databases(result: PlainScan) -> None:
 
 
 def _table_key(result: PlainScan, qname: str) -> str:
-    schema, table = split_qname(qname)
+    schema, table = split_qname(qname, result.schema)
     key = f"{schema}.{table}"
     result.data_tables.setdefault(key, 0)
     return key

@@ -15,10 +15,15 @@ def detect(backups: list[Backup] | tuple[Backup, ...]) -> tuple[Profile | None, 
     roles = {r for b in backups for r in b.roles}
     schemas = {o.name for b in backups for o in b.objects if o.kind == "SCHEMA"}
     extensions = {o.name for b in backups for o in b.objects if o.kind == "EXTENSION"}
+    mentioned = {m for b in backups for m in b.mentions}
     best: tuple[int, Profile | None, list[str]] = (0, None, [])
     for profile in PROFILES.values():
         evidence = [f"role {r}" for r in sorted(roles & profile.markers)]
         evidence += [f"extension {e}" for e in sorted(extensions & profile.stand_ins)]
+        # A platform schema the dump uses without making it (heroku_ext).
+        evidence += [
+            f"schema {s}" for s in sorted((mentioned - schemas) & set(profile.base_schemas))
+        ]
         if profile is SUPABASE:
             evidence += [f"schema {s}" for s in sorted(schemas & _SUPABASE_SCHEMAS)]
             if roles >= _API_ROLES:

@@ -178,4 +178,24 @@ AZURE = Profile(
     markers=frozenset({"azure_pg_admin", "azure_superuser", "azuresu"}),
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (SUPABASE, RDS, CLOUDSQL, AZURE)}
+HEROKU = Profile(
+    name="heroku",
+    description="Heroku Postgres: extensions in the heroku_ext schema, heroku_admin",
+    roles=(RoleSpec("heroku_admin", "NOLOGIN SUPERUSER"),),
+    # Since 2022 Heroku puts extensions in heroku_ext, which dumps name but never make.
+    base_schemas=("heroku_ext",),
+    markers=frozenset({"heroku_admin"}),
+)
+
+NEON = Profile(
+    name="neon",
+    description="Neon: neon_superuser (the role users' roles are granted) and cloud_admin",
+    roles=(
+        RoleSpec("neon_superuser", "NOLOGIN CREATEROLE CREATEDB BYPASSRLS"),
+        RoleSpec("cloud_admin", "NOLOGIN SUPERUSER"),
+    ),
+    extensions=frozenset({"neon", "neon_utils"}),
+    markers=frozenset({"neon_superuser", "cloud_admin"}),
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (SUPABASE, RDS, CLOUDSQL, AZURE, HEROKU, NEON)}

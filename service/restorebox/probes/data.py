@@ -214,13 +214,20 @@ ORDER BY 1, 2, 6, 7, 8
 """
 
 
-def _source_position(ctx: Context, sequence: str) -> int | None:
-    """Where the dump's own setval left ``sequence`` (the value nextval returned last)."""
+def _next_in_source(ctx: Context, sequence: str, step: int) -> int | None:
+    """What nextval would have returned next in the source, per the dump's own setval."""
     for backup in ctx.backups:
         if sequence in backup.sequence_values:
             value, called = backup.sequence_values[sequence]
-            return value if called else None
+            return value + step if called else value
     return None
+
+
+def _next_here(ctx: Context, schema: str, name: str, step: int) -> int:
+    ((last, called),) = ctx.rows(
+        sql.SQL("SELECT last_value, is_called FROM {}").format(qualified(schema, name))
+    )
+    return int(last) + step if called else int(last)
 
 
 def sequence_lag(ctx: Context) -> Outcome:
@@ -247,7 +254,8 @@ def sequence_lag(ctx: Context) -> Outcome:
                     "sequence_value": current,
                     "column_max": top,
                     # The dump itself set it there: production is behind too.
-                    "as_in_source": last is not None and _source_position(ctx, name) == last,
+                    "as_in_source": _next_in_source(ctx, name, step)
+                    == _next_here(ctx, sschema, sname, step),
                 }
             )
     data = {"sequences": len(sequences), "behind": first(behind, 50)}

@@ -58,7 +58,7 @@ def psql_command(on_error: str, remaining: int) -> list[str]:
 
 def archive_sql_command(backup: Backup, remote: str, remaining: int) -> list[str]:
     """An archive's SQL on standard output, for the rewrites and psql (``psql_command``)."""
-    argv = [*_timeout(remaining), "pg_restore", "-f", "-"]
+    argv = [*_timeout(remaining), "pg_restore", "-f", "-", "--no-tablespaces"]
     if backup.security_labels:
         argv.append(NO_LABELS.strip())
     if backup.content == "data":
@@ -77,6 +77,7 @@ def pg_restore_command(
     backup: Backup, database: str, remote: str, on_error: str, remaining: int, jobs: int
 ) -> list[str]:
     argv = [*_timeout(remaining), "pg_restore", "--verbose", "--no-password", "-d", database]
+    argv.append("--no-tablespaces")  # a sandbox has none of the source's
     if backup.format in ("custom", "directory") and jobs > 1:
         argv += ["-j", str(jobs)]
     if on_error == "stop":

@@ -41,6 +41,12 @@ def hint_for(message: str, ctx: HintContext) -> str | None:
                 f"{construct} needs PostgreSQL {major} or newer, whatever the file's header "
                 f'says; ask for it ("postgres": "{major}")'
             )
+    if re.search(r'could not access file "[^"]*(postgis|rtpostgis|topology)[^"]*"', message):
+        return (
+            "a PostGIS database dumped before PostGIS was an extension (its functions name "
+            "the old server's library files): restore it with PostGIS's postgis_restore.pl, "
+            "or dump it again after upgrading it to CREATE EXTENSION postgis"
+        )
     if re.search(r'type "(public\.)?vector" does not exist', message):
         return (
             "vector is pgvector's type: the dump must CREATE EXTENSION vector first, and the "

@@ -157,6 +157,7 @@ class RestoreRunner:
         prepared = report.platform.roles_prepared if report.platform else []
         # Roles the dump names that the sandbox lacked, whoever made them.
         report.roles_created = sorted(set(created) | (set(prepared) & set(plan.roles)))
+        report.warnings += self._make_connected_databases(plan)
         uploads = upload(self.session, plan, self.members, self.on_progress)
         # With a platform profile the tools run to the end, and errors wholly explained by
         # the platform's pieces are recorded, not fatal; the first error on a user object
@@ -272,6 +273,24 @@ class RestoreRunner:
                     )
             conn.execute("SELECT pg_reload_conf()")
 
+    def _make_connected_databases(self, plan: RestorePlan) -> list[str]:
+        """Databases a file \\connects to without creating them (one script of a set per
+        database) are made first, empty, as the scripts expect."""
+        wanted = [d for b in plan.backups for d in b.connects_without_create]
+        if not wanted:
+            return []
+        made: list[str] = []
+        with self.session.connect(self.sandbox.initial_database) as conn:
+            existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+            for database in dict.fromkeys(wanted):
+                if database not in existing:
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+                    made.append(database)
+        return [
+            f"database {d} created for the file's \\connect (the file does not create it)"
+            for d in made
+        ]
+
     def _create_roles(self, roles: tuple[str, ...]) -> list[str]:
         created: list[str] = []
         if not roles:
@@ -346,10 +365,14 @@ class RestoreRunner:
                 command = archive_sql_command(backup, remote, remaining)
                 source = archive = ArchiveSql(self.runtime, self.container_id, command, on_stderr)
             stdin = rewritten(source, applied.rewrites())
+            # As pg_dump's own header sets it: a file without that header (a platform's
+            # CLI, a hand-edited dump) may make a function before what its body uses.
+            options = "-c check_function_bodies=off"
             if data_only:
                 # Data-only files load with FK and user triggers off (circular references,
                 # audit triggers); the setting lives and dies with psql's session.
-                env["PGOPTIONS"] = "-c session_replication_role=replica"
+                options += " -c session_replication_role=replica"
+            env["PGOPTIONS"] = options
         step = RestoreStep(
             backup=backup.name,
             format=backup.format,

@@ -27,9 +27,25 @@ IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_\x80-\xff][A-Za-z0-9_$\x80-\xff]*)'
 QNAME = rf"{IDENT}(?:\s*\.\s*{IDENT})?"
 
 
-def _head(pattern: str) -> re.Pattern[str]:
-    """A pattern over a statement's code, from its first word; words apart by any space."""
-    return re.compile(pattern.replace(" ", r"\s+"), re.IGNORECASE | re.DOTALL)
+class _Head:
+    """A pattern over a statement's code, from its first word, words apart by any space.
+    A statement whose first word is none the pattern starts with is passed over without
+    building its code (an --inserts dump is millions of INSERTs that no rule is for)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.regex = re.compile(pattern.replace(" ", r"\s+"), re.IGNORECASE | re.DOTALL)
+        lead = re.match(r"(?:\(\?P<\w+>|\(\?:)?([A-Z|]+)", pattern)
+        assert lead is not None, pattern
+        self.words = frozenset(w.encode() for w in lead.group(1).split("|") if w)
+
+    def match(self, statement: Statement) -> re.Match[str] | None:
+        if statement.first_word not in self.words:
+            return None
+        return self.regex.match(statement.code)
+
+
+def _head(pattern: str) -> _Head:
+    return _Head(pattern)
 
 
 def skip_when(pattern: str, why: str) -> Rewrite:
@@ -37,7 +53,7 @@ def skip_when(pattern: str, why: str) -> Rewrite:
     compiled = _head(pattern)
 
     def rewrite(statement: Statement) -> str | None:
-        return skipped(statement, why) if compiled.match(statement.code) else None
+        return skipped(statement, why) if compiled.match(statement) else None
 
     return rewrite
 
@@ -46,13 +62,13 @@ def insert_after(pattern: str, words: str, unless: str | None = None) -> Rewrite
     """A rewrite that puts ``words`` after what ``pattern`` matched (group ``at``, or the
     whole match), unless the statement's code matches ``unless`` there."""
     compiled = _head(pattern)
-    guard = _head(unless) if unless else None
+    guard = re.compile(unless.replace(" ", r"\s+"), re.IGNORECASE) if unless else None
 
     def rewrite(statement: Statement) -> str | None:
-        match = compiled.match(statement.code)
+        match = compiled.match(statement)
         if match is None:
             return None
-        at = match.end("at") if "at" in compiled.groupindex else match.end()
+        at = match.end("at") if "at" in compiled.regex.groupindex else match.end()
         if guard is not None and guard.match(statement.code, at):
             return None
         text = statement.text
@@ -171,7 +187,7 @@ _DROP_CONSTRAINT = _head(
 
 def _drop_constraint(statement: Statement) -> str | None:
     """ALTER TABLE [ONLY] t DROP CONSTRAINT c: IF EXISTS after TABLE and CONSTRAINT."""
-    match = _DROP_CONSTRAINT.match(statement.code)
+    match = _DROP_CONSTRAINT.match(statement)
     if match is None or (match.group("tif") and match.group("cif")):
         return None
     text = statement.text
@@ -202,24 +218,40 @@ CLEAN = Rule(
 # the load there: the statement is made what it means, so nothing tolerated stops a load.
 PUBLIC_SCHEMA = Rule(
     0,
-    insert_after(r"CREATE SCHEMA(?=\s+public\s*;)", " IF NOT EXISTS"),
+    insert_after(r'CREATE SCHEMA(?=\s+(?:public|"public")\s*;)', " IF NOT EXISTS"),
     "CREATE SCHEMA public (pg_dump before 11) made IF NOT EXISTS (every server has it)",
 )
 # pg_dumpall writes "CREATE ROLE x;" then "ALTER ROLE x WITH ...". A role that exists
 # already (made by a platform profile, by an earlier file, or the server's own) is an
 # error pg_dumpall's docs call harmless, yet it ends a load: the CREATE is made to pass
 # over an existing role, and the ALTER that follows sets its attributes either way.
-_CREATE_ROLE = _head(rf"CREATE ROLE (?P<name>{IDENT})\s*;")
+_CREATE_ROLE = _head(
+    rf"CREATE (?P<kind>ROLE|USER|GROUP) (?P<name>{IDENT})(?P<options>(?:\s+[^;]*)?);"
+)
+# CREATE ROLE options ALTER ROLE does not take: with them, an existing role is left be.
+_NOT_FOR_ALTER = re.compile(r"\b(?:IN\s+ROLE|IN\s+GROUP|ROLE|ADMIN|USER|SYSID)\b", re.I)
 
 
 def _create_role_if_missing(statement: Statement) -> str | None:
-    match = _CREATE_ROLE.match(statement.code)
+    """CREATE ROLE (USER, GROUP) of a role the sandbox has already: its attributes are
+    set with ALTER ROLE instead, as the CREATE would have made them."""
+    match = _CREATE_ROLE.match(statement)
     if match is None:
         return None
-    name = statement.text[match.start("name") : match.end("name")]
-    tag = "$restorebox$" if "$restorebox$" not in name else "$restorebox_role$"
+    text = statement.text
+    name = text[match.start("name") : match.end("name")]
+    options = text[match.start("options") : match.end("options")].strip()
+    if options[:4].upper() == "WITH":
+        options = options[4:].lstrip()
+    implied = {"USER": "LOGIN ", "GROUP": "NOLOGIN "}.get(match.group("kind").upper(), "")
+    if _NOT_FOR_ALTER.search(options) or not (options or implied):
+        instead = "NULL;"
+    else:
+        instead = f"ALTER ROLE {name} WITH {implied}{options};"
+    tag = "$restorebox$" if "$restorebox$" not in text else "$restorebox_role$"
     return (
-        f"DO {tag} BEGIN CREATE ROLE {name}; EXCEPTION WHEN duplicate_object THEN NULL; END {tag};"
+        f"DO {tag} BEGIN {text[: match.end()]} EXCEPTION WHEN duplicate_object THEN "
+        f"{instead} END {tag};"
     )
 
 
@@ -236,17 +268,106 @@ SECURITY_LABELS = Rule(
     skip_when(r"SECURITY LABEL\b", "no label provider in a sandbox"),
     "SECURITY LABEL statements skipped (no label provider is loaded in a sandbox)",
 )
-# Locales restorebox's images have; a dump asking for another gets the closest.
-IMAGE_LOCALES = {"c", "posix", "c.utf-8", "c.utf8", "en_us.utf-8", "en_us.utf8"}
+# Role grants and privileges GRANTED BY a role: in a sandbox that role holds no ADMIN
+# OPTION on the file's roles (PostgreSQL 16 refuses it), so the restoring superuser
+# grants them; the grant is the same, its recorded grantor is not.
+_GRANT = _head(r"GRANT\b")
+_GRANTED_BY = re.compile(rf"\s+GRANTED\s+BY\s+(?:{IDENT})\s*;\s*$", re.IGNORECASE)
+
+
+def _without_granted_by(statement: Statement) -> str | None:
+    if not _GRANT.match(statement):
+        return None
+    match = _GRANTED_BY.search(statement.code)
+    return statement.text[: match.start()] + ";" if match else None
+
+
+GRANTED_BY = Rule(
+    0,
+    _without_granted_by,
+    "GRANTED BY dropped from grants: the restoring superuser grants them (the grantor "
+    "holds no ADMIN OPTION in a sandbox)",
+)
+_SET_TABLESPACE = _head(r"SET default_tablespace\s*(?:=|TO)\s*(?P<value>[^;]*);")
+_DATABASE_TABLESPACE = re.compile(rf"\s+TABLESPACE\s*=?\s*{IDENT}", re.IGNORECASE)
 _CREATE_DATABASE = _head(r"CREATE DATABASE\b")
 
 
-def _replace_literal(head: re.Pattern[str], old: str, new: str) -> Rewrite:
+def _default_tablespace(statement: Statement) -> str | None:
+    match = _SET_TABLESPACE.match(statement)
+    if match is None or match.group("value").strip() in ("''", "pg_default", "DEFAULT"):
+        return None
+    return "SET default_tablespace = '';"
+
+
+def _database_tablespace(statement: Statement) -> str | None:
+    if not _CREATE_DATABASE.match(statement):
+        return None
+    match = _DATABASE_TABLESPACE.search(statement.code)
+    if match is None:
+        return None
+    return statement.text[: match.start()] + statement.text[match.end() :]
+
+
+# A sandbox has no tablespaces (their directories are the source host's): every object
+# goes to the default one. Archives: pg_restore --no-tablespaces.
+_NO_TABLESPACES = "no tablespaces in a sandbox"
+TABLESPACES = Rule(
+    0,
+    chain(
+        skip_when(r"(?:CREATE|ALTER|DROP) TABLESPACE\b", _NO_TABLESPACES),
+        skip_when(r"COMMENT ON TABLESPACE\b", _NO_TABLESPACES),
+        skip_when(r"(?:GRANT|REVOKE) .* ON TABLESPACE\b", _NO_TABLESPACES),
+        skip_when(r"ALTER DATABASE .* SET TABLESPACE\b", _NO_TABLESPACES),
+        _default_tablespace,
+        _database_tablespace,
+    ),
+    "tablespaces left out: every object is in the sandbox's default tablespace",
+)
+# A database made in another encoding needs a locale of that encoding: the sandbox's
+# default (C.UTF-8) is UTF-8 only. "ENCODING 'LATIN1'" with no locale gets C, which
+# takes every encoding, from template0.
+_ENCODED_DATABASE = _head(
+    r"CREATE DATABASE (?!.*\b(?:LOCALE|LC_COLLATE|LC_CTYPE)\b)"
+    r".*\bENCODING\s*=?\s*'?(?!UTF8|UTF-8|UNICODE)[A-Za-z0-9_]+'?.*;"
+)
+
+
+def _locale_for_encoding(statement: Statement) -> str | None:
+    if _ENCODED_DATABASE.match(statement) is None:
+        return None
+    text = statement.text.rstrip().removesuffix(";")
+    template = "" if re.search(r"\bTEMPLATE\b", statement.code, re.I) else " TEMPLATE template0"
+    return f"{text} LOCALE 'C'{template};"
+
+
+ENCODED_DATABASES = Rule(
+    0,
+    _locale_for_encoding,
+    "databases made in an encoding other than UTF-8 with no locale get the C locale "
+    "(from template0), which takes every encoding",
+)
+# plpgsql is in every database: hand-written and old files make it without IF NOT EXISTS.
+PLPGSQL = Rule(
+    0,
+    chain(
+        insert_after(r'CREATE EXTENSION(?=\s+"?plpgsql"?\b)', " IF NOT EXISTS", _IF_EXISTS),
+        insert_after(
+            r'CREATE(?= (?:TRUSTED )?(?:PROCEDURAL )?LANGUAGE "?plpgsql"?\s*;)', " OR REPLACE"
+        ),
+    ),
+    "CREATE EXTENSION / LANGUAGE plpgsql made to pass over the one every database has",
+)
+# Locales restorebox's images have; a dump asking for another gets the closest.
+IMAGE_LOCALES = {"c", "posix", "c.utf-8", "c.utf8", "en_us.utf-8", "en_us.utf8"}
+
+
+def _replace_literal(head: _Head, old: str, new: str) -> Rewrite:
     """In statements matching ``head``, every string literal ``'old'`` becomes ``'new'``."""
     quoted, replacement = f"'{old}'", f"'{new}'"
 
     def rewrite(statement: Statement) -> str | None:
-        if not head.match(statement.code):
+        if not head.match(statement):
             return None
         text = statement.text
         spans = [s for s in statement.spans if s[2] == "string" and text[s[0] : s[1]] == quoted]
@@ -291,7 +412,7 @@ def guard_roles(users: list[str]) -> Rule:
         return name.lower() in protected | {"current_user", "session_user", "current_role"}
 
     def rewrite(statement: Statement) -> str | None:
-        match = about.match(statement.code)
+        match = about.match(statement)
         if match is None:
             return None
         text = statement.text
@@ -318,7 +439,7 @@ OWNER_NOTE = "restorebox: "  # how psql's WARNING lines from these fallbacks beg
 
 
 def _owner_or_fallback(statement: Statement) -> str | None:
-    match = _OWNER_TO.match(statement.code)
+    match = _OWNER_TO.match(statement)
     if match is None:
         return None
     text = statement.text
@@ -364,27 +485,7 @@ def _prefix(pattern: str, prefix: str) -> Rewrite:
     compiled = _head(pattern)
 
     def rewrite(statement: Statement) -> str | None:
-        return prefix + " " + statement.text if compiled.match(statement.code) else None
-
-    return rewrite
-
-
-def _drop_granted_by(grantors: set[str]) -> Rewrite:
-    granted_by = _head(rf"\s+GRANTED BY (?P<who>{IDENT})\s*;\s*$")
-    grant = _head(r"GRANT\b")
-
-    def rewrite(statement: Statement) -> str | None:
-        code = statement.code
-        if not grant.match(code):
-            return None
-        match = granted_by.search(code)
-        if match is None:
-            return None
-        who = match.group("who")
-        name = who[1:-1].replace('""', '"') if who.startswith('"') else who.lower()
-        if name not in grantors:
-            return None
-        return statement.text[: match.start()] + ";"
+        return prefix + " " + statement.text if compiled.match(statement) else None
 
     return rewrite
 
@@ -417,18 +518,12 @@ def platform_rules(backup: Backup, profile: Profile | None) -> list[Rule]:
                     "dump's definition replaces the stand-in's",
                 )
             )
-    if backup.creates_roles or backup.cluster_dump:
-        # A platform role granted these memberships on the platform; in a sandbox it has
-        # no ADMIN OPTION on the file's roles, so the grant is made by the restoring user.
-        rules.append(
-            Rule(
-                0,
-                _drop_granted_by({r.name for r in profile.roles}),
-                f"GRANTED BY a {profile.name} platform role dropped from role grants (the "
-                "platform's roles hold no ADMIN OPTION in a sandbox)",
-            )
-        )
     return rules
+
+
+# What every plain file passes through: each rule changes only the statements it is
+# for, and the report names only those that changed something.
+PLAIN_ALWAYS = [GRANTED_BY, TABLESPACES, ENCODED_DATABASES, PLPGSQL]
 
 
 def rules_for(backup: Backup, major: int, profile: Profile | None = None) -> list[Rule]:
@@ -452,6 +547,7 @@ def rules_for(backup: Backup, major: int, profile: Profile | None = None) -> lis
         needed = [r for r in needed if r in kept]
         return needed + platform_rules(backup, profile)
     needed += platform_rules(backup, profile)
+    needed += PLAIN_ALWAYS
     # A cluster dump may drop and make the maintenance and template databases even when
     # it holds no other database (pg_dumpall --clean of a bare cluster).
     if backup.databases or backup.cluster_dump or backup.clean:

@@ -6,7 +6,11 @@ A dump is cut into units, byte for byte (joined again they are the input):
 - ``STATEMENT``: one SQL statement up to and including its ``;`` (or the end of input);
 - ``META``: a psql meta-command line (``\\connect``, ``\\restrict``, ...), newline included;
 - ``COPY``: data rows after a ``COPY ... FROM stdin`` statement, streamed in pieces; the
-  last piece of a block ends with its ``\\.`` line.
+  last piece of a block ends with its ``\\.`` line;
+- ``INSERTS``: a run of consecutive INSERT statements holding only plain text, standard
+  strings and quoted names, with the newlines between them: what ``pg_dump --inserts``
+  writes millions of, found in one match instead of one by one (``inserts_in`` splits
+  one into its statements).
 
 A ``;`` ends a statement only where psql's own lexer ends one: outside quoted strings
 (standard-conforming or not, ``E''``), quoted identifiers, dollar quotes of any tag,
@@ -26,11 +30,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final, Literal, NamedTuple
 
-Kind = Literal["gap", "statement", "meta", "copy"]
+Kind = Literal["gap", "statement", "meta", "copy", "inserts"]
 GAP: Final = "gap"
 STATEMENT: Final = "statement"
 META: Final = "meta"
 COPY: Final = "copy"
+INSERTS: Final = "inserts"
 
 # Where a span of a statement is not code: its text is kept, its meaning is not SQL.
 SpanKind = Literal["string", "dollar", "comment", "ident"]
@@ -49,6 +54,9 @@ _COMMENT_MARK = re.compile(rb"/\*|\*/")
 # Most statements hold only plain text, standard strings and quoted names: one match, in
 # C, finds where they end (the paren count is checked after); the rest take the long way.
 _SIMPLE = re.compile(rb"(?:[^;'\"$\-/Ee]++|[Ee](?!')|-(?!-)|/(?!\*)|'[^']*+'|\"[^\"]*+\")*+;")
+_SIMPLE_BODY = rb"(?:[^;'\"$\-/Ee]++|[Ee](?!')|-(?!-)|/(?!\*)|'[^']*+'|\"[^\"]*+\")*+;"
+_ONE_INSERT = re.compile(rb"INSERT\s" + _SIMPLE_BODY)
+_INSERT_RUN = re.compile(rb"(?:INSERT\s" + _SIMPLE_BODY + rb"(?:[ \t\r]*\n)*)++")
 _SIMPLE_LITERAL = re.compile(rb"('[^']*+')|(\"[^\"]*+\")")
 # A statement that may hold a SQL-standard body (BEGIN ATOMIC ... END), as psql tells.
 _ROUTINE = re.compile(rb"\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|PROCEDURE)\b", re.I)
@@ -114,6 +122,13 @@ def units(chunks: Iterable[bytes]) -> Iterator[Unit]:
         if source.buf[0] == 0x5C:  # "\": a meta-command, to the end of its line
             yield _unit(source, state, META, _line_end(source, 0))
             continue
+        if source.buf[:7] == b"INSERT " and state.standard_strings:
+            # Within one run a ";" psql would hold inside parentheses ends a statement
+            # here: never in a dump psql can load, and the bytes pass as they are.
+            run = _INSERT_RUN.match(source.buf)
+            if run is not None:
+                yield _unit(source, state, INSERTS, run.end())
+                continue
         end, state.spans = _statement_end(source, state.standard_strings)
         statement = _unit(source, state, STATEMENT, end)
         head = statement.data[:200]
@@ -390,7 +405,18 @@ def _copy_piece(source: _Input, state: _State, end: int, last: bool) -> Unit:
     return unit
 
 
+_FIRST_WORD = re.compile(rb"[A-Za-z_]+")
 FILLER = "\x1a"  # stands for a literal's characters in Statement.code
+
+
+def inserts_in(unit: Unit) -> Iterator[Unit]:
+    """The statements of an INSERTS unit, each a STATEMENT unit of its own."""
+    line = unit.line
+    pos = 0
+    for match in _ONE_INSERT.finditer(unit.data):
+        line += unit.data.count(b"\n", pos, match.start())
+        pos = match.start()
+        yield Unit(STATEMENT, match.group(), line, None)
 
 
 class Statement:
@@ -399,12 +425,21 @@ class Statement:
     with comments blanked and literals' contents replaced by FILLER, quotes kept:
     patterns over ``code`` match statements, never what a literal or a body holds."""
 
-    __slots__ = ("_code", "_text", "unit")
+    __slots__ = ("_code", "_first", "_text", "unit")
 
     def __init__(self, unit: Unit) -> None:
         self.unit = unit
         self._text: str | None = None
         self._code: str | None = None
+        self._first: bytes | None = None
+
+    @property
+    def first_word(self) -> bytes:
+        """The statement's first word, upper case (b"" when it does not begin with one)."""
+        if self._first is None:
+            match = _FIRST_WORD.match(self.unit.data)
+            self._first = match.group().upper() if match else b""
+        return self._first
 
     @property
     def data(self) -> bytes:

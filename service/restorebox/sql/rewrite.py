@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from restorebox.sql.lexer import COPY, STATEMENT, Statement, units
+from restorebox.sql.lexer import COPY, INSERTS, STATEMENT, Statement, units
 
 Rewrite = Callable[[Statement], "str | None"]
 FLUSH = 1 << 20  # output is handed on in pieces of about this size
@@ -25,16 +25,18 @@ def rewritten(chunks: Iterable[bytes], rewrites: Sequence[Rewrite]) -> Iterator[
         return
     out = bytearray()
     for unit in units(chunks):
-        if unit.kind == COPY:
+        if unit.kind == INSERTS:  # only INSERTs, which no rewrite is for
+            out += unit.data
+        elif unit.kind == COPY:
             if out:
                 yield bytes(out)
                 out.clear()
             yield unit.data
             continue
-        data = unit.data
-        if unit.kind == STATEMENT:
-            data = rewrite_statement(Statement(unit), rewrites)
-        out += data
+        elif unit.kind == STATEMENT:
+            out += rewrite_statement(Statement(unit), rewrites)
+        else:
+            out += unit.data
         if len(out) >= FLUSH:
             yield bytes(out)
             out.clear()

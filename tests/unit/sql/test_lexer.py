@@ -7,7 +7,17 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from restorebox.sql.lexer import COPY, GAP, META, STATEMENT, Statement, Unit, units
+from restorebox.sql.lexer import (
+    COPY,
+    GAP,
+    INSERTS,
+    META,
+    STATEMENT,
+    Statement,
+    Unit,
+    inserts_in,
+    units,
+)
 
 DUMP = b"""--
 -- PostgreSQL database dump
@@ -49,14 +59,38 @@ def lex(data: bytes, size: int = 1 << 20) -> list[Unit]:
 
 
 def statements(data: bytes) -> list[bytes]:
-    return [u.data for u in lex(data) if u.kind == STATEMENT]
+    """Every statement, those of a run of INSERTs one by one."""
+    found: list[bytes] = []
+    for unit in lex(data):
+        if unit.kind == INSERTS:
+            found += [u.data for u in inserts_in(unit)]
+        elif unit.kind == STATEMENT:
+            found.append(unit.data)
+    return found
+
+
+def shape(found: list[Unit]) -> list[tuple[str, bytes, int]]:
+    """What a chunking must not change: every statement (runs of INSERTs one by one),
+    meta-command and COPY block, with its line. (How gaps and COPY data are cut into
+    units, and how many INSERTs a run holds, follow the chunks.)"""
+    out: list[tuple[str, bytes, int]] = []
+    for unit in found:
+        if unit.kind == INSERTS:
+            out += [(STATEMENT, u.data, u.line) for u in inserts_in(unit)]
+        elif unit.kind == COPY and out and out[-1][0] == COPY and not out[-1][1].endswith(b"\\.\n"):
+            out[-1] = (COPY, out[-1][1] + unit.data, out[-1][2])
+        elif unit.kind != GAP:
+            out.append((unit.kind, unit.data, unit.line))
+    return out
 
 
 def test_units_join_to_the_input_and_do_not_depend_on_chunking() -> None:
     whole = lex(DUMP)
     assert b"".join(u.data for u in whole) == DUMP
     for size in (1, 2, 3, 5, 64):
-        assert lex(DUMP, size) == whole
+        chunked = lex(DUMP, size)
+        assert b"".join(u.data for u in chunked) == DUMP
+        assert shape(chunked) == shape(whole)
 
 
 def test_statements_end_where_psql_ends_them() -> None:
@@ -101,9 +135,10 @@ def test_code_hides_literals_bodies_and_comments() -> None:
     assert "SECURITY LABEL" not in function.code
     assert len(function.code) == len(function.text)
     assert [line.split()[0] for line in function.code_lines()] == ["CREATE"]
-    insert = Statement(
-        next(u for u in lex(DUMP) if u.data.startswith(b"INSERT INTO public.t VALUES ('\n"))
-    )
+    [run] = [u for u in lex(DUMP) if u.data.startswith(b"INSERT INTO public.t VALUES ('\n")]
+    assert run.kind == INSERTS
+    [only] = inserts_in(run)
+    insert = Statement(only)
     assert "DROP" not in insert.code
     assert list(insert.code_lines()) == ["INSERT INTO public.t VALUES ('\n"]
 
@@ -156,6 +191,21 @@ def hostile_statement(draw: st.DrawFn) -> bytes:
 @given(st.lists(hostile_statement(), min_size=1, max_size=6), st.integers(1, 40))
 def test_hostile_literals_never_split_a_statement(parts: list[bytes], size: int) -> None:
     data = b"\n".join(parts) + b"\n"
-    found = [u for u in lex(data, size) if u.kind == STATEMENT]
-    assert [u.data for u in found] == parts
+    assert statements(data) == parts
+    assert shape(lex(data, size)) == shape(lex(data))
     assert b"".join(u.data for u in lex(data, size)) == data
+
+
+def test_a_run_of_inserts_is_one_unit_and_splits_back_exactly() -> None:
+    rows = b"".join(b"INSERT INTO t VALUES (%d, 'a;b', 'it''s', \"q\");\n" % i for i in range(5000))
+    data = b"SET x = 1;\n" + rows + b"INSERT INTO t VALUES (E'esc\\'aped');\nSELECT 1;\n"
+    found = lex(data, 1 << 12)
+    runs = [u for u in found if u.kind == INSERTS]
+    assert len(runs) < 100  # a chunk of INSERTs at a time, not 5000 units
+    assert b"".join(u.data for u in found) == data
+    found_statements = [(d, line) for kind, d, line in shape(found) if kind == STATEMENT]
+    inserts = found_statements[1:-2]
+    assert [d for d, _ in inserts] == [line for line in rows.split(b"\n") if line]
+    assert [line for _, line in inserts] == list(range(2, 5002))
+    # The E'' string is not a simple one: that INSERT is lexed on its own.
+    assert any(u.kind == STATEMENT and u.data.startswith(b"INSERT INTO t VALUES (E") for u in found)
