@@ -327,14 +327,15 @@ TABLESPACES = Rule(
 # A database made in another encoding needs a locale of that encoding: the sandbox's
 # default (C.UTF-8) is UTF-8 only. "ENCODING 'LATIN1'" with no locale gets C, which
 # takes every encoding, from template0.
-_ENCODED_DATABASE = _head(
-    r"CREATE DATABASE (?!.*\b(?:LOCALE|LC_COLLATE|LC_CTYPE)\b)"
-    r".*\bENCODING\s*=?\s*'?(?!UTF8|UTF-8|UNICODE)[A-Za-z0-9_]+'?.*;"
-)
+_ENCODING = re.compile(r"\bENCODING\s*=?\s*'?([A-Za-z0-9_-]+)'?", re.IGNORECASE)
+_LOCALE_GIVEN = re.compile(r"\b(?:LOCALE|LC_COLLATE|LC_CTYPE)\b", re.IGNORECASE)
 
 
 def _locale_for_encoding(statement: Statement) -> str | None:
-    if _ENCODED_DATABASE.match(statement) is None:
+    if not _CREATE_DATABASE.match(statement) or _LOCALE_GIVEN.search(statement.code):
+        return None
+    match = _ENCODING.search(statement.text)
+    if match is None or match.group(1).upper().replace("-", "") in ("UTF8", "UNICODE"):
         return None
     text = statement.text.rstrip().removesuffix(";")
     template = "" if re.search(r"\bTEMPLATE\b", statement.code, re.I) else " TEMPLATE template0"

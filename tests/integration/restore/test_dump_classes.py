@@ -234,3 +234,90 @@ def test_probes_judge_the_restore_not_the_source(api: Api, backups_dir: Path) ->
     lost = probe(api.create(backup="lost.sql"), "sequence_lag")
     assert lost["status"] == "fail", lost
     assert "public.orders_id_seq" in lost["detail"]
+
+
+# The shapes the survey of real dumps found that a sandbox could not run as written, in
+# one cluster script of our own: a hand-added CREATE USER in lower case, a tablespace on
+# the source host, a database in LATIN1 with no locale, plpgsql made again, GRANTED BY a
+# role with no ADMIN OPTION here, pg_dump-before-10.3 unqualified names after SET
+# search_path, and a \connect to a database the script never makes.
+LEGACY = """--
+-- PostgreSQL database cluster dump
+--
+
+create user admin with password 'secret';
+CREATE ROLE lector;
+CREATE TABLESPACE tbs_lab OWNER admin LOCATION '/var/lib/postgresql/12/tbs_lab';
+GRANT lector TO admin GRANTED BY rdsadmin;
+CREATE DATABASE legacy WITH ENCODING = 'LATIN1';
+\\connect legacy
+SET client_encoding = 'LATIN1';
+SET default_tablespace = tbs_lab;
+CREATE PROCEDURAL LANGUAGE plpgsql;
+CREATE SCHEMA sis;
+SET search_path = sis, pg_catalog;
+CREATE TABLE t_curso (codigo integer NOT NULL, nombre text);
+ALTER TABLE t_curso OWNER TO admin;
+CREATE SEQUENCE s_curso START WITH 1 INCREMENT BY 1 NO MINVALUE NO MAXVALUE CACHE 1;
+ALTER TABLE t_curso ALTER COLUMN codigo SET DEFAULT nextval('s_curso'::regclass);
+COPY t_curso (codigo, nombre) FROM stdin;
+1\tespa\xf1ol
+2\tfran\xe7ais
+\\.
+SELECT pg_catalog.setval('s_curso', 2, true);
+ALTER TABLE ONLY t_curso ADD CONSTRAINT t_curso_pkey PRIMARY KEY (codigo);
+\\connect other
+CREATE TABLE public.notes (id integer PRIMARY KEY);
+COPY public.notes (id) FROM stdin;
+7
+\\.
+"""
+
+
+def test_a_legacy_cluster_script_restores_as_it_means(api: Api, backups_dir: Path) -> None:
+    (backups_dir / "legacy.sql").write_bytes(LEGACY.encode("latin-1"))
+    sandbox = api.create(backup="legacy.sql")
+    assert sandbox["verdict"] == "pass", [p for p in sandbox["probes"] if p["status"] != "pass"]
+    assert sandbox["database"] == "legacy"
+    url = sandbox["connection_url"]
+    assert query(url, "SELECT codigo, nombre FROM sis.t_curso ORDER BY 1") == [
+        (1, "espa\u00f1ol"),
+        (2, "fran\u00e7ais"),
+    ]
+    assert query(url, "SELECT pg_encoding_to_char(encoding), datcollate FROM pg_database "
+                      "WHERE datname = 'legacy'") == [("LATIN1", "C")]  # fmt: skip
+    assert query(url, "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'admin'") == [(True,)]
+    assert query(url, "SELECT pg_has_role('admin', 'lector', 'MEMBER')") == [(True,)]
+    assert query(url, "SELECT count(*) FROM pg_tablespace WHERE spcname = 'tbs_lab'") == [(0,)]
+    other = url.rsplit("/", 1)[0] + "/other"
+    assert query(other, "SELECT id FROM notes") == [(7,)]
+    warnings = " ".join(sandbox["restore"]["warnings"])
+    assert "tablespaces left out" in warnings
+    assert "GRANTED BY dropped" in warnings
+    assert "database other created for the file's \\connect" in warnings
+
+
+def test_a_directory_dump_missing_data_files_is_refused_naming_them(
+    api: Api, backups_dir: Path
+) -> None:
+    source = api.create(probes="none")
+    execute(source["connection_url"], "CREATE TABLE big (id int); INSERT INTO big VALUES (1)")
+    exec_in_sandbox(source, "pg_dump", "-U", "restorebox", "-d", "sandbox", "-Fd", "-f", "/tmp/d")
+    tar = exec_in_sandbox(source, "tar", "-C", "/tmp/d", "-c", ".")
+    folder = backups_dir / "cut.dir"
+    folder.mkdir()
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        archive.extractall(folder, filter="data")
+    data = sorted(p for p in folder.iterdir() if ".dat" in p.name)
+    data[0].unlink()
+    refused = api.post("/v1/sandboxes", {"backup": "cut.dir"})
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "unsupported_backup"
+    assert (
+        "incomplete directory-format dump: 1 of 1 data files are missing"
+        in (refused.json()["message"])
+    )
+    assert not api.containers()[1:]  # only the source sandbox: nothing was started for it

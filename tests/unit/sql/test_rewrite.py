@@ -119,3 +119,49 @@ def dump_with_targets(draw: st.DrawFn) -> tuple[str, str]:
 def test_no_byte_outside_the_rewritten_statements_changes(case: tuple[str, str], size: int) -> None:
     source, expected = case
     assert run(source, size=size) == expected
+
+
+def test_what_real_dumps_carry_that_a_sandbox_cannot_run_as_it_is() -> None:
+    from restorebox.restore.translate import (
+        ENCODED_DATABASES,
+        GRANTED_BY,
+        PLPGSQL,
+        PUBLIC_SCHEMA,
+        TABLESPACES,
+    )
+
+    rules = [r.rewrite for r in (GRANTED_BY, TABLESPACES, ENCODED_DATABASES, PLPGSQL)]
+    cases = {
+        "GRANT app TO bob GRANTED BY rdsadmin;": "GRANT app TO bob;",
+        'GRANT SELECT ON t TO "x" GRANTED BY "Owner";': 'GRANT SELECT ON t TO "x";',
+        "SET default_tablespace = tbs_lab;": "SET default_tablespace = '';",
+        "SET default_tablespace = '';": "SET default_tablespace = '';",
+        "CREATE DATABASE lab WITH TEMPLATE = template0 ENCODING = 'UTF8' TABLESPACE = tbs;": (
+            "CREATE DATABASE lab WITH TEMPLATE = template0 ENCODING = 'UTF8';"
+        ),
+        "CREATE DATABASE wifidog WITH ENCODING = 'LATIN1';": (
+            "CREATE DATABASE wifidog WITH ENCODING = 'LATIN1' LOCALE 'C' TEMPLATE template0;"
+        ),
+        "CREATE DATABASE d ENCODING 'UTF8';": "CREATE DATABASE d ENCODING 'UTF8';",
+        "CREATE DATABASE d ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C';": (
+            "CREATE DATABASE d ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C';"
+        ),
+        "CREATE EXTENSION plpgsql;": "CREATE EXTENSION IF NOT EXISTS plpgsql;",
+        "CREATE PROCEDURAL LANGUAGE plpgsql;": "CREATE OR REPLACE PROCEDURAL LANGUAGE plpgsql;",
+        "CREATE EXTENSION postgis;": "CREATE EXTENSION postgis;",
+    }
+    for before, after in cases.items():
+        assert run(before + "\n", rules) == after + "\n", before
+    skipped = run("CREATE TABLESPACE t OWNER u LOCATION '/var/lib/x';\n", rules)
+    assert skipped.startswith("/* restorebox: no tablespaces in a sandbox")
+    assert run('CREATE SCHEMA "public";\n', [PUBLIC_SCHEMA.rewrite]) == (
+        'CREATE SCHEMA IF NOT EXISTS "public";\n'
+    )
+
+
+def test_the_report_names_only_the_rules_that_changed_something() -> None:
+    from restorebox.restore.translate import PLAIN_ALWAYS, Applied
+
+    applied = Applied(list(PLAIN_ALWAYS))
+    run("GRANT a TO b GRANTED BY c;\nGRANT a TO d GRANTED BY c;\nSELECT 1;\n", applied.rewrites())
+    assert applied.notes() == [PLAIN_ALWAYS[0].note + " (2 statements)"]
