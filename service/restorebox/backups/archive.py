@@ -59,9 +59,12 @@ class Reader:
         self.name = name
         self.int_size = 4
         self.off_size = 8
+        self.seen = bytearray()  # the first bytes read: evidence of what damaged it
 
     def bytes(self, n: int) -> bytes:
         data = self.stream.read(n)
+        if len(self.seen) < SEEN_BYTES:
+            self.seen += data[: SEEN_BYTES - len(self.seen)]
         if len(data) != n:
             raise UnsupportedBackup(f"{self.name}: the archive's table of contents is truncated")
         return data
@@ -86,8 +89,38 @@ class Reader:
         self.bytes(1 + self.off_size)
 
 
+SEEN_BYTES = 64 * 1024
+CRLF_FIX = (
+    "its newlines were turned into CRLF (git's autocrlf, an FTP text transfer, an editor): "
+    "the binary archive is damaged; copy it again as binary (git: `*.dump binary` in "
+    ".gitattributes)"
+)
+
+
+def crlf_damaged(data: bytes) -> bool:
+    """Whether binary data looks converted to CRLF line endings: nearly every newline
+    byte follows a carriage return, which a pg_dump archive's binary never does."""
+    newlines = data.count(b"\n")
+    return newlines >= 8 and data.count(b"\r\n") >= 0.95 * newlines
+
+
 def read_toc(stream: IO[bytes], name: str) -> ArchiveToc:
-    r = Reader(stream, name)
+    reader = Reader(stream, name)
+    try:
+        return _read_toc(reader, name)
+    except UnsupportedBackup as exc:
+        # More than the TOC's reader got to: it is failing anyway.
+        if stream.seekable():
+            stream.seek(0)
+            sample = stream.read(SEEN_BYTES)
+        else:
+            sample = bytes(reader.seen) + stream.read(max(0, SEEN_BYTES - len(reader.seen)))
+        if crlf_damaged(sample):
+            raise UnsupportedBackup(f"{name}: {CRLF_FIX} ({exc.message})") from exc
+        raise
+
+
+def _read_toc(r: Reader, name: str) -> ArchiveToc:
     if r.bytes(5) != b"PGDMP":
         raise UnsupportedBackup(f"{name}: not a pg_dump archive (no PGDMP header)")
     vmaj, vmin = r.byte(), r.byte()

@@ -86,7 +86,7 @@ def _describe_archive(name: str, path: Path, fmt: Format) -> Backup:
     counts: dict[str, int] | None = None
     if fmt == "directory":
         toc = read_archive_toc(path, fmt)
-        _refuse_missing_data_files(name, path, copy_tables(toc))
+        _refuse_missing_data_files(name, path, _data_entries(toc))
         sha, size, counts = _hash_directory(path, copy_tables(toc))
     elif fmt == "custom":
         with path.open("rb") as handle:
@@ -101,6 +101,15 @@ def _describe_archive(name: str, path: Path, fmt: Format) -> Backup:
     backup = _from_toc(name, path, fmt, toc, sha, size)
     backup.row_counts = counts
     return backup
+
+
+def _data_entries(toc: ArchiveToc) -> dict[int, str]:
+    """dump id -> "schema.table" of every TABLE DATA entry: each has a file of its own."""
+    return {
+        e.dump_id: f"{e.namespace or 'public'}.{e.tag}"
+        for e in toc.entries
+        if e.desc == "TABLE DATA"
+    }
 
 
 def _refuse_missing_data_files(name: str, path: Path, tables: dict[int, str]) -> None:
@@ -227,6 +236,8 @@ def _from_scan(
         encoding=scan.encoding,
         superuser_owned=scan.superuser_owned[:50],
         sequence_values=scan.sequence_values,
+        needs=sorted(scan.needs),
+        needs_major=max(scan.needs.values(), default=None),
         format="plain",
         compression=compression,
         content=_content(has_schema, bool(scan.data_tables)),

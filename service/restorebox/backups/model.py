@@ -73,6 +73,10 @@ class Backup(BaseModel):
     # Where the dump's own setval leaves each sequence ("schema.name" -> (value, called)):
     # a sequence behind its data is then judged against the source, not the restore.
     sequence_values: dict[str, tuple[int, bool]] = Field(default_factory=dict)
+    # What the dump's statements use that a major brought ("uuidv7()": 18), whatever its
+    # header says: the version rule takes it into account.
+    needs: list[str] = Field(default_factory=list)
+    needs_major: int | None = None
     # Platform schemas the dump's statements use without creating (see platforms/).
     mentions: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)

@@ -34,6 +34,13 @@ _SEARCH_PATH = re.compile(
     re.IGNORECASE,
 )
 CHUNK = 1 << 20
+# Syntax a major brought, in statements' code: a file that uses it needs that major.
+NEWER_SYNTAX = [
+    (re.compile(r"\buuidv7\s*\("), "uuidv7()", 18),
+    (re.compile(r"\bGENERATED ALWAYS AS \(.*\) VIRTUAL\b"), "VIRTUAL generated columns", 18),
+    (re.compile(r"\bJSON_TABLE\s*\("), "JSON_TABLE", 17),
+]
+NEWER_WORDS = ("uuidv7", "VIRTUAL", "JSON_TABLE")
 SETVAL = re.compile(r"\bsetval\('((?:[^']|'')+)', (-?\d+), (true|false)\)")
 # Kinds whose new owner must be a superuser (event triggers, foreign-data wrappers) or
 # hold a privilege granted only later in the dump (a server's, USAGE on its wrapper).
@@ -77,6 +84,7 @@ class PlainScan:
     created_databases: set[str] = field(default_factory=set)  # by CREATE DATABASE
     superuser_owned: list[str] = field(default_factory=list)  # see Backup.superuser_owned
     sequence_values: dict[str, tuple[int, bool]] = field(default_factory=dict)
+    needs: dict[str, int] = field(default_factory=dict)  # construct -> the major it needs
     columns: ColumnScan = field(default_factory=ColumnScan)  # every database's, together
 
 
@@ -164,6 +172,10 @@ def _read_statement(result: PlainScan, statement: Statement, codec: str) -> str 
         if name in text:
             result.mentions.add(name)
     copying: str | None = None
+    if any(word in text for word in NEWER_WORDS):  # looked for in code, not literals
+        for pattern, construct, major in NEWER_SYNTAX:
+            if construct not in result.needs and pattern.search(statement.code):
+                result.needs[construct] = major
     for raw in statement.code_lines():
         line = raw if codec == "latin-1" else raw.encode("latin-1").decode(codec, "replace")
         if line.startswith("SELECT ") and (match := SETVAL.search(line)):
@@ -207,8 +219,10 @@ def _search_path(statement: Statement) -> str | None:
     match = _SEARCH_PATH.match(statement.text)
     if match is None:
         return None
-    first = (match.group(1) or match.group(2) or "").split(",")[0].strip().strip("'")
-    return "public" if not first or first == "pg_catalog" else unquote(first)
+    entries = [e.strip().strip("'") for e in (match.group(1) or match.group(2) or "").split(",")]
+    # "$user" is the role's own schema, which a restore rarely has: the next one is used.
+    named = [e for e in entries if e and e.strip('"') not in ("$user", "pg_catalog")]
+    return unquote(named[0]) if named else "public"
 
 
 def _set_schema(result: PlainScan, schema: str) -> None:

@@ -41,6 +41,24 @@ def hint_for(message: str, ctx: HintContext) -> str | None:
                 f"{construct} needs PostgreSQL {major} or newer, whatever the file's header "
                 f'says; ask for it ("postgres": "{major}")'
             )
+    if "tables declared with oids are not supported" in text:
+        return (
+            "tables WITH OIDS (PostgreSQL 11 and older): PostgreSQL 12 removed them, and "
+            "the sandboxes are 15 and newer; in the source, ALTER TABLE ... SET WITHOUT OIDS "
+            "and dump again"
+        )
+    if "invalid input syntax for type money" in text:
+        return (
+            "money values are written in the source's lc_monetary format; the sandbox's "
+            "differs: dump them as numeric (ALTER COLUMN ... TYPE numeric) or restore into "
+            "a server with the source's locale"
+        )
+    if text.startswith("copy failed for table") and "does not exist" in text:
+        return (
+            "a function the table's constraints, defaults or triggers call names a relation "
+            "without its schema: pg_dump loads with an empty search_path, so qualify the "
+            "name in the function (or give it SET search_path) in the source and dump again"
+        )
     if re.search(r'could not access file "[^"]*(postgis|rtpostgis|topology)[^"]*"', message):
         return (
             "a PostGIS database dumped before PostGIS was an extension (its functions name "

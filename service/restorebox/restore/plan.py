@@ -106,10 +106,18 @@ def choose_major(
         if requested < tools and tools_culprit is not None:
             warnings.append(_older_tools(requested, tools_culprit))
         return requested, warnings
-    hard = max(server, reader)
+    # What the file uses, whatever its header says (uuidv7() in a file that claims 15).
+    uses, uses_culprit = max(((b.needs_major or 0, b) for b in backups), key=lambda t: t[0])
+    hard = max(server, reader, uses)
     wanted = max(hard, tools)
     if wanted == 0:
         return default, warnings
+    if uses > max(server, reader, tools):
+        warnings.append(
+            f"{uses_culprit.name} uses what PostgreSQL {uses} brought "
+            f"({', '.join(uses_culprit.needs)}), whatever its header says: restored into "
+            f"{uses} or newer"
+        )
     for major in sorted(configured):
         if major >= wanted:
             return major, warnings
@@ -118,6 +126,8 @@ def choose_major(
         major = max(usable)
         return major, [_older_tools(major, tools_culprit)]
     culprit = server_culprit if server >= reader else reader_culprit
+    if uses >= max(server, reader):
+        culprit = uses_culprit
     assert culprit is not None
     raise NoSuitablePostgres(
         f"backup {culprit.name!r} needs PostgreSQL {hard} or newer (server "

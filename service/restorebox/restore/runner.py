@@ -54,7 +54,7 @@ from restorebox.restore.server_config import ServerConfig
 from restorebox.restore.server_loss import STOP_GRACE_SECONDS, fail_if_container_gone, server_lost
 from restorebox.restore.session import Session
 from restorebox.restore.sql_stream import ArchiveSql, plain_sql
-from restorebox.restore.translate import Applied, notes_for, rules_for
+from restorebox.restore.translate import Applied, creates_public, notes_for, rules_for
 from restorebox.restore.uploads import (
     MemberLister,
     ProgressSink,
@@ -273,6 +273,17 @@ class RestoreRunner:
                     )
             conn.execute("SELECT pg_reload_conf()")
 
+    def _make_way_for_public(self) -> None:
+        """An archive that makes its own public schema (pg_dump before 11; a newer one
+        whose source's public was made again) finds the sandbox's dropped while it is
+        empty: pg_restore then makes it as the source had it, and its `-j` load is not
+        ended by "schema public already exists"."""
+        with self.session.connect() as conn:
+            try:
+                conn.execute("DROP SCHEMA public")  # RESTRICT: only an empty one
+            except psycopg.errors.DependentObjectsStillExist:
+                log.info("public is not empty: kept", extra={"sandbox": self.sandbox.id})
+
     def _make_connected_databases(self, plan: RestorePlan) -> list[str]:
         """Databases a file \\connects to without creating them (one script of a set per
         database) are made first, empty, as the scripts expect."""
@@ -347,6 +358,8 @@ class RestoreRunner:
         sent = [0]
         if tool == "pg_restore":
             assert remote is not None
+            if creates_public(backup):
+                self._make_way_for_public()
             argv = pg_restore_command(
                 backup, self.sandbox.database, remote, on_error, remaining, self.jobs
             )

@@ -527,6 +527,10 @@ def platform_rules(backup: Backup, profile: Profile | None) -> list[Rule]:
 PLAIN_ALWAYS = [GRANTED_BY, TABLESPACES, ENCODED_DATABASES, PLPGSQL]
 
 
+def creates_public(backup: Backup) -> bool:
+    return any(o.kind == "SCHEMA" and o.name == "public" for o in backup.objects)
+
+
 def rules_for(backup: Backup, major: int, profile: Profile | None = None) -> list[Rule]:
     """The rules a backup needs to load into ``major``'s psql and server. Plain files
     always pass through them; an archive only when its TOC shows it needs one (it is then
@@ -535,8 +539,10 @@ def rules_for(backup: Backup, major: int, profile: Profile | None = None) -> lis
     needed = [rule for rule in RULES if major < rule.since <= written_by]
     if backup.internal_options:
         needed += ALWAYS
-    creates_public = any(o.kind == "SCHEMA" and o.name == "public" for o in backup.objects)
-    if creates_public and 0 < written_by < 11:
+    # pg_dump before 11 always wrote it; a newer one where the source's public schema was
+    # dropped and made again. A sandbox has it: plain files make theirs IF NOT EXISTS;
+    # pg_restore finds the sandbox's empty one dropped first (restore/runner).
+    if creates_public(backup) and backup.format == "plain":
         needed.append(PUBLIC_SCHEMA)
     if backup.superuser_owned:
         needed.append(SUPERUSER_OWNED)

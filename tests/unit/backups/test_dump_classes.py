@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from restorebox.backups import Catalog
 from restorebox.platforms.detect import detect
 
@@ -63,3 +65,30 @@ ALTER TABLE public.t OWNER TO u1abcdefghijkl;
     assert profile is not None
     assert profile.name == "heroku"
     assert evidence == ["schema heroku_ext"]
+
+
+def test_a_file_that_uses_newer_syntax_than_its_header_says_gets_that_major(
+    tmp_path: Path,
+) -> None:
+    from restorebox.restore.plan import choose_major
+
+    dump = b"""-- Dumped from database version 15beta2
+-- Dumped by pg_dump version 15beta2
+CREATE TABLE public.t (id uuid DEFAULT uuidv7() NOT NULL);
+CREATE FUNCTION public.f() RETURNS text LANGUAGE sql AS $$ SELECT 'JSON_TABLE(' $$;
+"""
+    (tmp_path / "lies.sql").write_bytes(dump)
+    backup = Catalog(tmp_path).get("lies.sql")
+    assert backup.needs == ["uuidv7()"]  # a literal in a body is not its syntax
+    major, warnings = choose_major([backup], [15, 17, 18], None, 18)
+    assert major == 18
+    assert "uses what PostgreSQL 18 brought (uuidv7())" in warnings[0]
+
+
+def test_an_archive_turned_to_crlf_is_refused_naming_the_damage(tmp_path: Path) -> None:
+    from restorebox.errors import UnsupportedBackup
+
+    damaged = b"PGDMP\x01\x0e\x00\x04\x08\x01" + b"\x01\x00\x00\x00\r\n\xff\xff\xff\x7f" * 64
+    (tmp_path / "app.dump").write_bytes(damaged)
+    with pytest.raises(UnsupportedBackup, match="newlines were turned into CRLF"):
+        Catalog(tmp_path).get("app.dump")

@@ -274,18 +274,18 @@ def test_psql_discards_what_a_dump_prints_without_formatting_it() -> None:
     assert psql[-2:] == ["-f", "-"]  # the service's rewritten SQL, on standard input
 
 
-def test_an_old_archive_that_creates_public_is_loaded_through_the_translation() -> None:
-    """A custom archive from pg_dump before 11 carries CREATE SCHEMA public: it is restored
-    through `pg_restore -f - | sed | psql` with the statement made IF NOT EXISTS, so the
-    tolerated error never ends the load; newer archives keep pg_restore."""
+def test_an_archive_that_creates_public_keeps_pg_restore_a_plain_file_is_rewritten() -> None:
+    """pg_dump before 11 (and a newer one whose source made public again) writes CREATE
+    SCHEMA public: an archive keeps pg_restore (the sandbox's empty public is dropped
+    first, see the runner); a plain file's statement is made IF NOT EXISTS."""
     from restorebox.backups.model import DeclaredObject
     from restorebox.restore.translate import PUBLIC_SCHEMA, rules_for
 
     public = DeclaredObject(kind="SCHEMA", namespace="public", name="public")
     old = backup("10.23", "10.23").model_copy(update={"format": "custom", "objects": [public]})
-    assert rules_for(old, 17) == [PUBLIC_SCHEMA]
-    newer = old.model_copy(update={"pg_dump_version": "16.4"})
-    assert rules_for(newer, 17) == []
+    assert rules_for(old, 17) == []
+    plain = old.model_copy(update={"format": "plain", "pg_dump_version": "16.4"})
+    assert PUBLIC_SCHEMA in rules_for(plain, 17)
 
 
 def _rewrite(rules: list[Any], text: str) -> str:
