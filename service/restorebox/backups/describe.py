@@ -209,6 +209,12 @@ def _scan_member(
 def _from_scan(
     name: str, path: Path, compression: Compression, scan: PlainScan, sha: str, size: int
 ) -> Backup:
+    if scan.unended_copy:
+        raise UnsupportedBackup(
+            f"{name}: the data of COPY {scan.unended_copy} never ends (no \\. line) and the "
+            "dump goes on inside it: its rows were cut out of the file by hand; psql would "
+            "read the rest of the file as rows. Dump again, or put back the `\\.` lines"
+        )
     objects = scan.declarations.objects
     has_schema = any(o.kind in ("TABLE", "VIEW", "FUNCTION", "SCHEMA") for o in objects)
     warnings = [

@@ -34,6 +34,7 @@ _SEARCH_PATH = re.compile(
     re.IGNORECASE,
 )
 CHUNK = 1 << 20
+_MORE_DUMP = re.compile(rb"\n(?:COPY \S+ .*FROM stdin;|-- Data for Name: |CREATE TABLE )")
 # Syntax a major brought, in statements' code: a file that uses it needs that major.
 NEWER_SYNTAX = [
     (re.compile(r"\buuidv7\s*\("), "uuidv7()", 18),
@@ -82,6 +83,7 @@ class PlainScan:
     encoding: str | None = None  # the dump's SET client_encoding (what its text is in)
     schema: str = "public"  # where unqualified names live now (SET search_path)
     created_databases: set[str] = field(default_factory=set)  # by CREATE DATABASE
+    unended_copy: str | None = None  # a COPY block whose "\." line is gone
     superuser_owned: list[str] = field(default_factory=list)  # see Backup.superuser_owned
     sequence_values: dict[str, tuple[int, bool]] = field(default_factory=dict)
     needs: dict[str, int] = field(default_factory=dict)  # construct -> the major it needs
@@ -93,12 +95,19 @@ def scan_plain(stream: IO[bytes]) -> PlainScan:
     they are code, never inside a literal, a body, a comment or COPY data."""
     result = PlainScan()
     copying: str | None = None
+    suspect = False  # the COPY block being read holds what looks like more dump
     codec = "utf-8"
     for unit in units(_after_tool_messages(stream, result)):
         if unit.kind == COPY:
-            rows = unit.data.count(b"\n")
-            if unit.last and _ends_with_terminator(unit.data):
-                rows -= 1
+            ended = unit.last and _ends_with_terminator(unit.data)
+            rows = unit.data.count(b"\n") - (1 if ended else 0)
+            if unit.last and unit.data and not unit.data.endswith(b"\n"):
+                rows += 1  # the input ended inside the block, in its last row
+            # The dump going on inside the "data" of a block that never ends: its rows
+            # and "\." were cut out, and psql would read the rest of the file as rows.
+            suspect = suspect or _MORE_DUMP.search(unit.data) is not None
+            if unit.last and not ended and suspect and copying is not None:
+                result.unended_copy = result.unended_copy or copying
             if copying is not None:
                 result.data_tables[copying] += rows
             continue
@@ -116,6 +125,7 @@ def scan_plain(stream: IO[bytes]) -> PlainScan:
             continue
         statement = Statement(unit)
         copying = _read_statement(result, statement, codec)
+        suspect = False
         if (encoding := _client_encoding(statement)) is not None:
             result.encoding = encoding
             codec = python_codec(encoding) or "latin-1"

@@ -92,3 +92,31 @@ def test_an_archive_turned_to_crlf_is_refused_naming_the_damage(tmp_path: Path) 
     (tmp_path / "app.dump").write_bytes(damaged)
     with pytest.raises(UnsupportedBackup, match="newlines were turned into CRLF"):
         Catalog(tmp_path).get("app.dump")
+
+
+def test_a_copy_whose_rows_and_end_were_cut_out_is_refused(tmp_path: Path) -> None:
+    from restorebox.errors import UnsupportedBackup
+
+    dump = b"""-- Dumped by pg_dump version 9.1.4
+CREATE TABLE account (id integer);
+CREATE TABLE player (id integer);
+COPY account (id) FROM stdin;
+
+
+--
+-- Data for Name: player; Type: TABLE DATA; Schema: public; Owner: postgres
+--
+
+COPY player (id) FROM stdin;
+
+
+--
+-- PostgreSQL database dump complete
+--
+"""
+    (tmp_path / "cut.sql").write_bytes(dump)
+    with pytest.raises(UnsupportedBackup, match=r"COPY public\.account never ends"):
+        Catalog(tmp_path).get("cut.sql")
+    # A file cut short in its last COPY is not that: it is described (and restored).
+    (tmp_path / "short.sql").write_bytes(b"CREATE TABLE t (id int);\nCOPY t (id) FROM stdin;\n1\n2")
+    assert Catalog(tmp_path).get("short.sql").row_counts == {"public.t": 2}
