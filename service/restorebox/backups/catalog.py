@@ -33,7 +33,7 @@ _ERRORS: dict[str, type[RestoreboxError]] = {
 # Files of the backups folder that are restorebox's own settings, never backups.
 NOT_BACKUPS = {"restorebox-drills.yaml"}
 # Raised whenever a description gains what older ones lack: they are made again.
-DESCRIPTION_VERSION = 7
+DESCRIPTION_VERSION = 8
 
 
 @dataclass(frozen=True)

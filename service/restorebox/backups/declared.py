@@ -197,6 +197,8 @@ def archive_declarations(toc: ArchiveToc) -> tuple[list[DeclaredObject], set[str
             objects.append(
                 DeclaredObject(kind=entry.desc, namespace=schema, name=entry.tag.split("(")[0])
             )
+        elif entry.desc == "SCHEMA" and not (entry.defn or "").lstrip().startswith("CREATE"):
+            continue  # pg_dump 11+: public's entry carries its comment and owner, not a CREATE
         elif entry.desc in ("EXTENSION", "SCHEMA"):
             objects.append(DeclaredObject(kind=entry.desc, namespace=entry.tag, name=entry.tag))
         elif entry.desc in ("TABLE", "VIEW", "MATERIALIZED VIEW", "SEQUENCE", "FOREIGN TABLE"):

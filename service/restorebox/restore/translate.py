@@ -522,9 +522,35 @@ def platform_rules(backup: Backup, profile: Profile | None) -> list[Rule]:
     return rules
 
 
+# pgcrypto before 1.3 made gen_random_uuid() in its own schema; since PostgreSQL 13 it is
+# the server's own (pg_catalog) and pgcrypto makes none: a dump from a database whose
+# pgcrypto was never updated names public.gen_random_uuid(), which a new CREATE EXTENSION
+# does not make. The call is made to the server's own, the same function.
+_QUALIFIED_UUID = re.compile(rf"{IDENT}\s*\.\s*gen_random_uuid\s*\(\s*\)")
+_USES_UUID = _head(r"(?:CREATE|ALTER)\b")
+
+
+def _core_gen_random_uuid(statement: Statement) -> str | None:
+    if b"gen_random_uuid" not in statement.data or not _USES_UUID.match(statement):
+        return None
+    found = [m for m in _QUALIFIED_UUID.finditer(statement.code) if "pg_catalog" not in m.group()]
+    text = statement.text
+    for match in reversed(found):
+        text = f"{text[: match.start()]}pg_catalog.gen_random_uuid(){text[match.end() :]}"
+    return text if found else None
+
+
+GEN_RANDOM_UUID = Rule(
+    0,
+    _core_gen_random_uuid,
+    "gen_random_uuid() of an old pgcrypto's schema is called as the server's own "
+    "(pg_catalog, PostgreSQL 13 and later; pgcrypto 1.3 makes none)",
+)
+
+
 # What every plain file passes through: each rule changes only the statements it is
 # for, and the report names only those that changed something.
-PLAIN_ALWAYS = [GRANTED_BY, TABLESPACES, ENCODED_DATABASES, PLPGSQL]
+PLAIN_ALWAYS = [GRANTED_BY, TABLESPACES, ENCODED_DATABASES, PLPGSQL, GEN_RANDOM_UUID]
 
 
 def creates_public(backup: Backup) -> bool:

@@ -124,13 +124,14 @@ def test_no_byte_outside_the_rewritten_statements_changes(case: tuple[str, str],
 def test_what_real_dumps_carry_that_a_sandbox_cannot_run_as_it_is() -> None:
     from restorebox.restore.translate import (
         ENCODED_DATABASES,
+        GEN_RANDOM_UUID as UUID,
         GRANTED_BY,
         PLPGSQL,
         PUBLIC_SCHEMA,
         TABLESPACES,
     )
 
-    rules = [r.rewrite for r in (GRANTED_BY, TABLESPACES, ENCODED_DATABASES, PLPGSQL)]
+    rules = [r.rewrite for r in (GRANTED_BY, TABLESPACES, ENCODED_DATABASES, PLPGSQL, UUID)]
     cases = {
         "GRANT app TO bob GRANTED BY rdsadmin;": "GRANT app TO bob;",
         'GRANT SELECT ON t TO "x" GRANTED BY "Owner";': 'GRANT SELECT ON t TO "x";',
@@ -149,6 +150,12 @@ def test_what_real_dumps_carry_that_a_sandbox_cannot_run_as_it_is() -> None:
         "CREATE EXTENSION plpgsql;": "CREATE EXTENSION IF NOT EXISTS plpgsql;",
         "CREATE PROCEDURAL LANGUAGE plpgsql;": "CREATE OR REPLACE PROCEDURAL LANGUAGE plpgsql;",
         "CREATE EXTENSION postgis;": "CREATE EXTENSION postgis;",
+        "CREATE TABLE t (id uuid DEFAULT public.gen_random_uuid() NOT NULL);": (
+            "CREATE TABLE t (id uuid DEFAULT pg_catalog.gen_random_uuid() NOT NULL);"
+        ),
+        "CREATE TABLE t (id uuid DEFAULT gen_random_uuid(), c text DEFAULT 'x.gen_random_uuid()');": (
+            "CREATE TABLE t (id uuid DEFAULT gen_random_uuid(), c text DEFAULT 'x.gen_random_uuid()');"
+        ),
     }
     for before, after in cases.items():
         assert run(before + "\n", rules) == after + "\n", before
