@@ -124,11 +124,13 @@ def test_no_byte_outside_the_rewritten_statements_changes(case: tuple[str, str],
 def test_what_real_dumps_carry_that_a_sandbox_cannot_run_as_it_is() -> None:
     from restorebox.restore.translate import (
         ENCODED_DATABASES,
-        GEN_RANDOM_UUID as UUID,
         GRANTED_BY,
         PLPGSQL,
         PUBLIC_SCHEMA,
         TABLESPACES,
+    )
+    from restorebox.restore.translate import (
+        GEN_RANDOM_UUID as UUID,
     )
 
     rules = [r.rewrite for r in (GRANTED_BY, TABLESPACES, ENCODED_DATABASES, PLPGSQL, UUID)]
