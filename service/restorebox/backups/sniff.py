@@ -58,13 +58,11 @@ def decompressing(raw: IO[bytes], compression: Compression) -> IO[bytes]:
     return raw
 
 
-class HashingReader(io.RawIOBase):
-    """Reads through to ``raw`` while hashing every byte, so one pass both scans a dump
-    and computes its checksum."""
+class ReadThrough(io.RawIOBase):
+    """Reads through to ``raw``, showing every chunk to ``seen`` (and counting them)."""
 
-    def __init__(self, raw: IO[bytes], digest: Any = None) -> None:
+    def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
-        self.digest = digest if digest is not None else hashlib.sha256()
         self.size = 0
 
     def readable(self) -> bool:
@@ -73,9 +71,24 @@ class HashingReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         data = self.raw.read(len(buffer))
         buffer[: len(data)] = data
-        self.digest.update(data)
         self.size += len(data)
+        self.seen(data)
         return len(data)
+
+    def seen(self, data: bytes) -> None:
+        return None
+
+
+class HashingReader(ReadThrough):
+    """Reads through to ``raw`` while hashing every byte, so one pass both scans a dump
+    and computes its checksum."""
+
+    def __init__(self, raw: IO[bytes], digest: Any = None) -> None:
+        super().__init__(raw)
+        self.digest = digest if digest is not None else hashlib.sha256()
+
+    def seen(self, data: bytes) -> None:
+        self.digest.update(data)
 
     def finish(self) -> tuple[str, int]:
         """Hash whatever the reader left unread; return (sha256 hex, size)."""

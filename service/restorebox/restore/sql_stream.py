@@ -11,10 +11,10 @@ import io
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import IO, Any
+from typing import IO
 
 from restorebox.backups.model import Compression
-from restorebox.backups.sniff import decompressing
+from restorebox.backups.sniff import ReadThrough, decompressing
 from restorebox.runtime import ExecResult, Runtime, UploadFile
 
 CHUNK = 1 << 20
@@ -34,23 +34,15 @@ def plain_sql(
             yield from _commented_head(chunks, tool_messages)
 
 
-class _Counting(io.RawIOBase):
-    """Reads through to ``raw``, telling ``tick`` how many bytes it has read so far."""
+class _Counting(ReadThrough):
+    """Tells ``tick`` how many bytes of the file have been read so far."""
 
     def __init__(self, raw: IO[bytes], tick: Tick) -> None:
-        self.raw = raw
+        super().__init__(raw)
         self.tick = tick
-        self.done = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.raw.read(len(buffer))
-        buffer[: len(data)] = data
-        self.done += len(data)
-        self.tick(self.done)
-        return len(data)
+    def seen(self, data: bytes) -> None:
+        self.tick(self.size)
 
 
 def _commented_head(chunks: Iterator[bytes], lines: int) -> Iterator[bytes]:
