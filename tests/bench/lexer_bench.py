@@ -12,7 +12,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from restorebox.restore.translate import CLEAN, guard_roles
+from restorebox.restore.role_rules import guard_roles
+from restorebox.restore.translate import CLEAN
 from restorebox.sql.rewrite import rewritten
 
 SED_BASELINE = (

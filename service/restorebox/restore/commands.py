@@ -8,7 +8,9 @@ import shlex
 from restorebox.backups.model import Backup
 from restorebox.models import Sandbox
 from restorebox.platforms.profiles import Profile
-from restorebox.restore.translate import Applied, guard_roles, rules_for
+from restorebox.restore.role_rules import guard_roles
+from restorebox.restore.rule import Applied
+from restorebox.restore.translate import rules_for
 
 NO_LABELS = " --no-security-labels"  # no label provider is loaded in a sandbox
 BOOTSTRAP_USER = "restorebox_bootstrap"  # images/postgres: initdb's superuser

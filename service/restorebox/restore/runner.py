@@ -50,11 +50,12 @@ from restorebox.restore.commands import (
 from restorebox.restore.errors_parse import StderrCollector
 from restorebox.restore.hints import HintContext, hint_for
 from restorebox.restore.plan import RestorePlan
+from restorebox.restore.rule import Applied
 from restorebox.restore.server_config import ServerConfig
 from restorebox.restore.server_loss import STOP_GRACE_SECONDS, fail_if_container_gone, server_lost
 from restorebox.restore.session import Session
 from restorebox.restore.sql_stream import ArchiveSql, plain_sql
-from restorebox.restore.translate import Applied, creates_public, notes_for, rules_for
+from restorebox.restore.translate import creates_public, notes_for, rules_for
 from restorebox.restore.uploads import (
     MemberLister,
     ProgressSink,

@@ -8,86 +8,23 @@ needs one (its SQL then streams ``pg_restore -f -`` -> the rules -> psql)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from restorebox.backups.model import Backup, major_of
 from restorebox.platforms.profiles import Profile
+from restorebox.restore.role_rules import GRANTED_BY, ROLES, SUPERUSER_OWNED
+from restorebox.restore.rule import Rule
 from restorebox.sql.lexer import Statement
-from restorebox.sql.rewrite import Rewrite, skipped
-
-
-@dataclass(frozen=True)
-class Rule:
-    since: int  # the major that introduced what the rule removes (0: no server accepts it)
-    rewrite: Rewrite
-    note: str
-
-
-IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_\x80-\xff][A-Za-z0-9_$\x80-\xff]*)'
-QNAME = rf"{IDENT}(?:\s*\.\s*{IDENT})?"
-
-
-class _Head:
-    """A pattern over a statement's code, from its first word, words apart by any space.
-    A statement whose first word is none the pattern starts with is passed over without
-    building its code (an --inserts dump is millions of INSERTs that no rule is for)."""
-
-    def __init__(self, pattern: str) -> None:
-        self.regex = re.compile(pattern.replace(" ", r"\s+"), re.IGNORECASE | re.DOTALL)
-        lead = re.match(r"(?:\(\?P<\w+>|\(\?:)?([A-Z|]+)", pattern)
-        assert lead is not None, pattern
-        self.words = frozenset(w.encode() for w in lead.group(1).split("|") if w)
-
-    def match(self, statement: Statement) -> re.Match[str] | None:
-        if statement.first_word not in self.words:
-            return None
-        return self.regex.match(statement.code)
-
-
-def _head(pattern: str) -> _Head:
-    return _Head(pattern)
-
-
-def skip_when(pattern: str, why: str) -> Rewrite:
-    """A rewrite that makes every statement matching ``pattern`` a comment."""
-    compiled = _head(pattern)
-
-    def rewrite(statement: Statement) -> str | None:
-        return skipped(statement, why) if compiled.match(statement) else None
-
-    return rewrite
-
-
-def insert_after(pattern: str, words: str, unless: str | None = None) -> Rewrite:
-    """A rewrite that puts ``words`` after what ``pattern`` matched (group ``at``, or the
-    whole match), unless the statement's code matches ``unless`` there."""
-    compiled = _head(pattern)
-    guard = re.compile(unless.replace(" ", r"\s+"), re.IGNORECASE) if unless else None
-
-    def rewrite(statement: Statement) -> str | None:
-        match = compiled.match(statement)
-        if match is None:
-            return None
-        at = match.end("at") if "at" in compiled.regex.groupindex else match.end()
-        if guard is not None and guard.match(statement.code, at):
-            return None
-        text = statement.text
-        return f"{text[:at]}{words}{text[at:]}"
-
-    return rewrite
-
-
-def chain(*rewrites: Rewrite) -> Rewrite:
-    """The first of ``rewrites`` that changes a statement."""
-
-    def rewrite(statement: Statement) -> str | None:
-        for each in rewrites:
-            if (text := each(statement)) is not None:
-                return text
-        return None
-
-    return rewrite
-
+from restorebox.sql.rewrite import (
+    IDENT,
+    IF_EXISTS,
+    QNAME,
+    Head,
+    Rewrite,
+    chain,
+    head,
+    insert_after,
+    skip_when,
+)
 
 # A newer pg_dump can copy a server's internal column options into the dump as
 # "ALTER COLUMN ... SET (pg_attver=...)", which no server accepts on restore.
@@ -178,10 +115,9 @@ DROPPED_KINDS = (
     "VIEW",
 )
 _KINDS = "|".join(sorted(DROPPED_KINDS, key=len, reverse=True))
-_IF_EXISTS = r"\s+IF EXISTS\b"
-_DROP_CONSTRAINT = _head(
-    rf"ALTER (?:FOREIGN )?TABLE(?P<t>)(?P<tif>{_IF_EXISTS})?(?:\s+ONLY)? {QNAME} "
-    rf"DROP CONSTRAINT(?P<c>)(?P<cif>{_IF_EXISTS})?\s"
+_DROP_CONSTRAINT = head(
+    rf"ALTER (?:FOREIGN )?TABLE(?P<t>)(?P<tif>{IF_EXISTS})?(?:\s+ONLY)? {QNAME} "
+    rf"DROP CONSTRAINT(?P<c>)(?P<cif>{IF_EXISTS})?\s"
 )
 
 
@@ -202,13 +138,13 @@ CLEAN = Rule(
     0,
     chain(
         # "DROP USER MAPPING FOR", "DROP CAST (", "DROP TRANSFORM FOR": after the kind.
-        insert_after(rf"DROP (?:{_KINDS})(?![A-Za-z0-9_$])", " IF EXISTS", _IF_EXISTS),
+        insert_after(rf"DROP (?:{_KINDS})(?![A-Za-z0-9_$])", " IF EXISTS", IF_EXISTS),
         _drop_constraint,
         insert_after(
             rf"ALTER (?:FOREIGN )?TABLE(?=(?:\s+ONLY)? {QNAME} ALTER (?:COLUMN )?{IDENT} "
             r"DROP DEFAULT\s*;)",
             " IF EXISTS",
-            _IF_EXISTS,
+            IF_EXISTS,
         ),
     ),
     "DROP statements of a --clean dump made IF EXISTS (the sandbox starts empty)",
@@ -221,45 +157,6 @@ PUBLIC_SCHEMA = Rule(
     insert_after(r'CREATE SCHEMA(?=\s+(?:public|"public")\s*;)', " IF NOT EXISTS"),
     "CREATE SCHEMA public (pg_dump before 11) made IF NOT EXISTS (every server has it)",
 )
-# pg_dumpall writes "CREATE ROLE x;" then "ALTER ROLE x WITH ...". A role that exists
-# already (made by a platform profile, by an earlier file, or the server's own) is an
-# error pg_dumpall's docs call harmless, yet it ends a load: the CREATE is made to pass
-# over an existing role, and the ALTER that follows sets its attributes either way.
-_CREATE_ROLE = _head(
-    rf"CREATE (?P<kind>ROLE|USER|GROUP) (?P<name>{IDENT})(?P<options>(?:\s+[^;]*)?);"
-)
-# CREATE ROLE options ALTER ROLE does not take: with them, an existing role is left be.
-_NOT_FOR_ALTER = re.compile(r"\b(?:IN\s+ROLE|IN\s+GROUP|ROLE|ADMIN|USER|SYSID)\b", re.I)
-
-
-def _create_role_if_missing(statement: Statement) -> str | None:
-    """CREATE ROLE (USER, GROUP) of a role the sandbox has already: its attributes are
-    set with ALTER ROLE instead, as the CREATE would have made them."""
-    match = _CREATE_ROLE.match(statement)
-    if match is None:
-        return None
-    text = statement.text
-    name = text[match.start("name") : match.end("name")]
-    options = text[match.start("options") : match.end("options")].strip()
-    if options[:4].upper() == "WITH":
-        options = options[4:].lstrip()
-    implied = {"USER": "LOGIN ", "GROUP": "NOLOGIN "}.get(match.group("kind").upper(), "")
-    if _NOT_FOR_ALTER.search(options) or not (options or implied):
-        instead = "NULL;"
-    else:
-        instead = f"ALTER ROLE {name} WITH {implied}{options};"
-    tag = "$restorebox$" if "$restorebox$" not in text else "$restorebox_role$"
-    return (
-        f"DO {tag} BEGIN {text[: match.end()]} EXCEPTION WHEN duplicate_object THEN "
-        f"{instead} END {tag};"
-    )
-
-
-ROLES = Rule(
-    0,
-    _create_role_if_missing,
-    "CREATE ROLE of a role the sandbox already has passes over it (its ALTER ROLE still applies)",
-)
 # No security label provider is loaded in a sandbox (pgsodium's transparent column
 # encryption, PostgreSQL Anonymizer, sepgsql label columns), so every SECURITY LABEL
 # fails. The labels are skipped; archives use pg_restore --no-security-labels.
@@ -268,29 +165,9 @@ SECURITY_LABELS = Rule(
     skip_when(r"SECURITY LABEL\b", "no label provider in a sandbox"),
     "SECURITY LABEL statements skipped (no label provider is loaded in a sandbox)",
 )
-# Role grants and privileges GRANTED BY a role: in a sandbox that role holds no ADMIN
-# OPTION on the file's roles (PostgreSQL 16 refuses it), so the restoring superuser
-# grants them; the grant is the same, its recorded grantor is not.
-_GRANT = _head(r"GRANT\b")
-_GRANTED_BY = re.compile(rf"\s+GRANTED\s+BY\s+(?:{IDENT})\s*;\s*$", re.IGNORECASE)
-
-
-def _without_granted_by(statement: Statement) -> str | None:
-    if not _GRANT.match(statement):
-        return None
-    match = _GRANTED_BY.search(statement.code)
-    return statement.text[: match.start()] + ";" if match else None
-
-
-GRANTED_BY = Rule(
-    0,
-    _without_granted_by,
-    "GRANTED BY dropped from grants: the restoring superuser grants them (the grantor "
-    "holds no ADMIN OPTION in a sandbox)",
-)
-_SET_TABLESPACE = _head(r"SET default_tablespace\s*(?:=|TO)\s*(?P<value>[^;]*);")
+_SET_TABLESPACE = head(r"SET default_tablespace\s*(?:=|TO)\s*(?P<value>[^;]*);")
 _DATABASE_TABLESPACE = re.compile(rf"\s+TABLESPACE\s*=?\s*{IDENT}", re.IGNORECASE)
-_CREATE_DATABASE = _head(r"CREATE DATABASE\b")
+_CREATE_DATABASE = head(r"CREATE DATABASE\b")
 
 
 def _default_tablespace(statement: Statement) -> str | None:
@@ -352,7 +229,7 @@ ENCODED_DATABASES = Rule(
 PLPGSQL = Rule(
     0,
     chain(
-        insert_after(r'CREATE EXTENSION(?=\s+"?plpgsql"?\b)', " IF NOT EXISTS", _IF_EXISTS),
+        insert_after(r'CREATE EXTENSION(?=\s+"?plpgsql"?\b)', " IF NOT EXISTS", IF_EXISTS),
         insert_after(
             r'CREATE(?= (?:TRUSTED )?(?:PROCEDURAL )?LANGUAGE "?plpgsql"?\s*;)', " OR REPLACE"
         ),
@@ -363,7 +240,7 @@ PLPGSQL = Rule(
 IMAGE_LOCALES = {"c", "posix", "c.utf-8", "c.utf8", "en_us.utf-8", "en_us.utf8"}
 
 
-def _replace_literal(head: _Head, old: str, new: str) -> Rewrite:
+def _replace_literal(head: Head, old: str, new: str) -> Rewrite:
     """In statements matching ``head``, every string literal ``'old'`` becomes ``'new'``."""
     quoted, replacement = f"'{old}'", f"'{new}'"
 
@@ -395,76 +272,6 @@ def locale_rules(locales: list[str]) -> list[Rule]:
     return rules
 
 
-def guard_roles(users: list[str]) -> Rule:
-    """No dump may drop, rename or demote the sandbox's own superuser (pg_dumpall files
-    carry role statements; a hostile plain file might too), nor the image's bootstrap
-    superuser (a dump of a restorebox sandbox names it). A statement about them is
-    skipped, however it is spelled (case, quotes, spaces, CURRENT_USER); a DROP of
-    several roles drops the others."""
-    protected = set(users)
-    about = _head(
-        rf"(?P<verb>CREATE|ALTER|DROP) (?:ROLE|USER|GROUP)(?P<if>{_IF_EXISTS})? "
-        rf"(?P<names>{IDENT}(?:\s*,\s*{IDENT})*)"
-    )
-
-    def is_protected(name: str) -> bool:
-        if name.startswith('"'):
-            return name[1:-1].replace('""', '"') in protected
-        return name.lower() in protected | {"current_user", "session_user", "current_role"}
-
-    def rewrite(statement: Statement) -> str | None:
-        match = about.match(statement)
-        if match is None:
-            return None
-        text = statement.text
-        names = re.findall(IDENT, text[match.start("names") : match.end("names")])
-        kept = [n for n in names if not is_protected(n)]
-        if len(kept) == len(names):
-            return None
-        if match.group("verb").upper() != "DROP" or not kept:
-            return skipped(statement, "the sandbox's own superuser is left as it is")
-        return f"{text[: match.start('names')]}{', '.join(kept)}{text[match.end('names') :]}"
-
-    return Rule(0, rewrite, "statements about the sandbox's own superuser skipped")
-
-
-# An event trigger's or a foreign-data wrapper's owner must be a superuser, a server's
-# must hold USAGE on its wrapper (granted later in the dump): a role restorebox made up
-# for the dump (NOLOGIN, no superuser) cannot own them. The OWNER TO is tried; where the
-# role may not, the object stays the restoring superuser's and the restore says so.
-_OWNER_TO = _head(
-    r"ALTER (?P<kind>EVENT TRIGGER|FOREIGN DATA WRAPPER|SERVER|(?:PROCEDURAL )?LANGUAGE) "
-    rf"(?P<name>{IDENT}) OWNER TO (?P<owner>{IDENT})\s*;"
-)
-OWNER_NOTE = "restorebox: "  # how psql's WARNING lines from these fallbacks begin
-
-
-def _owner_or_fallback(statement: Statement) -> str | None:
-    match = _OWNER_TO.match(statement)
-    if match is None:
-        return None
-    text = statement.text
-    what = f"{match.group('kind').lower()} {text[match.start('name') : match.end('name')]}"
-    owner = text[match.start("owner") : match.end("owner")]
-    tag = "$restorebox$" if "$restorebox$" not in text else "$restorebox_owner$"
-    note = (
-        f"{OWNER_NOTE}{what} stays owned by the restoring superuser: {owner} may not own it "
-        "(its owner must be a superuser, or hold a privilege the dump grants later)"
-    ).replace("'", "''")
-    return (
-        f"DO {tag} BEGIN {text[: match.end()]} EXCEPTION WHEN insufficient_privilege THEN "
-        f"RAISE WARNING '%', '{note}'; END {tag};"
-    )
-
-
-SUPERUSER_OWNED = Rule(
-    0,
-    _owner_or_fallback,
-    "objects only a superuser may own: OWNER TO tried, the restoring superuser kept where "
-    "the role may not (named in the warnings)",
-)
-
-
 def _ident(name: str) -> str:
     """A pattern for an identifier as pg_dump writes it: quoted or not."""
     return f'(?:"{re.escape(name)}"|{re.escape(name)})'
@@ -483,7 +290,7 @@ def _make_way(qname: str) -> str:
 
 
 def _prefix(pattern: str, prefix: str) -> Rewrite:
-    compiled = _head(pattern)
+    compiled = head(pattern)
 
     def rewrite(statement: Statement) -> str | None:
         return prefix + " " + statement.text if compiled.match(statement) else None
@@ -527,7 +334,7 @@ def platform_rules(backup: Backup, profile: Profile | None) -> list[Rule]:
 # pgcrypto was never updated names public.gen_random_uuid(), which a new CREATE EXTENSION
 # does not make. The call is made to the server's own, the same function.
 _QUALIFIED_UUID = re.compile(rf"{IDENT}\s*\.\s*gen_random_uuid\s*\(\s*\)")
-_USES_UUID = _head(r"(?:CREATE|ALTER)\b")
+_USES_UUID = head(r"(?:CREATE|ALTER)\b")
 
 
 def _core_gen_random_uuid(statement: Statement) -> str | None:
@@ -602,31 +409,3 @@ def notes_for(backup: Backup, major: int, profile: Profile | None = None) -> lis
     if backup.format != "plain" and backup.security_labels:
         return [SECURITY_LABELS.note]  # pg_restore --no-security-labels
     return []
-
-
-class Applied:
-    """Rules as rewrites that count the statements each one changed: the restore report
-    names only the rules that changed something, and how much."""
-
-    def __init__(self, rules: list[Rule]) -> None:
-        self.rules = rules
-        self.changed = [0] * len(rules)
-
-    def rewrites(self) -> list[Rewrite]:
-        return [self._counting(index, rule.rewrite) for index, rule in enumerate(self.rules)]
-
-    def _counting(self, index: int, rewrite: Rewrite) -> Rewrite:
-        def counted(statement: Statement) -> str | None:
-            text = rewrite(statement)
-            if text is not None:
-                self.changed[index] += 1
-            return text
-
-        return counted
-
-    def notes(self) -> list[str]:
-        return [
-            f"{rule.note} ({count} statement{'s' if count > 1 else ''})"
-            for rule, count in zip(self.rules, self.changed, strict=True)
-            if count
-        ]

@@ -9,6 +9,7 @@ into the original file."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from restorebox.sql.lexer import COPY, INSERTS, STATEMENT, Statement, units
@@ -71,3 +72,71 @@ def skipped(statement: Statement, why: str) -> str:
     # A block comment: the rest of the statement's last line is still read as SQL.
     summary = head.replace("*/", "* /").replace("/*", "/ *").replace("\x1a", "")
     return f"/* restorebox: {why}: {summary} */"
+
+
+# Building rewrites: patterns over a statement's code, from its first word.
+IF_EXISTS = r"\s+IF EXISTS\b"
+IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_\x80-\xff][A-Za-z0-9_$\x80-\xff]*)'
+QNAME = rf"{IDENT}(?:\s*\.\s*{IDENT})?"
+
+
+class Head:
+    """A pattern over a statement's code, from its first word, words apart by any space.
+    A statement whose first word is none the pattern starts with is passed over without
+    building its code (an --inserts dump is millions of INSERTs that no rule is for)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.regex = re.compile(pattern.replace(" ", r"\s+"), re.IGNORECASE | re.DOTALL)
+        lead = re.match(r"(?:\(\?P<\w+>|\(\?:)?([A-Z|]+)", pattern)
+        assert lead is not None, pattern
+        self.words = frozenset(w.encode() for w in lead.group(1).split("|") if w)
+
+    def match(self, statement: Statement) -> re.Match[str] | None:
+        if statement.first_word not in self.words:
+            return None
+        return self.regex.match(statement.code)
+
+
+def head(pattern: str) -> Head:
+    return Head(pattern)
+
+
+def skip_when(pattern: str, why: str) -> Rewrite:
+    """A rewrite that makes every statement matching ``pattern`` a comment."""
+    compiled = head(pattern)
+
+    def rewrite(statement: Statement) -> str | None:
+        return skipped(statement, why) if compiled.match(statement) else None
+
+    return rewrite
+
+
+def insert_after(pattern: str, words: str, unless: str | None = None) -> Rewrite:
+    """A rewrite that puts ``words`` after what ``pattern`` matched (group ``at``, or the
+    whole match), unless the statement's code matches ``unless`` there."""
+    compiled = head(pattern)
+    guard = re.compile(unless.replace(" ", r"\s+"), re.IGNORECASE) if unless else None
+
+    def rewrite(statement: Statement) -> str | None:
+        match = compiled.match(statement)
+        if match is None:
+            return None
+        at = match.end("at") if "at" in compiled.regex.groupindex else match.end()
+        if guard is not None and guard.match(statement.code, at):
+            return None
+        text = statement.text
+        return f"{text[:at]}{words}{text[at:]}"
+
+    return rewrite
+
+
+def chain(*rewrites: Rewrite) -> Rewrite:
+    """The first of ``rewrites`` that changes a statement."""
+
+    def rewrite(statement: Statement) -> str | None:
+        for each in rewrites:
+            if (text := each(statement)) is not None:
+                return text
+        return None
+
+    return rewrite

@@ -303,7 +303,8 @@ def test_a_roles_file_passes_over_roles_that_exist_and_platform_grantors() -> No
     GRANTED BY a platform role is dropped (it holds no ADMIN OPTION in a sandbox); the
     same lines keep their numbers."""
     from restorebox.platforms.profiles import SUPABASE
-    from restorebox.restore.translate import ROLES, rules_for
+    from restorebox.restore.role_rules import ROLES
+    from restorebox.restore.translate import rules_for
 
     roles = backup(None, None).model_copy(update={"creates_roles": ["postgres", "o'k"]})
     rules = rules_for(roles, 17, SUPABASE)

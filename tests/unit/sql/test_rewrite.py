@@ -7,7 +7,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from restorebox.restore.translate import CLEAN, ROLES, SECURITY_LABELS, guard_roles
+from restorebox.restore.role_rules import ROLES, guard_roles
+from restorebox.restore.translate import CLEAN, SECURITY_LABELS
 from restorebox.sql.rewrite import Rewrite, rewritten
 from tests.unit.sql.test_lexer import hostile_statement
 
@@ -169,7 +170,8 @@ def test_what_real_dumps_carry_that_a_sandbox_cannot_run_as_it_is() -> None:
 
 
 def test_the_report_names_only_the_rules_that_changed_something() -> None:
-    from restorebox.restore.translate import PLAIN_ALWAYS, Applied
+    from restorebox.restore.rule import Applied
+    from restorebox.restore.translate import PLAIN_ALWAYS
 
     applied = Applied(list(PLAIN_ALWAYS))
     run("GRANT a TO b GRANTED BY c;\nGRANT a TO d GRANTED BY c;\nSELECT 1;\n", applied.rewrites())
