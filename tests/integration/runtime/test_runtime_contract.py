@@ -183,7 +183,7 @@ def test_a_replacement_is_a_new_server_behind_the_same_port(
 
     engine = docker_sdk.from_env()
     deadline = time.monotonic() + 10
-    while engine.containers.list(all=True, filters={"label": f"{L.SANDBOX}={sid}"}):
+    while engine.api.containers(all=True, filters={"label": f"{L.SANDBOX}={sid}"}):
         assert time.monotonic() < deadline, "the old container (deleted on a thread) stayed"
         time.sleep(0.1)
     assert engine.networks.list(filters={"label": f"{L.SANDBOX}={sid}"}) == []
@@ -205,7 +205,7 @@ def test_isolation_made_ahead_serves_one_sandbox_each_and_is_cleared(
     docker_runtime.warm_up(template, 2)
     try:
         deadline = time.monotonic() + 30
-        while len(engine.containers.list(filters={**pooled, "status": "running"})) < 2:
+        while len(engine.api.containers(filters={**pooled, "status": "running"})) < 2:
             assert time.monotonic() < deadline, "the pool did not fill"
             time.sleep(0.1)
         assert len(engine.networks.list(filters=pooled)) == 2
@@ -223,14 +223,14 @@ def test_isolation_made_ahead_serves_one_sandbox_each_and_is_cleared(
         assert engine.containers.list(all=True, filters={"id": anchor.id}) == []
         [network] = anchor.attrs["NetworkSettings"]["Networks"]
         assert engine.networks.list(names=[network]) == []  # it served that sandbox only
-        while len(engine.containers.list(filters={**pooled, "status": "running"})) < 2:
+        while len(engine.api.containers(filters={**pooled, "status": "running"})) < 2:
             assert time.monotonic() < deadline + 30  # made again
             time.sleep(0.1)
     finally:
         docker_runtime.cool_down(pool_labels)
     mine = {"label": f"{L.INSTANCE}={instance}"}
     deadline = time.monotonic() + 10
-    while engine.containers.list(all=True, filters=mine):  # the reset's old one, on a thread
+    while engine.api.containers(all=True, filters=mine):  # the reset's old one, on a thread
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert engine.networks.list(filters=mine) == []
@@ -279,7 +279,7 @@ def test_a_reset_prepared_ahead_only_starts_and_what_is_prepared_goes_with_it(
     docker_runtime.prepare(nxt)
     standby = {"label": [f"{L.SANDBOX}={sid}", "restorebox.standby=true"], "status": "created"}
     deadline = time.monotonic() + 30
-    while not engine.containers.list(all=True, filters=standby):
+    while not engine.api.containers(all=True, filters=standby):
         assert time.monotonic() < deadline, "nothing was prepared"
         time.sleep(0.1)
     [prepared] = engine.containers.list(all=True, filters=standby)
@@ -289,22 +289,24 @@ def test_a_reset_prepared_ahead_only_starts_and_what_is_prepared_goes_with_it(
     assert again.endpoint == first.endpoint
     with connect(again.endpoint) as conn:  # type: ignore[arg-type]
         assert conn.execute("SELECT 1").fetchone() == (1,)
+    # The low-level listing polls: the SDK's list() inspects each container it finds, and
+    # one the runtime replaces or removes in between is a 404.
     # Prepared again, then the sandbox removed: nothing of it is left.
     docker_runtime.prepare(replace(spec(sid), replaces=again.id))
-    while not engine.containers.list(all=True, filters=standby):
+    while not engine.api.containers(all=True, filters=standby):
         assert time.monotonic() < deadline + 30, "nothing was prepared"
         time.sleep(0.1)
     docker_runtime.remove(again.id)
-    while engine.containers.list(all=True, filters={"label": f"{L.SANDBOX}={sid}"}):
+    while engine.api.containers(all=True, filters={"label": f"{L.SANDBOX}={sid}"}):
         assert time.monotonic() < deadline + 60, "something of the sandbox stayed"
         time.sleep(0.1)
     # A prepared container whose sandbox is gone (the service died) is pruned.
     orphan = docker_runtime.start(spec(sid))
     docker_runtime.prepare(replace(spec(sid), replaces=orphan.id))
-    while not engine.containers.list(all=True, filters=standby):
+    while not engine.api.containers(all=True, filters=standby):
         assert time.monotonic() < deadline + 90, "nothing was prepared"
         time.sleep(0.1)
     engine.containers.get(orphan.id).remove(force=True)  # outside the runtime
     pruned = docker_runtime.prune({L.INSTANCE: "contract"}, set())
     assert any(name.startswith(f"restorebox-contract-{sid}-") for name in pruned)
-    assert engine.containers.list(all=True, filters={"label": f"{L.SANDBOX}={sid}"}) == []
+    assert engine.api.containers(all=True, filters={"label": f"{L.SANDBOX}={sid}"}) == []
