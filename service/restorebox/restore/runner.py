@@ -78,7 +78,6 @@ FAST_SETTINGS = {
     "checkpoint_timeout": "30min",
     "autovacuum": "off",
 }
-STREAM_CHUNK = 1024 * 1024
 DISK_POLLS = 5  # progress polls (about a second each) between two looks at the disk
 STDOUT_KEPT = 64 * 1024  # what the service keeps of a command's stdout (it is discarded)
 

@@ -53,8 +53,8 @@ _DOLLAR_OPEN = re.compile(rb"\$[A-Za-z0-9_\x80-\xff]*")
 _COMMENT_MARK = re.compile(rb"/\*|\*/")
 # Most statements hold only plain text, standard strings and quoted names: one match, in
 # C, finds where they end (the paren count is checked after); the rest take the long way.
-_SIMPLE = re.compile(rb"(?:[^;'\"$\-/Ee]++|[Ee](?!')|-(?!-)|/(?!\*)|'[^']*+'|\"[^\"]*+\")*+;")
 _SIMPLE_BODY = rb"(?:[^;'\"$\-/Ee]++|[Ee](?!')|-(?!-)|/(?!\*)|'[^']*+'|\"[^\"]*+\")*+;"
+_SIMPLE = re.compile(_SIMPLE_BODY)
 _ONE_INSERT = re.compile(rb"INSERT\s" + _SIMPLE_BODY)
 _INSERT_RUN = re.compile(rb"(?:INSERT\s" + _SIMPLE_BODY + rb"(?:[ \t\r]*\n)*)++")
 _SIMPLE_LITERAL = re.compile(rb"('[^']*+')|(\"[^\"]*+\")")
@@ -62,7 +62,6 @@ _SIMPLE_LITERAL = re.compile(rb"('[^']*+')|(\"[^\"]*+\")")
 _ROUTINE = re.compile(rb"\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|PROCEDURE)\b", re.I)
 _COPY_FROM_STDIN = re.compile(rb"COPY\s.*\sFROM\s+stdin\b", re.I | re.S)
 _SCS = re.compile(rb"SET\s+standard_conforming_strings\s*(?:=|TO)\s*'?(on|off)'?", re.I)
-CHUNK = 1 << 20
 _COPY_PIECE = 4 << 20  # COPY data is handed on in pieces of about this size
 
 
